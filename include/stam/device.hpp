@@ -1,0 +1,25 @@
+#pragma once
+// Device and numeric precision selection, kept out of the model's code paths.
+#include <torch/types.h>
+
+#include <string>
+
+namespace stam {
+
+enum class Precision { kFp32, kBf16, kFp16 };
+
+Precision parse_precision(const std::string& name);  // throws UsageError
+std::string to_string(Precision p);
+c10::ScalarType scalar_type(Precision p);
+
+// "auto" -> CUDA when available else CPU; "cpu"; "cuda" or "cuda:N". Throws DeviceError with a
+// clear message when CUDA is asked for and not there, UsageError for unknown names.
+torch::Device resolve_device(const std::string& name);
+
+// Throws DeviceError when `p` cannot run on `device` with this LibTorch build.
+void check_precision(const torch::Device& device, Precision p);
+
+// Waits for queued device work so that wall-clock timings are honest on CUDA; no-op on CPU.
+void synchronize(const torch::Device& device);
+
+}  // namespace stam

@@ -1,0 +1,143 @@
+#pragma once
+// STAM: a ViT spatial encoder applied to every frame, a post-norm temporal transformer over the
+// frame embeddings, and a linear head. Submodule and parameter names mirror the official
+// checkpoint keys, so loading is a lookup by name.
+//
+// The model's code is dtype- and device-agnostic: it computes in whatever dtype and on whatever
+// device its parameters live; callers choose both with `to()` before or after loading.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace stam {
+
+class Checkpoint;
+
+struct StamConfig {
+  int64_t image_size = 224;
+  int64_t patch_size = 16;
+  int64_t in_chans = 3;
+  int64_t embed_dim = 768;
+  int64_t depth = 12;
+  int64_t num_heads = 12;  // spatial heads; the checkpoint does not store it (head dim 64)
+  int64_t mlp_hidden = 3072;
+  int64_t frames = 16;            // temporal position embedding rows - 1
+  int64_t temporal_layers = 6;
+  int64_t temporal_heads = 8;     // the reference fixes nn.TransformerEncoderLayer(nhead=8)
+  int64_t temporal_ffn = 2048;
+  int64_t num_classes = 400;
+  double eps = 1e-5;
+
+  // Every dimension read from the checkpoint's tensor shapes. Throws ModelError if the
+  // checkpoint is not a STAM state dict.
+  static StamConfig from_checkpoint(const Checkpoint& ckpt);
+  std::string describe() const;
+};
+
+// ---- spatial encoder (timm-style ViT) ----
+struct PatchEmbedImpl : torch::nn::Module {
+  explicit PatchEmbedImpl(const StamConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // (N,C,H,W) -> (N, patches, D)
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x);
+  int64_t heads;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct BlockImpl : torch::nn::Module {
+  explicit BlockImpl(const StamConfig& c);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+// ---- temporal encoder (PyTorch nn.TransformerEncoderLayer, post-norm, ReLU) ----
+struct SelfAttentionImpl : torch::nn::Module {
+  SelfAttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x);  // (B, L, D)
+  int64_t heads;
+  torch::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+struct EncoderLayerImpl : torch::nn::Module {
+  explicit EncoderLayerImpl(const StamConfig& c);
+  torch::Tensor forward(torch::Tensor x);
+  SelfAttention self_attn{nullptr};
+  torch::nn::Linear linear1{nullptr}, linear2{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+};
+TORCH_MODULE(EncoderLayer);
+
+struct TransformerEncoderImpl : torch::nn::Module {
+  explicit TransformerEncoderImpl(const StamConfig& c);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::ModuleList layers;
+  torch::nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(TransformerEncoder);
+
+struct TAggregateImpl : torch::nn::Module {
+  explicit TAggregateImpl(const StamConfig& c);
+  torch::Tensor forward(const torch::Tensor& frames);  // (B, T, D) -> (B, D)
+  torch::Tensor cls_token, pos_embed;
+  TransformerEncoder transformer_enc{nullptr};
+};
+TORCH_MODULE(TAggregate);
+
+// ---- the whole model ----
+struct StamImpl : torch::nn::Module {
+  explicit StamImpl(const StamConfig& c);
+
+  // Spatial encoder, per frame: (N, 3, S, S) in [0, 1] -> (N, D) CLS embeddings.
+  torch::Tensor encode_frames(const torch::Tensor& images);
+  // Temporal encoder, per window: (B, T, D) -> (B, D).
+  torch::Tensor encode_clip(const torch::Tensor& frame_embeddings);
+  // Head: (B, D) -> (B, classes) logits.
+  torch::Tensor classify(const torch::Tensor& clip_embedding);
+  // All three: (B*T, 3, S, S) with each video's T frames contiguous -> (B, classes).
+  torch::Tensor forward(const torch::Tensor& images);
+
+  StamConfig config;
+  PatchEmbed patch_embed{nullptr};
+  torch::Tensor cls_token, pos_embed;
+  torch::nn::ModuleList blocks;
+  torch::nn::LayerNorm norm{nullptr};
+  TAggregate aggregate{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+TORCH_MODULE(Stam);
+
+// The reference's initialisation (truncated normal std 0.02, zero biases, unit LayerNorms), for
+// runs without weights (bench) and tests.
+void init_random(Stam& model, uint64_t seed);
+
+// Copies every tensor of `ckpt` into `model` (any dtype/device), one tensor at a time. Missing,
+// unexpected or misshapen tensors throw ModelError naming the key and both shapes. When the
+// model has a different frame count than the checkpoint, the temporal position embedding is
+// resampled (CLS row kept, the T rows interpolated linearly along time).
+void load_weights(Stam& model, const Checkpoint& ckpt);
+
+// Linear resampling of a (1, T+1, D) temporal position embedding to (1, frames+1, D).
+torch::Tensor resample_temporal_pos_embed(const torch::Tensor& pos, int64_t frames);
+
+int64_t count_parameters(Stam& model);
+
+}  // namespace stam

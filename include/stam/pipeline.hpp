@@ -1,0 +1,90 @@
+#pragma once
+// From an input path to labelled scores: decode -> sample -> preprocess -> model -> top-k.
+// One Classifier holds the model; prepare() is thread-safe and can run on decode workers while
+// infer() runs the model.
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stam/device.hpp"
+#include "stam/model.hpp"
+#include "stam/sample.hpp"
+
+namespace stam {
+
+struct ModelOptions {
+  std::string weights;         // checkpoint path ("" = default location)
+  std::string labels;          // labels path ("" = default location)
+  int64_t frames = 0;          // 0 = the checkpoint's own T
+  int64_t top_k = 5;
+  std::string device = "auto";
+  Precision precision = Precision::kFp32;
+  int threads = 0;             // 0 = LibTorch's default
+  Sampling sampling = Sampling::kUniform;
+};
+
+// Where the model files are looked for by default: $STAM_MODELS_DIR, models/ beside the binary,
+// <prefix>/share/stam/models, the source tree's models/.
+std::vector<std::string> default_model_dirs();
+// First existing `name` in default_model_dirs(), else "" .
+std::string find_model_file(const std::string& name);
+
+struct Timings {
+  double decode_ms = 0, preprocess_ms = 0, spatial_ms = 0, temporal_ms = 0, total_ms = 0;
+};
+
+// A decoded and preprocessed input, ready for the model.
+struct Clip {
+  std::string input;
+  torch::Tensor pixels;  // (T, 3, S, S) uint8 RGB, CPU
+  std::vector<int64_t> frame_indices;
+  int64_t frame_count = 0;
+  double fps = 0;
+  Timings timings;  // decode and preprocess filled
+};
+
+struct Prediction {
+  int64_t index;
+  std::string label;
+  double score;  // softmax probability
+};
+
+struct Result {
+  std::string input;
+  int64_t frames = 0;
+  std::vector<int64_t> frame_indices;
+  std::vector<Prediction> top_k;
+  std::vector<float> logits;
+  Timings timings;
+  std::string device;
+  std::string precision;
+};
+
+class Classifier {
+ public:
+  // Loads labels and weights and moves the model to the device/precision. Throws ModelError,
+  // DeviceError or UsageError.
+  explicit Classifier(const ModelOptions& options);
+  ~Classifier();
+
+  // Decode, sample and preprocess one input. Thread-safe. Throws InputError.
+  Clip prepare(const std::string& input) const;
+  // Runs clips (same T) through the model as one batch.
+  std::vector<Result> infer(const std::vector<Clip>& clips);
+  // prepare + infer for one input.
+  Result classify(const std::string& input);
+
+  const StamConfig& config() const;
+  const std::vector<std::string>& labels() const;
+  std::string device_name() const;
+  double load_ms() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stam

@@ -1,0 +1,39 @@
+#pragma once
+// Shared helpers for the test suite: fixture paths, temp dirs, running the CLI.
+#include <filesystem>
+#include <string>
+
+namespace stam::test {
+
+std::string source_path(const std::string& rel);   // <repo>/rel
+std::string shared_path(const std::string& rel);   // <repo>/../shared/rel
+std::string fixture_path(const std::string& name); // <repo>/tests/fixtures/name
+std::string stam_binary();
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // the process's exit status, or 128+signal
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs `command` through /bin/sh with stdin from /dev/null, capturing stdout and stderr.
+CommandResult run_command(const std::string& command);
+
+// Quotes `s` for /bin/sh.
+std::string shell_quote(const std::string& s);
+
+}  // namespace stam::test
