@@ -1,0 +1,21 @@
+#include "commands.hpp"
+
+#include "stam/error.hpp"
+
+namespace stam::cli {
+
+int Commands::run() const {
+  for (const auto& c : list_)
+    if (c.app->parsed()) return c.run();
+  throw UsageError("no subcommand given (see stam --help)");
+}
+
+Commands register_commands(CLI::App& app) {
+  Commands cmds;
+  cmds.add(add_classify(app));
+  cmds.add(add_info(app));
+  cmds.add(add_batch(app));
+  return cmds;
+}
+
+}  // namespace stam::cli

@@ -1,0 +1,66 @@
+// stam: label human actions in videos with STAM, from the shell.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <iostream>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "stam/error.hpp"
+
+namespace {
+
+void setup_logging(int verbosity, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("stam");
+  logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::set_default_logger(logger);
+  if (quiet)
+    spdlog::set_level(spdlog::level::err);
+  else if (verbosity >= 2)
+    spdlog::set_level(spdlog::level::trace);
+  else if (verbosity == 1)
+    spdlog::set_level(spdlog::level::debug);
+  else
+    spdlog::set_level(spdlog::level::info);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"stam: recognise human actions in videos with STAM (Kinetics-400), natively."};
+  app.require_subcommand(1);
+  app.footer(stam::cli::exit_code_help());
+  app.set_version_flag("--version", "stam 0.1.0");
+  int verbosity = 0;
+  bool quiet = false;
+  app.add_flag("-v,--verbose", verbosity, "more log detail on stderr (-vv for trace)");
+  app.add_flag("-q,--quiet", quiet, "only errors on stderr");
+
+  auto commands = stam::cli::register_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return static_cast<int>(stam::Exit::kUsage);
+  }
+
+  setup_logging(verbosity, quiet);
+  try {
+    return commands.run();
+  } catch (const stam::Error& e) {
+    spdlog::error("{}", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    spdlog::critical("internal error: {}", e.what());
+    return static_cast<int>(stam::Exit::kInternal);
+  }
+}

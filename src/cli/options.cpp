@@ -1,0 +1,48 @@
+#include "options.hpp"
+
+namespace stam::cli {
+
+void add_model_options(CLI::App* app, ModelFlags& f) {
+  app->add_option("-w,--weights", f.opts.weights,
+                  "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth");
+  app->add_option("-f,--frames", f.opts.frames,
+                  "frames per video (default: the checkpoint's own T; others resample the "
+                  "temporal position embedding)")
+      ->check(CLI::Range(1, 4096));
+  app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
+      ->check(CLI::Range(1, 100000));
+  app->add_option("--device", f.opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  app->add_option("--precision", f.precision, "fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+  app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  app->add_option("--sampling", f.sampling,
+                  "uniform: T segment centres over the whole video; reference: the paper's "
+                  "protocol (T/10 fps from the start)")
+      ->check(CLI::IsMember({"uniform", "reference"}))
+      ->capture_default_str();
+  app->add_option("--labels", f.opts.labels,
+                  "class names, one a line (default: models/kinetics400_labels.txt)");
+}
+
+ModelOptions finish_model_options(const ModelFlags& f) {
+  ModelOptions o = f.opts;
+  o.precision = parse_precision(f.precision);
+  o.sampling = parse_sampling(f.sampling);
+  return o;
+}
+
+const char* exit_code_help() {
+  return "Exit codes:\n"
+         "  0    success\n"
+         "  1    internal error (a bug: please report it)\n"
+         "  2    usage error (bad command line)\n"
+         "  3    input error (video or folder missing, unreadable or undecodable)\n"
+         "  4    model error (weights or labels missing, corrupt or mismatched)\n"
+         "  5    device error (requested device or precision not available)\n"
+         "  6    batch: some inputs failed, the others were labelled\n"
+         "  130  interrupted (SIGINT/SIGTERM)\n";
+}
+
+}  // namespace stam::cli

@@ -1,0 +1,26 @@
+#pragma once
+// Command-line pieces shared by the subcommands.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "stam/pipeline.hpp"
+
+namespace stam::cli {
+
+// Options that choose and run the model; parsed into `opts` after CLI11 has parsed the line
+// (call finish_model_options once parsing is done).
+struct ModelFlags {
+  ModelOptions opts;
+  std::string precision = "fp32";
+  std::string sampling = "uniform";
+};
+
+void add_model_options(CLI::App* app, ModelFlags& flags);
+// Turns the string flags into enums; throws UsageError.
+ModelOptions finish_model_options(const ModelFlags& flags);
+
+// The exit-code table printed in --help footers and README.md.
+const char* exit_code_help();
+
+}  // namespace stam::cli
