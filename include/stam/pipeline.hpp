@@ -39,7 +39,7 @@ struct Timings {
 // A decoded and preprocessed input, ready for the model.
 struct Clip {
   std::string input;
-  torch::Tensor pixels;  // (T, 3, S, S) uint8 RGB, CPU
+  torch::Tensor pixels;  // (T, S, S, 3) uint8 RGB (HWC as decoded), CPU, pinned for CUDA
   std::vector<int64_t> frame_indices;
   int64_t frame_count = 0;
   double fps = 0;

@@ -1,0 +1,85 @@
+#include "stam/device.hpp"
+
+#include <ATen/Context.h>
+#include <torch/cuda.h>
+
+#include "stam/error.hpp"
+
+namespace stam {
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "fp16") return Precision::kFp16;
+  throw UsageError("unknown precision '" + name + "' (expected fp32, bf16 or fp16)");
+}
+
+std::string to_string(Precision p) {
+  switch (p) {
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kFp32:
+      break;
+  }
+  return "fp32";
+}
+
+c10::ScalarType scalar_type(Precision p) {
+  switch (p) {
+    case Precision::kBf16:
+      return torch::kBFloat16;
+    case Precision::kFp16:
+      return torch::kHalf;
+    case Precision::kFp32:
+      break;
+  }
+  return torch::kFloat;
+}
+
+namespace {
+
+torch::Device cuda_device(const std::string& name) {
+  int64_t index = 0;
+  if (name.size() > 5) {
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
+        digits.size() > 4)
+      throw UsageError("bad device '" + name + "' (expected cuda or cuda:N)");
+    index = std::stoll(digits);
+  }
+  if (!torch::cuda::is_available()) {
+    throw DeviceError(std::string("--device ") + name + ": no CUDA device is available (" +
+                      (at::hasCUDA() ? "no GPU found or driver missing"
+                                     : "this LibTorch build has no CUDA support") +
+                      "); use --device cpu or auto");
+  }
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (index >= count)
+    throw DeviceError("--device " + name + ": only " + std::to_string(count) +
+                      " CUDA device(s) present");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0 && (name.size() == 4 || name[4] == ':')) return cuda_device(name);
+  throw UsageError("unknown device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
+}
+
+void check_precision(const torch::Device& device, Precision p) {
+  // LibTorch's CPU kernels have no half-precision matrix multiply; bf16 has one.
+  if (p == Precision::kFp16 && device.is_cpu())
+    throw DeviceError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32");
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+}  // namespace stam

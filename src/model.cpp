@@ -1,0 +1,298 @@
+#include "stam/model.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "stam/checkpoint.hpp"
+#include "stam/error.hpp"
+
+namespace stam {
+
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+namespace {
+
+torch::nn::LayerNorm layer_norm(int64_t dim, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
+}
+
+// (B, L, 3*D) packed q|k|v -> three (B, heads, L, D/heads) tensors, q pre-scaled by
+// 1/sqrt(head_dim). Scaling q instead of the (L x L) scores is cheaper and equal up to rounding.
+std::array<torch::Tensor, 3> split_heads(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
+  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d / heads));
+  return {t[0] * scale, t[1], t[2]};
+}
+
+// softmax(q k^T) v with heads merged back: (B, heads, L, hd) x3 -> (B, L, heads*hd).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  auto attn = torch::matmul(q, k.transpose(-2, -1)).softmax(-1);
+  auto out = torch::matmul(attn, v);
+  return out.transpose(1, 2).flatten(2);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- spatial encoder
+
+PatchEmbedImpl::PatchEmbedImpl(const StamConfig& c) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size)
+                                    .stride(c.patch_size)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  return proj(x).flatten(2).transpose(1, 2);
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
+  qkv = register_module("qkv", torch::nn::Linear(dim, dim * 3));
+  proj = register_module("proj", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+  auto [q, k, v] = split_heads(qkv(x), heads);
+  return proj(attend(q, k, v));
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
+  fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }
+
+BlockImpl::BlockImpl(const StamConfig& c) {
+  norm1 = register_module("norm1", layer_norm(c.embed_dim, c.eps));
+  attn = register_module("attn", Attention(c.embed_dim, c.num_heads));
+  norm2 = register_module("norm2", layer_norm(c.embed_dim, c.eps));
+  mlp = register_module("mlp", Mlp(c.embed_dim, c.mlp_hidden));
+}
+
+// Pre-norm residual block.
+torch::Tensor BlockImpl::forward(torch::Tensor x) {
+  x = x + attn(norm1(x));
+  return x + mlp(norm2(x));
+}
+
+// ---------------------------------------------------------------- temporal encoder
+
+SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
+  out_proj = register_module("out_proj", torch::nn::Linear(dim, dim));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
+  auto [q, k, v] = split_heads(F::linear(x, in_proj_weight, in_proj_bias), heads);
+  return out_proj(attend(q, k, v));
+}
+
+EncoderLayerImpl::EncoderLayerImpl(const StamConfig& c) {
+  self_attn = register_module("self_attn", SelfAttention(c.embed_dim, c.temporal_heads));
+  linear1 = register_module("linear1", torch::nn::Linear(c.embed_dim, c.temporal_ffn));
+  linear2 = register_module("linear2", torch::nn::Linear(c.temporal_ffn, c.embed_dim));
+  norm1 = register_module("norm1", layer_norm(c.embed_dim, c.eps));
+  norm2 = register_module("norm2", layer_norm(c.embed_dim, c.eps));
+}
+
+// Post-norm, as nn.TransformerEncoderLayer's default (norm_first=False), ReLU feed-forward.
+torch::Tensor EncoderLayerImpl::forward(torch::Tensor x) {
+  x = norm1(x + self_attn(x));
+  return norm2(x + linear2(torch::relu(linear1(x))));
+}
+
+TransformerEncoderImpl::TransformerEncoderImpl(const StamConfig& c) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.temporal_layers; ++i) layers->push_back(EncoderLayer(c));
+  norm = register_module("norm", layer_norm(c.embed_dim, c.eps));
+}
+
+torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
+  for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x);
+  return norm(x);
+}
+
+TAggregateImpl::TAggregateImpl(const StamConfig& c) {
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.frames + 1, c.embed_dim}));
+  transformer_enc = register_module("transformer_enc", TransformerEncoder(c));
+}
+
+// The reference runs the encoder sequence-first; attention is per video either way, so we keep
+// batch-first and skip two transposes.
+torch::Tensor TAggregateImpl::forward(const torch::Tensor& frames) {
+  auto x = torch::cat({cls_token.expand({frames.size(0), -1, -1}), frames}, 1) + pos_embed;
+  return transformer_enc(x).select(1, 0);
+}
+
+// ---------------------------------------------------------------- STAM
+
+StamImpl::StamImpl(const StamConfig& c) : config(c) {
+  const int64_t grid = c.image_size / c.patch_size;
+  patch_embed = register_module("patch_embed", PatchEmbed(c));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, grid * grid + 1, c.embed_dim}));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(Block(c));
+  norm = register_module("norm", layer_norm(c.embed_dim, c.eps));
+  aggregate = register_module("aggregate", TAggregate(c));
+  head = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
+}
+
+torch::Tensor StamImpl::encode_frames(const torch::Tensor& images) {
+  auto x = patch_embed(images);
+  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) + pos_embed;
+  for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
+  // Only the CLS token is used: normalise just that row (LayerNorm is per token).
+  return norm(x.select(1, 0));
+}
+
+torch::Tensor StamImpl::encode_clip(const torch::Tensor& frame_embeddings) {
+  return aggregate(frame_embeddings);
+}
+
+torch::Tensor StamImpl::classify(const torch::Tensor& clip_embedding) { return head(clip_embedding); }
+
+torch::Tensor StamImpl::forward(const torch::Tensor& images) {
+  auto frames = encode_frames(images);
+  auto clip = frames.view({-1, config.frames, config.embed_dim});
+  return classify(encode_clip(clip));
+}
+
+// ---------------------------------------------------------------- config
+
+namespace {
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::ostringstream o;
+  o << s;
+  return o.str();
+}
+
+const std::vector<int64_t>& shape_of(const Checkpoint& ckpt, const std::string& key,
+                                     size_t rank) {
+  const auto& e = ckpt.entry(key);
+  if (e.sizes.size() != rank)
+    throw ModelError(ckpt.path() + ": '" + key + "' has shape " + shape_str(e.sizes) +
+                     ", expected " + std::to_string(rank) + " dimensions");
+  return e.sizes;
+}
+
+int64_t count_indexed(const Checkpoint& ckpt, const std::string& prefix,
+                      const std::string& suffix) {
+  int64_t n = 0;
+  while (ckpt.contains(prefix + std::to_string(n) + suffix)) ++n;
+  return n;
+}
+
+}  // namespace
+
+StamConfig StamConfig::from_checkpoint(const Checkpoint& ckpt) {
+  if (!ckpt.contains("aggregate.pos_embed") || !ckpt.contains("patch_embed.proj.weight"))
+    throw ModelError(ckpt.path() +
+                     ": not a STAM state dict (no 'patch_embed.proj.weight' or "
+                     "'aggregate.pos_embed' tensor)");
+  StamConfig c;
+  const auto& proj = shape_of(ckpt, "patch_embed.proj.weight", 4);
+  c.embed_dim = proj[0];
+  c.in_chans = proj[1];
+  c.patch_size = proj[2];
+  const int64_t tokens = shape_of(ckpt, "pos_embed", 3)[1] - 1;
+  const auto grid = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(tokens))));
+  if (grid * grid != tokens || proj[2] != proj[3])
+    throw ModelError(ckpt.path() + ": 'pos_embed' has " + std::to_string(tokens) +
+                     " patch tokens, not a square grid of square patches");
+  c.image_size = grid * c.patch_size;
+  c.depth = count_indexed(ckpt, "blocks.", ".norm1.weight");
+  // ViT checkpoints do not record their head count; every standard ViT uses head dim 64.
+  c.num_heads = c.embed_dim % 64 == 0 ? c.embed_dim / 64 : 1;
+  c.mlp_hidden = shape_of(ckpt, "blocks.0.mlp.fc1.weight", 2)[0];
+  c.frames = shape_of(ckpt, "aggregate.pos_embed", 3)[1] - 1;
+  c.temporal_layers = count_indexed(ckpt, "aggregate.transformer_enc.layers.", ".linear1.weight");
+  c.temporal_ffn = shape_of(ckpt, "aggregate.transformer_enc.layers.0.linear1.weight", 2)[0];
+  c.num_classes = shape_of(ckpt, "head.weight", 2)[0];
+  if (c.embed_dim % c.temporal_heads != 0 || c.frames < 1 || c.depth < 1)
+    throw ModelError(ckpt.path() + ": inconsistent STAM dimensions: " + c.describe());
+  return c;
+}
+
+std::string StamConfig::describe() const {
+  std::ostringstream o;
+  o << "ViT " << image_size << "px/" << patch_size << " dim " << embed_dim << " depth " << depth
+    << " heads " << num_heads << " mlp " << mlp_hidden << "; temporal " << temporal_layers
+    << " layers x " << temporal_heads << " heads ffn " << temporal_ffn << " over " << frames
+    << " frames; " << num_classes << " classes";
+  return o.str();
+}
+
+// ---------------------------------------------------------------- weights
+
+void init_random(Stam& model, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  for (auto& p : model->named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor& t = p.value();
+    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    if (is_bias) {
+      t.zero_();
+    } else if (name.find("norm") != std::string::npos) {
+      t.fill_(1.0);
+    } else {
+      // Truncated normal, std 0.02, cut at +-2 (as the reference's trunc_normal_).
+      t.normal_(0.0, 0.02).clamp_(-2.0, 2.0);
+    }
+  }
+}
+
+torch::Tensor resample_temporal_pos_embed(const torch::Tensor& pos, int64_t frames) {
+  auto cls = pos.index({Slice(), Slice(0, 1)});
+  auto rows = pos.index({Slice(), Slice(1, torch::indexing::None)}).transpose(1, 2);
+  auto resized = F::interpolate(
+      rows.to(torch::kFloat),
+      F::InterpolateFuncOptions().size(std::vector<int64_t>{frames}).mode(torch::kLinear)
+          .align_corners(false));
+  return torch::cat({cls, resized.to(pos.dtype()).transpose(1, 2)}, 1);
+}
+
+void load_weights(Stam& model, const Checkpoint& ckpt) {
+  torch::NoGradGuard no_grad;
+  auto params = model->named_parameters();
+  for (const auto& e : ckpt.entries())
+    if (!params.contains(e.key))
+      throw ModelError(ckpt.path() + ": unexpected tensor '" + e.key + "' of shape " +
+                       shape_str(e.sizes) + " (not part of " + model->config.describe() + ")");
+  for (auto& p : params) {
+    const std::string& key = p.key();
+    torch::Tensor& dst = p.value();
+    if (!ckpt.contains(key))
+      throw ModelError(ckpt.path() + ": missing tensor '" + key + "' (expected shape " +
+                       shape_str(dst.sizes()) + ")");
+    const auto& e = ckpt.entry(key);
+    torch::Tensor src = ckpt.load(key);
+    const bool resample = key == "aggregate.pos_embed" && e.sizes.size() == 3 &&
+                          e.sizes[0] == 1 && e.sizes[2] == dst.size(2) && e.sizes[1] != dst.size(1);
+    if (resample) {
+      spdlog::warn("checkpoint was trained on {} frames, running {}: resampling the temporal "
+                   "position embedding linearly", e.sizes[1] - 1, dst.size(1) - 1);
+      src = resample_temporal_pos_embed(src, dst.size(1) - 1);
+    }
+    if (src.sizes() != dst.sizes())
+      throw ModelError(ckpt.path() + ": tensor '" + key + "' has shape " +
+                       shape_str(src.sizes()) + ", the model expects " +
+                       shape_str(dst.sizes()));
+    dst.copy_(src);  // converts dtype and moves to the model's device
+  }
+}
+
+int64_t count_parameters(Stam& model) {
+  int64_t n = 0;
+  for (const auto& p : model->parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace stam

@@ -1,0 +1,226 @@
+#include "stam/pipeline.hpp"
+
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "stam/checkpoint.hpp"
+#include "stam/decode.hpp"
+#include "stam/error.hpp"
+#include "stam/labels.hpp"
+#include "stam/preprocess.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stam {
+
+// ---------------------------------------------------------------- model files
+
+std::vector<std::string> default_model_dirs() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("STAM_MODELS_DIR"); env && *env) dirs.emplace_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back((exe.parent_path() / "models").string());
+    dirs.push_back((exe.parent_path().parent_path() / "share/stam/models").string());
+  }
+  dirs.emplace_back(STAM_INSTALL_MODELS_DIR);
+  dirs.emplace_back(STAM_SOURCE_MODELS_DIR);
+  return dirs;
+}
+
+std::string find_model_file(const std::string& name) {
+  for (const auto& dir : default_model_dirs()) {
+    std::error_code ec;
+    const fs::path p = fs::path(dir) / name;
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  return "";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string resolve_weights(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::string p = find_model_file("stam_16.pth");
+  if (p.empty())
+    throw ModelError(
+        "no weights: models/stam_16.pth not found (looked in $STAM_MODELS_DIR, models/ beside "
+        "the binary, the install prefix and the source tree). Download it with "
+        "`scripts/download_models.sh 16`, or pass --weights PATH");
+  return p;
+}
+
+std::string resolve_labels(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::string p = find_model_file("kinetics400_labels.txt");
+  if (p.empty())
+    throw ModelError("models/kinetics400_labels.txt not found; pass --labels FILE");
+  return p;
+}
+
+std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
+                                        const std::vector<std::string>& labels) {
+  auto [values, indices] = probs.topk(std::min<int64_t>(k, probs.size(0)));
+  std::vector<Prediction> out;
+  for (int64_t i = 0; i < values.size(0); ++i) {
+    const int64_t idx = indices[i].item<int64_t>();
+    out.push_back({idx, labels[static_cast<size_t>(idx)], values[i].item<double>()});
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- classifier
+
+struct Classifier::Impl {
+  ModelOptions opts;
+  std::vector<std::string> labels;
+  torch::Device device{torch::kCPU};
+  c10::ScalarType dtype = torch::kFloat;
+  StamConfig config;
+  Stam model{nullptr};
+  double load_ms = 0;
+};
+
+Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Impl>()) {
+  const auto t0 = Clock::now();
+  Impl& m = *impl_;
+  m.opts = options;
+  if (options.threads > 0) at::set_num_threads(options.threads);
+  m.device = resolve_device(options.device);
+  check_precision(m.device, options.precision);
+  m.dtype = scalar_type(options.precision);
+
+  const std::string weights = resolve_weights(options.weights);
+  Checkpoint ckpt = Checkpoint::open(weights);
+  m.config = StamConfig::from_checkpoint(ckpt);
+  if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
+
+  const std::string labels_path = resolve_labels(options.labels);
+  m.labels = read_labels(labels_path);
+  if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
+    throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
+                     weights + " has " + std::to_string(m.config.num_classes) + " classes");
+
+  // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
+  // each tensor in place and no second full copy of the weights ever exists.
+  m.model = Stam(m.config);
+  m.model->to(m.device, m.dtype);
+  load_weights(m.model, ckpt);
+  m.model->eval();
+  m.load_ms = ms_since(t0);
+  spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
+               device_name(), to_string(options.precision), m.load_ms, at::get_num_threads());
+}
+
+Classifier::~Classifier() = default;
+
+Clip Classifier::prepare(const std::string& input) const {
+  const Impl& m = *impl_;
+  Clip clip;
+  clip.input = input;
+  auto t0 = Clock::now();
+  VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling);
+  clip.timings.decode_ms = ms_since(t0);
+  if (!frames.warning.empty()) spdlog::warn("{}: {}", input, frames.warning);
+
+  t0 = Clock::now();
+  const int64_t s = m.config.image_size, t = static_cast<int64_t>(frames.images.size());
+  clip.pixels = torch::empty(
+      {t, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(m.device.is_cuda()));
+  for (int64_t i = 0; i < t; ++i) {
+    cv::Mat crop = preprocess_frame(frames.images[static_cast<size_t>(i)], static_cast<int>(s));
+    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, clip.pixels[i].data_ptr());
+    crop.copyTo(dst);
+  }
+  clip.timings.preprocess_ms = ms_since(t0);
+  clip.frame_indices = std::move(frames.indices);
+  clip.frame_count = frames.frame_count;
+  clip.fps = frames.fps;
+  return clip;
+}
+
+std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
+  Impl& m = *impl_;
+  if (clips.empty()) return {};
+  c10::InferenceMode guard;
+  std::vector<torch::Tensor> pixels;
+  for (const auto& c : clips) {
+    if (c.pixels.size(0) != m.config.frames)
+      throw InputError(c.input + ": clip has " + std::to_string(c.pixels.size(0)) +
+                       " frames, the model runs " + std::to_string(m.config.frames));
+    pixels.push_back(c.pixels);
+  }
+  const auto b = static_cast<int64_t>(clips.size());
+
+  auto t0 = Clock::now();
+  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype.
+  // Batch into one (pinned, when feeding a GPU) host buffer so the upload can be asynchronous;
+  // the synchronize() below keeps the buffer alive until the copy is done.
+  auto host = b == 1 ? pixels.front()
+                     : torch::cat_out(torch::empty({b * m.config.frames, m.config.image_size,
+                                                    m.config.image_size, 3},
+                                                   pixels.front().options().pinned_memory(
+                                                       m.device.is_cuda())),
+                                      pixels, 0);
+  auto x = host.to(m.device, /*non_blocking=*/true);
+  x = x.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).to(m.dtype).contiguous();
+  auto frame_emb = m.model->encode_frames(x);
+  synchronize(m.device);
+  const double spatial_ms = ms_since(t0);
+
+  t0 = Clock::now();
+  auto clip_emb = m.model->encode_clip(frame_emb.view({b, m.config.frames, -1}));
+  auto logits = m.model->classify(clip_emb).to(torch::kCPU, torch::kFloat);
+  const double temporal_ms = ms_since(t0);
+  auto probs = logits.softmax(1);
+
+  std::vector<Result> results;
+  for (int64_t i = 0; i < b; ++i) {
+    const Clip& c = clips[static_cast<size_t>(i)];
+    Result r;
+    r.input = c.input;
+    r.frames = m.config.frames;
+    r.frame_indices = c.frame_indices;
+    r.top_k = top_predictions(probs[i], m.opts.top_k, m.labels);
+    auto row = logits[i].contiguous();
+    r.logits.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+    r.timings = c.timings;
+    r.timings.spatial_ms = spatial_ms / static_cast<double>(b);
+    r.timings.temporal_ms = temporal_ms / static_cast<double>(b);
+    r.timings.total_ms = r.timings.decode_ms + r.timings.preprocess_ms + r.timings.spatial_ms +
+                         r.timings.temporal_ms;
+    r.device = device_name();
+    r.precision = to_string(m.opts.precision);
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+Result Classifier::classify(const std::string& input) {
+  const auto t0 = Clock::now();
+  Result r = std::move(infer({prepare(input)}).front());
+  r.timings.total_ms = ms_since(t0);
+  return r;
+}
+
+const StamConfig& Classifier::config() const { return impl_->config; }
+const std::vector<std::string>& Classifier::labels() const { return impl_->labels; }
+std::string Classifier::device_name() const { return impl_->device.str(); }
+double Classifier::load_ms() const { return impl_->load_ms; }
+
+}  // namespace stam
