@@ -171,12 +171,12 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype.
   // Batch into one (pinned, when feeding a GPU) host buffer so the upload can be asynchronous;
   // the synchronize() below keeps the buffer alive until the copy is done.
-  auto host = b == 1 ? pixels.front()
-                     : torch::cat_out(torch::empty({b * m.config.frames, m.config.image_size,
-                                                    m.config.image_size, 3},
-                                                   pixels.front().options().pinned_memory(
-                                                       m.device.is_cuda())),
-                                      pixels, 0);
+  torch::Tensor host = pixels.front();
+  if (b > 1) {
+    host = torch::empty({b * m.config.frames, m.config.image_size, m.config.image_size, 3},
+                        host.options().pinned_memory(m.device.is_cuda()));
+    torch::cat_out(host, pixels, 0);
+  }
   auto x = host.to(m.device, /*non_blocking=*/true);
   x = x.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).to(m.dtype).contiguous();
   auto frame_emb = m.model->encode_frames(x);

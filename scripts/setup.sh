@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages stam needs and builds it into build/.
+#   scripts/setup.sh            (as root, or with sudo available)
+# Set STAM_FIXTURE_DEPS=1 to also install what scripts/*.py need to regenerate test fixtures.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(build-essential cmake libtorch-dev libopencv-dev libcli11-dev libspdlog-dev libgtest-dev
+          nlohmann-json3-dev libopenblas0-openmp ffmpeg ca-certificates curl)
+if [ "${STAM_FIXTURE_DEPS:-0}" = 1 ]; then
+  packages+=(python3-torch python3-numpy python3-pil python3-av)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"${STAM_JOBS:-2}"

@@ -1,0 +1,165 @@
+// The `stam` executable as a user runs it: output formats, exit codes, error messages.
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <torch/cuda.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+
+using stam::test::fixture_path;
+using stam::test::run_command;
+using stam::test::shared_path;
+using stam::test::shell_quote;
+
+namespace {
+
+std::string stam_cmd(const std::string& args) {
+  return shell_quote(stam::test::stam_binary()) + " " + args;
+}
+
+std::string tiny() { return "--weights " + shell_quote(fixture_path("tiny_stam.pth")); }
+
+std::string video(const std::string& name) {
+  return shell_quote(shared_path("testdata/videos/" + name));
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST(Cli, ClassifyJsonHasTheDocumentedFields) {
+  auto r = run_command(stam_cmd("classify " + video("arm_wrestling_340x256_28fps.mp4") + " " +
+                                tiny() + " --format json --logits --top-k 3 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(contains(j["input"].get<std::string>(), "arm_wrestling"));
+  EXPECT_EQ(j["frames"], 8);
+  EXPECT_EQ(j["frame_indices"].size(), 8u);
+  ASSERT_EQ(j["top_k"].size(), 3u);
+  for (const auto& p : j["top_k"]) {
+    EXPECT_TRUE(p.contains("index") && p.contains("label") && p.contains("score"));
+    EXPECT_GT(p["score"].get<double>(), 0.0);
+    EXPECT_LE(p["score"].get<double>(), 1.0);
+  }
+  for (const char* k : {"decode", "preprocess", "spatial", "temporal", "total"})
+    EXPECT_TRUE(j["timings_ms"].contains(k)) << k;
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_EQ(j["logits"].size(), 400u);
+  EXPECT_TRUE(r.err.empty()) << "-q must silence logs: " << r.err;
+}
+
+TEST(Cli, ClassifyTextShowsTableAndTimings) {
+  auto r = run_command(stam_cmd("classify " + video("mpeg4_320x240_25fps.avi") + " " + tiny()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "rank")) << r.out;
+  EXPECT_TRUE(contains(r.out, "timings: decode")) << r.out;
+  EXPECT_TRUE(contains(r.err, "loaded")) << "logs go to stderr: " << r.err;
+}
+
+TEST(Cli, FramesFolderClassifies) {
+  stam::test::TempDir dir;
+  for (int i = 0; i < 12; ++i) {
+    cv::Mat img(240, 320, CV_8UC3, cv::Scalar(i * 20, 255 - i * 20, (i * 57) % 256));
+    char name[32];
+    std::snprintf(name, sizeof name, "frame_%03d.png", i);
+    ASSERT_TRUE(cv::imwrite(dir.file(name), img));
+  }
+  auto r = run_command(stam_cmd("classify " + shell_quote(dir.path().string()) + " " + tiny() +
+                                " --format json -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["frame_indices"], nlohmann::json({0, 2, 3, 5, 6, 8, 9, 11}));
+}
+
+TEST(Cli, FramesOtherThanTrainedWarnAndRun) {
+  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
+                                " --frames 4 --format json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["frame_indices"].size(), 4u);
+  EXPECT_TRUE(contains(r.err, "resampling")) << r.err;
+}
+
+TEST(Cli, MissingInputIsAnInputError) {
+  auto r = run_command(stam_cmd("classify /nonexistent/clip.mp4 " + tiny()));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(contains(r.err, "/nonexistent/clip.mp4")) << r.err;
+}
+
+TEST(Cli, NonVideoIsAnInputError) {
+  stam::test::TempDir dir;
+  std::ofstream(dir.file("notes.mp4")) << "this is not a video\n";
+  auto r = run_command(stam_cmd("classify " + shell_quote(dir.file("notes.mp4")) + " " + tiny()));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(contains(r.err, "notes.mp4")) << r.err;
+}
+
+TEST(Cli, EmptyFolderIsAnInputError) {
+  stam::test::TempDir dir;
+  auto r = run_command(stam_cmd("classify " + shell_quote(dir.path().string()) + " " + tiny()));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(contains(r.err, dir.path().string())) << r.err;
+}
+
+TEST(Cli, WeightsErrorsAreModelErrors) {
+  auto missing = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") +
+                                      " --weights /nonexistent/stam_16.pth"));
+  EXPECT_EQ(missing.exit_code, 4);
+  EXPECT_TRUE(contains(missing.err, "/nonexistent/stam_16.pth")) << missing.err;
+
+  auto shape = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") +
+                                    " --weights " + shell_quote(fixture_path("micro_badshape.pth")) +
+                                    " --labels " + shell_quote(fixture_path("micro_labels.txt"))));
+  EXPECT_EQ(shape.exit_code, 4);
+  EXPECT_TRUE(contains(shape.err, "blocks.0.mlp.fc2.weight")) << shape.err;
+
+  auto key = run_command(stam_cmd("info --weights " + shell_quote(fixture_path("micro_missing.pth"))));
+  EXPECT_EQ(key.exit_code, 4);
+  EXPECT_TRUE(contains(key.err, "blocks.0.attn.proj.bias")) << key.err;
+}
+
+TEST(Cli, DefaultWeightsMissingSaysHowToDownload) {
+  stam::test::TempDir empty;
+  auto r = run_command("STAM_MODELS_DIR=" + shell_quote(empty.path().string()) + " " +
+                       stam_cmd("classify " + video("short_32frames_30fps.mp4")));
+  // The source tree's models/ is searched too: the check holds where no stam_16.pth was downloaded.
+  if (!std::filesystem::exists(stam::test::source_path("models/stam_16.pth"))) {
+    EXPECT_EQ(r.exit_code, 4);
+    EXPECT_TRUE(contains(r.err, "download_models.sh")) << r.err;
+  }
+}
+
+TEST(Cli, UsageErrorsExitWith2) {
+  EXPECT_EQ(run_command(stam_cmd("classify")).exit_code, 2);
+  EXPECT_EQ(run_command(stam_cmd("classify x.mp4 --top-k zero")).exit_code, 2);
+  EXPECT_EQ(run_command(stam_cmd("classify x.mp4 --precision fp8")).exit_code, 2);
+  EXPECT_EQ(run_command(stam_cmd("frobnicate")).exit_code, 2);
+}
+
+TEST(Cli, HelpListsExitCodes) {
+  auto r = run_command(stam_cmd("classify --help"));
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "Exit codes")) << r.out;
+}
+
+TEST(Cli, InfoDescribesACheckpoint) {
+  auto r = run_command(stam_cmd("info " + tiny()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "zip")) << r.out;
+  EXPECT_TRUE(contains(r.out, "'model'")) << r.out;
+  EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
+}
+
+TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {
+  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
+                                " --device cuda"));
+  if (!torch::cuda::is_available()) {
+    EXPECT_EQ(r.exit_code, 5);
+    EXPECT_TRUE(contains(r.err, "CUDA")) << r.err;
+  }
+}

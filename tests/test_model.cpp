@@ -1,0 +1,164 @@
+// Model parity against the PyTorch reference (scripts/reference_stam.py) and the full-size shape.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "stam/checkpoint.hpp"
+#include "stam/error.hpp"
+#include "stam/model.hpp"
+#include "test_util.hpp"
+
+using stam::test::fixture_path;
+
+namespace {
+
+nlohmann::json expected() {
+  std::ifstream in(fixture_path("tiny_stam_expected.json"));
+  return nlohmann::json::parse(in);
+}
+
+torch::Tensor as_tensor(const nlohmann::json& values) {
+  return torch::tensor(values.get<std::vector<double>>(), torch::kDouble);
+}
+
+// max |a - b| / max |b|: the parity measure the issue sets (<= 1e-5).
+double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
+  auto a64 = a.to(torch::kDouble).flatten(), b64 = b.to(torch::kDouble).flatten();
+  return ((a64 - b64).abs().max() / b64.abs().max()).item<double>();
+}
+
+// The integer pattern scripts/reference_stam.py feeds the reference, rebuilt exactly.
+torch::Tensor pattern_frames(int64_t t, int64_t size) {
+  auto ti = torch::arange(t).view({t, 1, 1, 1});
+  auto c = torch::arange(3).view({1, 3, 1, 1});
+  auto h = torch::arange(size).view({1, 1, size, 1});
+  auto w = torch::arange(size).view({1, 1, 1, size});
+  auto v = (ti * 37 + c * 101 + h * 7 + w * 3 + (h * w) % 11) % 256;
+  return v.to(torch::kFloat) / 255.0;
+}
+
+stam::Stam load(const std::string& name, int64_t frames = 0) {
+  auto ckpt = stam::Checkpoint::open(fixture_path(name));
+  auto cfg = stam::StamConfig::from_checkpoint(ckpt);
+  if (frames > 0) cfg.frames = frames;
+  stam::Stam model(cfg);
+  stam::load_weights(model, ckpt);
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+TEST(Model, ConfigComesFromTheCheckpoint) {
+  auto ckpt = stam::Checkpoint::open(fixture_path("tiny_stam.pth"));
+  auto cfg = stam::StamConfig::from_checkpoint(ckpt);
+  auto want = expected()["config"];
+  EXPECT_EQ(cfg.image_size, want["image"]);
+  EXPECT_EQ(cfg.patch_size, want["patch"]);
+  EXPECT_EQ(cfg.embed_dim, want["dim"]);
+  EXPECT_EQ(cfg.depth, want["depth"]);
+  EXPECT_EQ(cfg.num_heads, want["heads"]);
+  EXPECT_EQ(cfg.mlp_hidden, want["hidden"]);
+  EXPECT_EQ(cfg.frames, want["frames"]);
+  EXPECT_EQ(cfg.temporal_layers, want["t_layers"]);
+  EXPECT_EQ(cfg.temporal_ffn, want["t_ffn"]);
+  EXPECT_EQ(cfg.num_classes, want["classes"]);
+}
+
+TEST(Model, SpatialAndFullParityWithPyTorch) {
+  torch::NoGradGuard no_grad;
+  auto model = load("tiny_stam.pth");
+  auto want = expected();
+  auto x = pattern_frames(model->config.frames, model->config.image_size);
+  double emb_err = rel_error(model->encode_frames(x), as_tensor(want["pattern_frame_embeddings"]));
+  double logit_err = rel_error(model->forward(x), as_tensor(want["pattern_logits"]));
+  RecordProperty("frame_embedding_rel_error", std::to_string(emb_err));
+  RecordProperty("logit_rel_error", std::to_string(logit_err));
+  EXPECT_LE(emb_err, 1e-5);
+  EXPECT_LE(logit_err, 1e-5);
+}
+
+TEST(Model, LegacyContainerGivesTheSameLogits) {
+  torch::NoGradGuard no_grad;
+  auto model = load("tiny_stam_legacy.pth");
+  auto x = pattern_frames(model->config.frames, model->config.image_size);
+  EXPECT_LE(rel_error(model->forward(x), as_tensor(expected()["pattern_logits"])), 1e-5);
+}
+
+TEST(Model, OtherFrameCountResamplesTemporalPositions) {
+  torch::NoGradGuard no_grad;
+  auto model = load("tiny_stam.pth", 16);
+  EXPECT_EQ(model->aggregate->pos_embed.size(1), 17);
+  auto x = pattern_frames(16, model->config.image_size);
+  EXPECT_LE(rel_error(model->forward(x), as_tensor(expected()["pattern16_logits"])), 1e-5);
+}
+
+TEST(Model, ResamplingKeepsClsRowAndEndpointsAtSameLength) {
+  auto pos = torch::randn({1, 9, 4});
+  auto same = stam::resample_temporal_pos_embed(pos, 8);
+  EXPECT_TRUE(torch::allclose(same, pos));
+  auto up = stam::resample_temporal_pos_embed(pos, 32);
+  EXPECT_EQ(up.sizes(), (std::vector<int64_t>{1, 33, 4}));
+  EXPECT_TRUE(torch::equal(up[0][0], pos[0][0]));
+}
+
+TEST(Model, SpatialAndTemporalEncodersAreSeparatelyCallable) {
+  torch::NoGradGuard no_grad;
+  auto model = load("tiny_stam.pth");
+  const auto& c = model->config;
+  auto x = pattern_frames(2 * c.frames, c.image_size);  // two videos
+  auto frames = model->encode_frames(x);
+  ASSERT_EQ(frames.sizes(), (std::vector<int64_t>{2 * c.frames, c.embed_dim}));
+  auto clips = model->encode_clip(frames.view({2, c.frames, c.embed_dim}));
+  auto logits = model->classify(clips);
+  EXPECT_TRUE(torch::allclose(logits, model->forward(x)));
+  // Each video's result is independent of its batch neighbour.
+  auto first = model->forward(x.slice(0, 0, c.frames));
+  EXPECT_TRUE(torch::allclose(logits[0], first[0], 1e-5, 1e-6));
+}
+
+TEST(Model, FullSizeStam16) {
+  torch::NoGradGuard no_grad;
+  stam::StamConfig cfg;  // defaults are ViT-B/16 + 6-layer temporal encoder, 16 frames, 400
+  stam::Stam model(cfg);
+  EXPECT_EQ(stam::count_parameters(model), 119205520);
+  EXPECT_EQ(model->named_parameters().size(), 228u);
+  stam::init_random(model, 0);
+  model->eval();
+  auto logits = model->forward(torch::rand({16, 3, 224, 224}));
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{1, 400}));
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+TEST(Model, BrokenCheckpointsNameTheKeyAndShapes) {
+  auto expect_error = [](const std::string& file, const std::vector<std::string>& needles) {
+    auto ckpt = stam::Checkpoint::open(fixture_path(file));
+    try {
+      stam::Stam model(stam::StamConfig::from_checkpoint(ckpt));
+      stam::load_weights(model, ckpt);
+      FAIL() << file << " loaded without error";
+    } catch (const stam::ModelError& e) {
+      for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+                                        << e.what() << " lacks " << n;
+    }
+  };
+  expect_error("micro_missing.pth", {"micro_missing.pth", "blocks.0.attn.proj.bias", "[32]"});
+  expect_error("micro_badshape.pth", {"blocks.0.mlp.fc2.weight", "[32, 100]", "[32, 64]"});
+  expect_error("micro_extra.pth", {"unexpected", "blocks.0.attn.extra"});
+}
+
+TEST(Model, LoadsIntoBf16WithoutChangingTheCode) {
+  torch::NoGradGuard no_grad;
+  auto ckpt = stam::Checkpoint::open(fixture_path("tiny_stam.pth"));
+  stam::Stam model(stam::StamConfig::from_checkpoint(ckpt));
+  model->to(torch::kBFloat16);
+  stam::load_weights(model, ckpt);
+  model->eval();
+  auto x = pattern_frames(model->config.frames, model->config.image_size).to(torch::kBFloat16);
+  auto logits = model->forward(x);
+  EXPECT_EQ(logits.scalar_type(), torch::kBFloat16);
+  // bf16 keeps ~3 significant digits; the ranking of a random model's logits is what users see.
+  EXPECT_LE(rel_error(logits, as_tensor(expected()["pattern_logits"])), 5e-2);
+}

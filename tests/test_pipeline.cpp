@@ -1,0 +1,114 @@
+// End-to-end parity: real videos decoded, sampled, preprocessed and classified by the C++ pipeline
+// against the same steps done by PyAV + PIL + the PyTorch reference (scripts/reference_stam.py).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "stam/error.hpp"
+#include "stam/pipeline.hpp"
+#include "test_util.hpp"
+
+using stam::test::fixture_path;
+using stam::test::shared_path;
+
+namespace {
+
+stam::ModelOptions tiny_options() {
+  stam::ModelOptions o;
+  o.weights = fixture_path("tiny_stam.pth");
+  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
+  o.device = "cpu";
+  return o;
+}
+
+class VideoParity : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(VideoParity, LogitsMatchTheReferencePipeline) {
+  std::ifstream in(fixture_path("tiny_stam_expected.json"));
+  const auto want = nlohmann::json::parse(in)["videos"][GetParam()];
+  stam::Classifier classifier(tiny_options());
+  auto r = classifier.classify(shared_path("testdata/videos/" + GetParam()));
+
+  EXPECT_EQ(r.frame_indices, want["indices"].get<std::vector<int64_t>>());
+  auto ours = torch::tensor(std::vector<double>(r.logits.begin(), r.logits.end()));
+  auto ref = torch::tensor(want["logits"].get<std::vector<double>>());
+  const double err = ((ours - ref).abs().max() / ref.abs().max()).item<double>();
+  RecordProperty("logit_rel_error", std::to_string(err));
+  EXPECT_LE(err, 1e-5) << GetParam();
+
+  ASSERT_EQ(r.top_k.size(), 5u);
+  EXPECT_EQ(r.top_k[0].index, ref.argmax().item<int64_t>());
+  EXPECT_GE(r.top_k[0].score, r.top_k[4].score);
+  EXPECT_EQ(r.top_k[0].label, classifier.labels()[static_cast<size_t>(r.top_k[0].index)]);
+  EXPECT_GT(r.timings.spatial_ms, 0.0);
+  EXPECT_GE(r.timings.total_ms, r.timings.decode_ms + r.timings.spatial_ms);
+}
+
+INSTANTIATE_TEST_SUITE_P(TestVideos, VideoParity,
+                         ::testing::Values("arm_wrestling_340x256_28fps.mp4",
+                                           "mpeg4_320x240_25fps.avi",
+                                           "short_32frames_30fps.mp4",
+                                           "hd_1920x1080_30fps.mp4"),
+                         [](const auto& info) {
+                           std::string n = info.param.substr(0, info.param.find('_'));
+                           return n == "mpeg4" ? std::string("mpeg4") : n;
+                         });
+
+TEST(Pipeline, ScoresAreSoftmaxProbabilities) {
+  auto opts = tiny_options();
+  opts.top_k = 400;
+  stam::Classifier classifier(opts);
+  auto r = classifier.classify(shared_path("testdata/videos/short_32frames_30fps.mp4"));
+  double sum = 0;
+  for (const auto& p : r.top_k) sum += p.score;
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  auto logits = torch::tensor(r.logits);
+  EXPECT_NEAR(r.top_k[0].score, logits.softmax(0).max().item<double>(), 1e-6);
+}
+
+TEST(Pipeline, BatchOfClipsEqualsOneByOne) {
+  stam::Classifier classifier(tiny_options());
+  auto a = classifier.prepare(shared_path("testdata/videos/short_32frames_30fps.mp4"));
+  auto b = classifier.prepare(shared_path("testdata/videos/mpeg4_320x240_25fps.avi"));
+  auto both = classifier.infer({a, b});
+  auto one = classifier.infer({b});
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[1].top_k[0].index, one[0].top_k[0].index);
+  for (size_t i = 0; i < one[0].logits.size(); ++i)
+    ASSERT_NEAR(both[1].logits[i], one[0].logits[i], 1e-4);
+}
+
+TEST(Pipeline, LabelCountMustMatchTheCheckpoint) {
+  auto opts = tiny_options();
+  opts.labels = fixture_path("micro_labels.txt");  // 5 names, the checkpoint has 400 classes
+  try {
+    stam::Classifier c(opts);
+    FAIL() << "no error";
+  } catch (const stam::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("5 labels"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Pipeline, UnavailableDeviceOrPrecisionIsADeviceError) {
+  auto opts = tiny_options();
+  if (!torch::cuda::is_available()) {
+    opts.device = "cuda";
+    EXPECT_THROW(stam::Classifier{opts}, stam::DeviceError);
+  }
+  opts.device = "cpu";
+  opts.precision = stam::Precision::kFp16;
+  EXPECT_THROW(stam::Classifier{opts}, stam::DeviceError);
+}
+
+TEST(Pipeline, Bf16RunsOnCpu) {
+  auto opts = tiny_options();
+  opts.precision = stam::Precision::kBf16;
+  stam::Classifier classifier(opts);
+  auto r = classifier.classify(shared_path("testdata/videos/short_32frames_30fps.mp4"));
+  EXPECT_EQ(r.precision, "bf16");
+  EXPECT_EQ(r.top_k.size(), 5u);
+}
