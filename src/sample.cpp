@@ -14,7 +14,9 @@ Sampling parse_sampling(const std::string& name) {
   throw UsageError("--sampling: unknown value '" + name + "' (expected 'uniform' or 'reference')");
 }
 
-std::string to_string(Sampling s) { return s == Sampling::kUniform ? "uniform" : "reference"; }
+std::string to_string(Sampling s) {
+  return s == Sampling::kUniform ? "uniform" : "reference";
+}
 
 namespace {
 

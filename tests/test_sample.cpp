@@ -31,14 +31,13 @@ TEST(Sampling, ParsesNames) {
 
 TEST(UniformIndices, ManyFramesTakesSegmentCentres) {
   // N = 300, T = 16: floor((2i+1) * 300 / 32).
-  EXPECT_EQ(uniform_indices(300, 16), (Idx{9, 28, 46, 65, 84, 103, 121, 140, 159, 178, 196, 215,
-                                           234, 253, 271, 290}));
+  EXPECT_EQ(uniform_indices(300, 16),
+            (Idx{9, 28, 46, 65, 84, 103, 121, 140, 159, 178, 196, 215, 234, 253, 271, 290}));
   EXPECT_EQ(uniform_indices(1000000, 2), (Idx{250000, 750000}));
 }
 
 TEST(UniformIndices, EqualCountTakesEveryFrame) {
-  EXPECT_EQ(uniform_indices(16, 16),
-            (Idx{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(uniform_indices(16, 16), (Idx{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
 }
 
 TEST(UniformIndices, FewFramesRepeat) {
