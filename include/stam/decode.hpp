@@ -20,11 +20,26 @@ struct VideoFrames {
   std::string warning;                  // non-fatal oddity worth logging (header lied, ...)
 };
 
+// Frame rate assumed for a frames folder when sampling with Sampling::kReference (the folder has
+// no timing of its own; 30 fps is the most common rate of the videos such folders come from).
+// VideoFrames::fps stays 0 for a folder.
+constexpr double kFramesFolderFps = 30.0;
+
 // True when `path` is a directory (treated as a frames folder).
 bool is_frames_folder(const std::string& path);
 
 // Samples `t` frames with `sampling`. Throws InputError naming the path and the problem (missing,
 // not a video, no decodable frames, empty folder, unreadable image).
+// Video files are read sequentially (grab() every frame, retrieve() only the sampled ones), never
+// by seeking, so every index is exactly the decoder's n-th output frame. When the header's frame
+// count turns out wrong (the file ends early, or has frames past it under uniform sampling), the
+// real count is used, the frames are sampled again and `warning` says so. With reference sampling
+// and a header count covering all sampled positions, frame_count is the header's count.
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling);
+
+// Reads the frames at the given positions (any order, repeats allowed) of a video file or frames
+// folder; positions past the real end are clamped to the last frame, with `warning` set.
+// Throws InputError like read_frames, and for a negative position.
+VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices);
 
 }  // namespace stam

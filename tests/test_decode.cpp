@@ -1,0 +1,377 @@
+// Decoding: the shared test videos, odd files made here with the ffmpeg command-line tool (each
+// test says how), frames folders and every kind of bad input.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "stam/decode.hpp"
+#include "stam/error.hpp"
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stam {
+namespace {
+
+using Idx = std::vector<int64_t>;
+using test::shell_quote;
+
+// Runs ffmpeg quietly; fails the calling test when it fails.
+void ffmpeg(const std::string& args) {
+  const auto r = test::run_command("ffmpeg -nostdin -loglevel error -y " + args);
+  ASSERT_EQ(r.exit_code, 0) << "ffmpeg " << args << "\n" << r.err;
+}
+
+// Frames the decoder really produces, counted independently of the code under test.
+int64_t count_frames(const std::string& path) {
+  cv::VideoCapture cap(path, cv::CAP_FFMPEG);
+  int64_t n = 0;
+  while (cap.grab()) ++n;
+  return n;
+}
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  if (a.size() != b.size() || a.type() != b.type()) return false;
+  cv::Mat d;
+  cv::absdiff(a, b, d);
+  return cv::countNonZero(d.reshape(1)) == 0;
+}
+
+// Expects `fn` to throw InputError whose message contains `needle`.
+template <typename Fn>
+void expect_input_error(Fn fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no InputError; expected one mentioning " << needle;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message '" << e.what() << "' does not mention " << needle;
+  }
+}
+
+struct SharedVideo {
+  std::string name;
+  int64_t frames;
+  int width, height;
+};
+
+const std::vector<SharedVideo> kVideos = {
+    {"arm_wrestling_340x256_28fps.mp4", 280, 340, 256},
+    {"mpeg4_320x240_25fps.avi", 164, 320, 240},
+    {"short_32frames_30fps.mp4", 32, 340, 256},
+    {"hd_1920x1080_30fps.mp4", 72, 1920, 1080},
+};
+
+TEST(Decode, SharedVideosGiveSixteenFrames) {
+  for (const auto& v : kVideos) {
+    SCOPED_TRACE(v.name);
+    const auto t0 = std::chrono::steady_clock::now();
+    const VideoFrames f =
+        read_frames(test::shared_path("testdata/videos/" + v.name), 16, Sampling::kUniform);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("[ measured ] decode 16 frames (uniform) of %s: %.0f ms\n", v.name.c_str(), ms);
+    EXPECT_EQ(f.frame_count, v.frames);
+    EXPECT_EQ(f.indices, uniform_indices(v.frames, 16));
+    ASSERT_EQ(f.images.size(), 16u);
+    for (const auto& img : f.images) {
+      EXPECT_EQ(img.size(), cv::Size(v.width, v.height));
+      EXPECT_EQ(img.type(), CV_8UC3);
+    }
+    EXPECT_EQ(f.width, v.width);
+    EXPECT_EQ(f.height, v.height);
+    EXPECT_GT(f.fps, 0);
+    EXPECT_EQ(f.warning, "");
+  }
+}
+
+TEST(Decode, ReferenceSamplingUsesStreamRate) {
+  for (const auto& v : kVideos) {
+    SCOPED_TRACE(v.name);
+    const VideoFrames f =
+        read_frames(test::shared_path("testdata/videos/" + v.name), 16, Sampling::kReference);
+    EXPECT_EQ(f.indices, reference_indices(v.frames, f.fps, 16));
+    EXPECT_EQ(f.images.size(), 16u);
+    EXPECT_EQ(f.warning, "");
+  }
+  // The AVI's positions at 25 fps, all inside its 164 frames: 0, 15, 31, ..., 156 then clamped.
+  const VideoFrames avi = read_frames(test::shared_path("testdata/videos/mpeg4_320x240_25fps.avi"),
+                                      16, Sampling::kReference);
+  EXPECT_EQ(avi.fps, 25.0);
+  EXPECT_EQ(Idx(avi.indices.begin(), avi.indices.begin() + 3), (Idx{0, 15, 31}));
+  EXPECT_EQ(avi.indices.back(), 163);
+}
+
+TEST(Decode, RateMatchesPyAv) {
+  // PyAV's stream.average_rate as the fixtures script recorded it (hd video: 28.05..., not 30).
+  std::ifstream in(test::fixture_path("pre_manifest.txt"));
+  int checked = 0;
+  for (std::string kind, file, frames, fps, rest; in >> kind;) {
+    if (kind != "video") {
+      std::getline(in, rest);
+      continue;
+    }
+    in >> file >> frames >> fps;
+    std::getline(in, rest);
+    const VideoFrames f = read_frames_at(test::shared_path("testdata/videos/" + file), {0});
+    EXPECT_EQ(f.fps, std::strtod(fps.c_str(), nullptr)) << file;
+    EXPECT_EQ(f.frame_count, std::stoll(frames)) << file;
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);
+}
+
+TEST(Decode, ShortVideoRepeatsFrames) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("five.mp4");
+  ffmpeg("-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 5 -c:v libx264 -pix_fmt yuv420p " +
+         shell_quote(path));
+  const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, 5);
+  EXPECT_EQ(f.indices, (Idx{0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4, 4}));
+  ASSERT_EQ(f.images.size(), 16u);
+  EXPECT_TRUE(same_pixels(f.images[0], f.images[2]));
+  EXPECT_FALSE(same_pixels(f.images[0], f.images[3]));
+  EXPECT_NE(f.images[0].data, f.images[1].data) << "repeats must not alias";
+  // Reference sampling on 0.5 s: everything past frame 4 clamps to it.
+  const VideoFrames r = read_frames(path, 16, Sampling::kReference);
+  EXPECT_EQ(r.indices, (Idx{0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4}));
+  // A single-frame video.
+  const std::string one = tmp.file("one.mp4");
+  ffmpeg("-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 1 -c:v libx264 -pix_fmt yuv420p " +
+         shell_quote(one));
+  EXPECT_EQ(read_frames(one, 16, Sampling::kUniform).indices, Idx(16, 0));
+}
+
+TEST(Decode, TruncatedFileWhoseHeaderOvercounts) {
+  // An MP4 with the index (moov) at the front (+faststart) cut in the middle of its media data:
+  // the header still lists all 100 frames, the file holds about half of them.
+  test::TempDir tmp;
+  const std::string full = tmp.file("full.mp4"), cut = tmp.file("cut.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=25 -vf noise=alls=40:allf=t -frames:v 100 "
+      "-c:v libx264 -pix_fmt yuv420p -g 25 -movflags +faststart " +
+      shell_quote(full));
+  fs::copy_file(full, cut);
+  fs::resize_file(cut, fs::file_size(full) / 2);
+  {
+    cv::VideoCapture cap(cut, cv::CAP_FFMPEG);
+    ASSERT_EQ(cap.get(cv::CAP_PROP_FRAME_COUNT), 100) << "the header should still say 100";
+  }
+  const int64_t real = count_frames(cut);
+  ASSERT_GT(real, 10);
+  ASSERT_LT(real, 100);
+
+  const VideoFrames f = read_frames(cut, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, real);
+  EXPECT_EQ(f.indices, uniform_indices(real, 16));
+  EXPECT_NE(f.warning.find("header"), std::string::npos) << f.warning;
+  // The frames decoded from the damaged file are the full file's frames at the same positions.
+  const VideoFrames ok = read_frames_at(full, f.indices);
+  ASSERT_EQ(ok.images.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) EXPECT_TRUE(same_pixels(f.images[i], ok.images[i])) << i;
+
+  // Reference sampling wants positions up to 281 of a 25 fps video: all clamp to the last one.
+  const VideoFrames r = read_frames(cut, 16, Sampling::kReference);
+  EXPECT_EQ(r.frame_count, real);
+  EXPECT_EQ(r.indices, reference_indices(real, 25.0, 16));
+}
+
+TEST(Decode, VariableRateFileWhoseEstimateIsWrong) {
+  // Matroska stores no frame count; OpenCV estimates duration * rate. Dropping frames 30..79 of a
+  // 30 fps source while keeping timestamps (-fps_mode passthrough) leaves 40 frames over 3 s, so
+  // the estimate (90) overcounts; squeezing timestamps (setpts) makes it undercount.
+  test::TempDir tmp;
+  const std::string gap = tmp.file("gap.mkv"), dense = tmp.file("dense.mkv");
+  ffmpeg(
+      "-f lavfi -i testsrc=size=96x64:rate=30 -t 3 -vf \"select='lt(n,30)+gte(n,80)'\" "
+      "-fps_mode passthrough -c:v libx264 -pix_fmt yuv420p " +
+      shell_quote(gap));
+  ffmpeg(
+      "-f lavfi -i testsrc=size=96x64:rate=30 -t 3 "
+      "-vf \"setpts='if(lt(N,60),N*0.25,N-45)/(30*TB)'\" -fps_mode passthrough -c:v libx264 "
+      "-pix_fmt yuv420p " +
+      shell_quote(dense));
+  for (const auto& path : {gap, dense}) {
+    SCOPED_TRACE(path);
+    cv::VideoCapture cap(path, cv::CAP_FFMPEG);
+    const int64_t header = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
+    const int64_t real = count_frames(path);
+    ASSERT_NE(header, real) << "the file should fool the header estimate";
+    const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+    EXPECT_EQ(f.frame_count, real);
+    EXPECT_EQ(f.indices, uniform_indices(real, 16));
+    EXPECT_NE(f.warning.find("header"), std::string::npos);
+  }
+}
+
+TEST(Decode, RawStreamWithoutFrameCountIsCounted) {
+  // A raw H.264 elementary stream has no container header at all.
+  test::TempDir tmp;
+  const std::string path = tmp.file("raw.h264");
+  ffmpeg(
+      "-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 20 -c:v libx264 -pix_fmt yuv420p "
+      "-f h264 " +
+      shell_quote(path));
+  const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, 20);
+  EXPECT_EQ(f.indices, uniform_indices(20, 16));
+}
+
+TEST(Decode, HonoursRotationMetadata) {
+  // ffmpeg 5.1 drops `rotate` when re-encoding, so tag a stream copy: the bitstream stays the
+  // same and only the display matrix differs.
+  test::TempDir tmp;
+  const std::string plain = tmp.file("plain.mp4"), rotated = tmp.file("rotated.mp4");
+  ffmpeg("-f lavfi -i testsrc=size=160x90:rate=10 -frames:v 10 -c:v libx264 -pix_fmt yuv420p " +
+         shell_quote(plain));
+  ffmpeg("-i " + shell_quote(plain) + " -c copy -metadata:s:v:0 rotate=90 " + shell_quote(rotated));
+  const VideoFrames p = read_frames(plain, 4, Sampling::kUniform);
+  const VideoFrames r = read_frames(rotated, 4, Sampling::kUniform);
+  EXPECT_EQ(p.width, 160);
+  EXPECT_EQ(p.height, 90);
+  EXPECT_EQ(r.width, 90);
+  EXPECT_EQ(r.height, 160);
+  ASSERT_EQ(r.images.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    cv::Mat turned;
+    cv::rotate(p.images[i], turned, cv::ROTATE_90_CLOCKWISE);  // what a player shows
+    EXPECT_TRUE(same_pixels(r.images[i], turned)) << i;
+  }
+}
+
+TEST(Decode, DamagedMiddleDoesNotCrash) {
+  // Overwrite 20 KB in the middle of the media data with garbage.
+  test::TempDir tmp;
+  const std::string path = tmp.file("damaged.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 100 -c:v libx264 -pix_fmt yuv420p "
+      "-movflags +faststart " +
+      shell_quote(path));
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
+    const std::string junk(20000, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  VideoFrames f;
+  ASSERT_NO_THROW(f = read_frames(path, 16, Sampling::kUniform));
+  EXPECT_EQ(f.images.size(), 16u);
+  EXPECT_GE(f.frame_count, 1);
+}
+
+// ---- frames folders ----
+
+// Writes `n` PNGs whose pixels are all (i*20, 255-i*20, 7) in RGB, named img_00.png, ...
+void write_frames(const test::TempDir& dir, int n, const std::string& ext = ".png") {
+  for (int i = 0; i < n; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "img_%02d%s", i, ext.c_str());
+    const cv::Mat bgr(24, 32, CV_8UC3, cv::Scalar(7, 255 - i * 20, i * 20));
+    ASSERT_TRUE(cv::imwrite(dir.file(name), bgr));
+  }
+}
+
+TEST(FramesFolder, SortsByNameAndSamples) {
+  test::TempDir dir;
+  write_frames(dir, 10);
+  // Noise that must be ignored: other extensions, a folder named like an image.
+  std::ofstream(dir.file("notes.txt")) << "not a frame";
+  fs::create_directory(dir.file("zz_subdir.png"));
+  // Upper-case extension still counts; it sorts as "img_05.PNG" among the others.
+  fs::rename(dir.file("img_05.png"), dir.file("img_05.PNG"));
+  ASSERT_TRUE(is_frames_folder(dir.path().string()));
+
+  const VideoFrames f = read_frames(dir.path().string(), 4, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, 10);
+  EXPECT_EQ(f.indices, (Idx{1, 3, 6, 8}));
+  EXPECT_EQ(f.fps, 0.0);
+  EXPECT_EQ(f.width, 32);
+  EXPECT_EQ(f.height, 24);
+  ASSERT_EQ(f.images.size(), 4u);
+  for (size_t k = 0; k < 4; ++k) {
+    const int i = static_cast<int>(f.indices[k]);
+    EXPECT_EQ(f.images[k].at<cv::Vec3b>(0, 0), cv::Vec3b(i * 20, 255 - i * 20, 7)) << "RGB order";
+  }
+  const VideoFrames all = read_frames(dir.path().string(), 10, Sampling::kUniform);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(all.images[i].at<cv::Vec3b>(3, 3)[0], i * 20);
+}
+
+TEST(FramesFolder, ReferenceSamplingAssumesThirtyFps) {
+  test::TempDir dir;
+  write_frames(dir, 40, ".jpg");
+  const VideoFrames f = read_frames(dir.path().string(), 16, Sampling::kReference);
+  EXPECT_EQ(f.indices, reference_indices(40, kFramesFolderFps, 16));
+  EXPECT_EQ(Idx(f.indices.begin(), f.indices.begin() + 4), (Idx{0, 18, 37, 39}));
+}
+
+TEST(FramesFolder, FewImagesRepeat) {
+  test::TempDir dir;
+  write_frames(dir, 3);
+  const VideoFrames f = read_frames(dir.path().string(), 16, Sampling::kUniform);
+  EXPECT_EQ(f.indices, uniform_indices(3, 16));
+  EXPECT_EQ(f.images.size(), 16u);
+}
+
+TEST(FramesFolder, ReadsOnlyNeededImages) {
+  // A broken image that sampling skips does no harm; a needed one is an error naming it.
+  test::TempDir dir;
+  write_frames(dir, 10);
+  std::ofstream(dir.file("img_00.png"), std::ios::trunc) << "garbage, not a PNG";
+  EXPECT_NO_THROW(read_frames(dir.path().string(), 4, Sampling::kUniform));  // 1, 3, 6, 8
+  expect_input_error([&] { read_frames(dir.path().string(), 10, Sampling::kUniform); },
+                     "img_00.png");
+}
+
+// ---- bad inputs ----
+
+TEST(DecodeErrors, MissingPath) {
+  expect_input_error([] { read_frames("/nonexistent/clip.mp4", 16, Sampling::kUniform); },
+                     "/nonexistent/clip.mp4");
+}
+
+TEST(DecodeErrors, TextFileNamedMp4) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("fake.mp4");
+  std::ofstream(path) << "this is not a video, just some text\n";
+  expect_input_error([&] { read_frames(path, 16, Sampling::kUniform); }, path);
+}
+
+TEST(DecodeErrors, EmptyFile) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("empty.mp4");
+  std::ofstream(path).close();
+  expect_input_error([&] { read_frames(path, 16, Sampling::kUniform); }, path);
+}
+
+TEST(DecodeErrors, EmptyFolderAndFolderWithoutImages) {
+  test::TempDir tmp;
+  expect_input_error([&] { read_frames(tmp.path().string(), 16, Sampling::kUniform); },
+                     tmp.path().string());
+  std::ofstream(tmp.file("readme.txt")) << "no frames here";
+  expect_input_error([&] { read_frames(tmp.path().string(), 16, Sampling::kUniform); },
+                     tmp.path().string());
+}
+
+TEST(DecodeErrors, FifoIsRefusedNotWaitedOn) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("pipe.mp4");
+  ASSERT_EQ(test::run_command("mkfifo " + shell_quote(path)).exit_code, 0);
+  expect_input_error([&] { read_frames(path, 16, Sampling::kUniform); }, path);
+}
+
+TEST(DecodeErrors, BadSampleCount) {
+  EXPECT_THROW(read_frames(test::shared_path("testdata/videos/short_32frames_30fps.mp4"), 0,
+                           Sampling::kUniform),
+               UsageError);
+}
+
+}  // namespace
+}  // namespace stam
