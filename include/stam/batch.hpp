@@ -1,0 +1,236 @@
+#pragma once
+// stam batch: label a whole tree or list of videos into one JSONL/CSV file, one record per
+// input, that survives being killed (--resume) and splits across machines (--shard K/N).
+//
+// The pieces are separate so each can be tested without a model:
+//   inputs   (batch_inputs.cpp)   which paths, in which order, in which shard
+//   records  (batch_records.cpp)  rendering, parsing back and appending whole records
+//   progress (batch_progress.cpp) the stderr bar / periodic line
+//   run      (batch.cpp)          decode workers -> bounded queue -> batched infer -> records
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "stam/pipeline.hpp"
+
+namespace stam::batch {
+
+// ---------------------------------------------------------------- inputs
+
+// Lower-case extensions without the dot, used when --ext is not given.
+const std::vector<std::string>& default_extensions();
+// "mp4, .AVI,mkv" -> {"mp4", "avi", "mkv"}. Throws UsageError when nothing is left.
+std::vector<std::string> parse_extensions(const std::string& csv);
+// Case-insensitive match of the path's last extension against `exts` (lower-case, no dot).
+bool has_extension(const std::string& path, const std::vector<std::string>& exts);
+
+struct InputSpec {
+  std::vector<std::string> paths;  // positional INPUTs: directories are walked, files taken as is
+  std::vector<std::string> lists;  // --list files, one path a line; "-" reads `list_stdin`
+  bool recursive = false;          // descend into subdirectories of directory INPUTs
+  std::vector<std::string> extensions = default_extensions();
+};
+
+struct InputSet {
+  std::vector<std::string> inputs;  // sorted byte-wise, duplicates removed
+  int64_t ignored = 0;              // files in walked directories without a video extension
+  int64_t unsearched_dirs = 0;      // subdirectories not entered (no --recursive)
+};
+
+// Reads one --list stream: a path per line; a trailing '\r' is dropped and blank lines skipped.
+std::vector<std::string> read_list(std::istream& in);
+// Expands the spec into the sorted work list. A missing positional INPUT or --list file is a
+// UsageError (a typo should not start an hours-long run); a missing path inside a list is kept
+// and becomes an error record, like any other unreadable input.
+InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin);
+
+struct Shard {
+  int64_t index = 0;  // K, from 0
+  int64_t count = 1;  // N
+};
+// Parses "K/N" with 0 <= K < N. Throws UsageError.
+Shard parse_shard(const std::string& text);
+// Items whose position in `sorted` satisfies position % N == K: shards are disjoint, cover
+// everything, and stay the same across reruns as long as the full list is the same.
+std::vector<std::string> select_shard(const std::vector<std::string>& sorted, Shard shard);
+
+// ---------------------------------------------------------------- records
+
+enum class Format { kJsonl, kCsv };
+// "jsonl" / "csv"; "" picks by the output's extension (.csv -> CSV, anything else -> JSONL).
+Format parse_format(const std::string& name, const std::string& output_path);
+
+// Renders records as whole lines (including the final '\n'), ready for a single write().
+class RecordWriter {
+ public:
+  RecordWriter(Format format, int64_t top_k, bool with_logits);
+  std::string header() const;  // CSV header row, "" for JSONL
+  std::string result(const Result& r) const;
+  std::string error(const std::string& input, const std::string& message) const;
+
+ private:
+  Format format_;
+  int64_t top_k_;
+  bool with_logits_;
+};
+
+// RFC 4180 quoting, made stricter so any consumer is safe: a field is quoted when it holds a
+// comma, quote, CR, LF, space/tab or any non-ASCII byte, and inner quotes are doubled.
+std::string csv_field(std::string_view field);
+std::string csv_header(int64_t top_k);
+
+// A strict RFC 4180 reader. `complete_bytes` is where the last row ended with a line break
+// outside quotes; anything after it is an unterminated (torn) tail.
+struct CsvRows {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<size_t> row_end;  // byte offset just past each row's line break
+  size_t complete_bytes = 0;
+};
+CsvRows parse_csv(std::string_view data);
+
+// The name records use for `input`: the path itself when it is valid UTF-8, else the path with
+// invalid bytes replaced by U+FFFD (JSON cannot hold raw bytes). Resume keys on this.
+std::string record_key(const std::string& path);
+
+// What an existing output file already holds.
+struct ExistingOutput {
+  bool exists = false;
+  uint64_t file_bytes = 0;
+  uint64_t valid_bytes = 0;  // whole records (and header); the rest is a torn tail
+  bool has_header = false;   // CSV only
+  // input -> true when it has a result record, false when it has only error records.
+  std::unordered_map<std::string, bool> done;
+  int64_t records = 0, error_records = 0;
+};
+// Reads `path` back. A torn last line (no final newline, left by a kill mid-write) is reported
+// through valid_bytes < file_bytes. Anything else that is not a record of `format` — a bad line
+// in the middle, a CSV header for other columns — throws UsageError: we refuse to touch a file
+// that is not ours.
+ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k);
+
+// Rewrites `path` without its error records (those of inputs that also have a result are kept
+// out too) and without a torn tail: written to a temporary file in the same directory, fsync'ed,
+// renamed over `path`, directory fsync'ed. A crash at any point leaves either the old or the new
+// file, never a mix. Returns how many error records were dropped.
+int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k);
+
+// The output file, appended to one whole record at a time.
+class OutputFile {
+ public:
+  // Opens (creating parent directories and the file) for O_APPEND and takes an exclusive
+  // flock so two runs cannot interleave into one file. Throws Error(kUsage) naming the path.
+  explicit OutputFile(const std::string& path);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  // One write() of the whole record (looping only on a short write). Throws Error(kUsage).
+  void append(const std::string& bytes);
+  void truncate(uint64_t size);
+  void sync();  // fdatasync
+  // Opens the path again: after rewrite_without_errors() renamed a new file over it.
+  void reopen();
+  const std::string& path() const { return path_; }
+
+ private:
+  static int open_locked(const std::string& path);
+  std::string path_;
+  int fd_ = -1;
+};
+
+// ---------------------------------------------------------------- progress
+
+class Progress {
+ public:
+  enum class Mode { kOff, kBar, kLines };
+  // kOff when quiet, a redrawn bar when stderr is a terminal, else a line every `line_every_s`.
+  static Mode choose(bool quiet, bool terminal);
+  Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s = 10.0);
+
+  void update(int64_t done, int64_t failed);  // throttled; call after every record
+  void clear();                               // erase the bar before other output
+  void finish();                              // final redraw and newline for the bar
+
+  // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed" (no bar when width == 0).
+  static std::string format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
+                            int width);
+
+ private:
+  void draw(bool force);
+  Mode mode_;
+  int64_t total_, done_ = 0, failed_ = 0;
+  std::FILE* out_;
+  double line_every_s_;
+  double start_s_, last_draw_s_ = -1e9;
+  bool drawn_ = false;
+};
+
+// "1:02:03" / "2:03"; "?" for a non-finite or negative value.
+std::string format_duration(double seconds);
+
+// ---------------------------------------------------------------- run
+
+// What the run needs from the model; Classifier in production, a fake in tests.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual Clip prepare(const std::string& input) const = 0;  // thread-safe
+  virtual std::vector<Result> infer(const std::vector<Clip>& clips) = 0;
+};
+// Called only when there is work to do, so a finished shard never loads the model.
+using EngineFactory = std::function<std::unique_ptr<Engine>()>;
+EngineFactory classifier_engine(const ModelOptions& options);
+
+struct Options {
+  InputSpec inputs;
+  Shard shard;
+  std::string output;
+  std::string format;  // "" = by the output's extension
+  bool resume = false;
+  bool retry_errors = false;  // implies resume
+  bool overwrite = false;
+  bool logits = false;  // JSONL only
+  int64_t top_k = 5;
+  int64_t batch_size = 1;
+  int decode_workers = 0;  // 0 = automatic
+  double fsync_every_s = 10.0;
+  std::string resume_command;  // shown when interrupted ("" = built from /proc/self/cmdline)
+};
+
+struct Summary {
+  int64_t total = 0;       // inputs in this shard
+  int64_t labelled = 0;    // results written by this run
+  int64_t failed = 0;      // error records written by this run
+  int64_t skipped = 0;     // already in the output (--resume)
+  int64_t old_errors = 0;  // skipped inputs whose record is an error
+  int64_t ignored = 0;     // non-video files in walked directories
+  bool interrupted = false;
+  double wall_s = 0;
+  int exit_code = 0;  // 0, 6 (some inputs failed) or 130 (interrupted)
+};
+
+// The whole command. Throws stam::Error for usage/output problems and whatever the engine
+// factory throws (ModelError, DeviceError) before any work starts.
+Summary run(const Options& options, const EngineFactory& engine, std::istream& list_stdin);
+std::string summary_line(const Summary& s);
+
+// SIGINT/SIGTERM handling: the first signal asks the run to stop after the clips being
+// inferred; the second exits at once with 130. Restores the previous handlers when destroyed.
+class SignalGuard {
+ public:
+  SignalGuard();
+  ~SignalGuard();
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+};
+bool stop_requested();
+void request_stop();  // what the handler does; also for tests
+void clear_stop();
+
+}  // namespace stam::batch

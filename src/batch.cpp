@@ -1,0 +1,441 @@
+// stam batch, the run itself: decode workers -> bounded queue -> batched inference -> one record
+// per input appended to the output as soon as it is known.
+#include "stam/batch.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "stam/error.hpp"
+
+namespace stam::batch {
+
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// A decoded clip, or why decoding failed.
+struct Item {
+  std::string input;
+  std::optional<Clip> clip;
+  std::string error;
+};
+
+// Bounded so that decoding can run ahead of the model without holding the whole dataset in
+// memory; producers block when it is full.
+class ClipQueue {
+ public:
+  ClipQueue(size_t capacity, int producers) : capacity_(capacity), producers_(producers) {}
+
+  // False when the queue was closed (the run is stopping): drop the item.
+  bool push(Item item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(item));
+    not_empty_.notify_one();
+    return true;
+  }
+
+  void producer_done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --producers_;
+    not_empty_.notify_all();
+  }
+
+  // Waits at most `wait` (so the caller can poll the stop flag: a signal handler cannot notify
+  // a condition variable) and then takes up to `max` items that are ready.
+  std::vector<Item> pop(size_t max, std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || producers_ == 0; });
+    std::vector<Item> out;
+    while (!items_.empty() && out.size() < max) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    not_full_.notify_all();
+    return out;
+  }
+
+  bool finished() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return producers_ == 0 && items_.empty();
+  }
+
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    not_full_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<Item> items_;
+  size_t capacity_;
+  int producers_;
+  bool closed_ = false;
+};
+
+Item prepare_one(const Engine& engine, const std::string& input) {
+  Item item{input, std::nullopt, ""};
+  try {
+    item.clip = engine.prepare(input);
+  } catch (const std::exception& e) {
+    item.error = e.what();
+  } catch (...) {
+    item.error = "unknown error while decoding";
+  }
+  if (item.error.empty() && !item.clip) item.error = "decoding produced nothing";
+  return item;
+}
+
+// W threads pulling the next input index and pushing decoded clips. Joined on destruction, also
+// when the run unwinds with an exception.
+class DecodePool {
+ public:
+  DecodePool(const Engine& engine, const std::vector<std::string>& work, int workers,
+             ClipQueue& queue)
+      : queue_(queue) {
+    for (int i = 0; i < workers; ++i)
+      threads_.emplace_back([this, &engine, &work] {
+        for (size_t k; !stop_requested() && (k = next_++) < work.size();)
+          if (!queue_.push(prepare_one(engine, work[k]))) break;
+        queue_.producer_done();
+      });
+  }
+  ~DecodePool() {
+    queue_.close();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  ClipQueue& queue_;
+  std::atomic<size_t> next_{0};
+  std::vector<std::thread> threads_;
+};
+
+// What became of one clip in the model.
+struct Outcome {
+  std::string input;
+  std::optional<Result> result;
+  std::string error;
+};
+
+// Results for `clips`, or per-clip errors. A failing batch is retried one clip at a time so a
+// single bad clip (or a batch too big for the device) does not fail its neighbours.
+std::vector<Outcome> infer_all(Engine& engine, std::vector<Clip>& clips) {
+  std::vector<Outcome> out;
+  try {
+    std::vector<Result> rs = engine.infer(clips);
+    if (rs.size() != clips.size()) throw std::runtime_error("model returned a wrong batch size");
+    for (size_t i = 0; i < rs.size(); ++i) {
+      if (rs[i].input.empty()) rs[i].input = clips[i].input;
+      out.push_back({clips[i].input, std::move(rs[i]), ""});
+    }
+    return out;
+  } catch (const std::exception& e) {
+    if (clips.size() == 1) return {{clips[0].input, std::nullopt, e.what()}};
+    spdlog::debug("batch of {} failed ({}); retrying one by one", clips.size(), e.what());
+  }
+  for (auto& c : clips) {
+    std::vector<Clip> one{std::move(c)};
+    out.push_back(std::move(infer_all(engine, one).front()));
+  }
+  return out;
+}
+
+class ClassifierEngine : public Engine {
+ public:
+  explicit ClassifierEngine(const ModelOptions& o) : classifier_(o) {}
+  Clip prepare(const std::string& input) const override { return classifier_.prepare(input); }
+  std::vector<Result> infer(const std::vector<Clip>& clips) override {
+    return classifier_.infer(clips);
+  }
+
+ private:
+  Classifier classifier_;
+};
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_-+=/.,:@%") == std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// The command line that continues this run: ours, without --overwrite, with --resume.
+std::string resume_command() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+  if (args.empty()) return "stam batch ... --resume";
+  bool resumes = false;
+  std::string cmd;
+  for (const auto& a : args) {
+    if (a == "--overwrite") continue;
+    resumes = resumes || a == "--resume" || a == "--retry-errors";
+    cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  }
+  return resumes ? cmd : cmd + " --resume";
+}
+
+int default_workers() {
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::clamp(hw / 2, 2, 8);
+}
+
+// One invocation: set up the output, work out what is left, run the pipeline, summarise.
+class Runner {
+ public:
+  Runner(const Options& o, std::istream& list_stdin)
+      : o_(o),
+        format_(parse_format(o.format, o.output)),
+        records_(format_, o.top_k, o.logits),
+        start_s_(now_s()) {
+    validate();
+    InputSet set = collect_inputs(o.inputs, list_stdin);
+    s_.ignored = set.ignored;
+    if (set.unsearched_dirs > 0)
+      spdlog::warn("{} subdirector{} not searched (add --recursive to descend)",
+                   set.unsearched_dirs, set.unsearched_dirs == 1 ? "y" : "ies");
+    shard_ = select_shard(set.inputs, o.shard);
+    s_.total = static_cast<int64_t>(shard_.size());
+  }
+
+  Summary execute(const EngineFactory& factory) {
+    open_output();
+    plan();
+    if (!pending_.empty() && !stop_requested()) {
+      std::unique_ptr<Engine> engine = factory();
+      progress_ = std::make_unique<Progress>(
+          Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
+          static_cast<int64_t>(pending_.size()), stderr);
+      pipeline(*engine);
+      progress_->finish();
+    }
+    out_->sync();
+    const auto left = static_cast<int64_t>(pending_.size()) - s_.labelled - s_.failed;
+    s_.interrupted = stop_requested() && left > 0;
+    if (s_.interrupted) warn_interrupted(left);
+    s_.wall_s = now_s() - start_s_;
+    s_.exit_code = s_.interrupted                  ? static_cast<int>(Exit::kInterrupted)
+                   : s_.failed + s_.old_errors > 0 ? static_cast<int>(Exit::kPartial)
+                                                   : 0;
+    return s_;
+  }
+
+ private:
+  void validate() const {
+    if (o_.inputs.paths.empty() && o_.inputs.lists.empty())
+      throw UsageError("give at least one INPUT or --list FILE");
+    if (o_.output.empty()) throw UsageError("--output is required");
+    if (o_.resume && o_.overwrite) throw UsageError("--resume and --overwrite exclude each other");
+    if (o_.logits && format_ == Format::kCsv) throw UsageError("--logits needs --format jsonl");
+    if (o_.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+    if (o_.top_k < 1) throw UsageError("--top-k must be at least 1");
+  }
+
+  bool resuming() const { return o_.resume || o_.retry_errors; }
+
+  // Refuses to clobber, takes the lock, repairs a torn tail, drops old errors if asked, and
+  // writes the CSV header once.
+  void open_output() {
+    std::error_code ec;
+    if (std::filesystem::is_directory(o_.output, ec))
+      throw Error(Exit::kUsage, "output " + o_.output + " is a directory; give a file path");
+    const auto size = std::filesystem::file_size(o_.output, ec);
+    if (!ec && size > 0 && !resuming() && !o_.overwrite)
+      throw UsageError("output " + o_.output +
+                       " already has records: add --resume to continue it or --overwrite to "
+                       "replace it");
+    out_ = std::make_unique<OutputFile>(o_.output);
+    if (o_.overwrite) out_->truncate(0);
+    if (resuming()) existing_ = scan_output(o_.output, format_, o_.top_k);
+    if (o_.retry_errors && existing_.error_records > 0) {
+      int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
+      spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
+      out_->reopen();
+      existing_ = scan_output(o_.output, format_, o_.top_k);
+    } else if (existing_.valid_bytes < existing_.file_bytes) {
+      spdlog::warn("{}: removing an incomplete last record ({} bytes) left by an interrupted run",
+                   o_.output, existing_.file_bytes - existing_.valid_bytes);
+      out_->truncate(existing_.valid_bytes);
+    }
+    if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
+  }
+
+  void plan() {
+    for (const auto& input : shard_) {
+      auto it = existing_.done.find(record_key(input));
+      if (it == existing_.done.end()) {
+        pending_.push_back(input);
+        continue;
+      }
+      ++s_.skipped;
+      if (!it->second) ++s_.old_errors;
+    }
+    std::string shard =
+        o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
+    spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
+                 o_.output, pending_.size());
+    if (s_.total == 0) spdlog::warn("no video files found (see --ext, --recursive)");
+  }
+
+  void pipeline(Engine& engine) {
+    const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_workers();
+    const auto batch = static_cast<size_t>(o_.batch_size);
+    ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
+    DecodePool pool(engine, pending_, workers, queue);
+    while (!stop_requested() && !queue.finished()) {
+      // Greedy batching: block for the first clip only, then take what is ready. The model
+      // never idles waiting to fill a batch; batches fill up by themselves when it is the
+      // bottleneck.
+      std::vector<Clip> clips;
+      for (auto& item : queue.pop(batch, std::chrono::milliseconds(100))) {
+        if (item.clip)
+          clips.push_back(std::move(*item.clip));
+        else
+          record_error(item.input, item.error);
+      }
+      if (clips.empty()) continue;
+      for (auto& outcome : infer_all(engine, clips)) {
+        if (outcome.result)
+          record(records_.result(*outcome.result), true);
+        else
+          record_error(outcome.input, outcome.error);
+      }
+    }
+  }
+
+  void record_error(const std::string& input, const std::string& error) {
+    progress_->clear();
+    if (error.find(input) != std::string::npos)  // most errors already name the file
+      spdlog::warn("{}", error);
+    else
+      spdlog::warn("{}: {}", input, error);
+    record(records_.error(input, error), false);
+  }
+
+  void record(const std::string& line, bool ok) {
+    out_->append(line);
+    ++(ok ? s_.labelled : s_.failed);
+    const double t = now_s();
+    if (t - last_sync_s_ >= o_.fsync_every_s) {
+      out_->sync();
+      last_sync_s_ = t;
+    }
+    progress_->update(s_.labelled + s_.failed, s_.failed);
+  }
+
+  void warn_interrupted(int64_t left) {
+    spdlog::warn("interrupted: {} input(s) not done; records so far are in {}. Resume with:\n  {}",
+                 left, o_.output, o_.resume_command.empty() ? resume_command() : o_.resume_command);
+  }
+
+  const Options& o_;
+  Format format_;
+  RecordWriter records_;
+  double start_s_, last_sync_s_ = now_s();
+  std::vector<std::string> shard_, pending_;
+  ExistingOutput existing_;
+  std::unique_ptr<OutputFile> out_;
+  std::unique_ptr<Progress> progress_;
+  Summary s_;
+};
+
+}  // namespace
+
+EngineFactory classifier_engine(const ModelOptions& options) {
+  return [options] { return std::make_unique<ClassifierEngine>(options); };
+}
+
+}  // namespace stam::batch
+
+namespace stam::batch {
+
+Summary run(const Options& options, const EngineFactory& engine, std::istream& list_stdin) {
+  return Runner(options, list_stdin).execute(engine);
+}
+
+std::string summary_line(const Summary& s) {
+  std::string line = fmt::format("{} labelled, {} failed, {} skipped (already in the output",
+                                 s.labelled, s.failed, s.skipped);
+  if (s.old_errors > 0)
+    line += fmt::format(", {} of them errors: --retry-errors redoes them", s.old_errors);
+  const double rate = s.wall_s > 0 ? (s.labelled + s.failed) / s.wall_s : 0;
+  line += fmt::format("), {} ignored (not video) in {:.1f} s ({:.2f} videos/s)", s.ignored,
+                      s.wall_s, rate);
+  if (s.interrupted) line += ", interrupted";
+  return line;
+}
+
+}  // namespace stam::batch
+
+// ---------------------------------------------------------------- signals
+
+namespace stam::batch {
+
+namespace {
+
+// Plain lock-free atomics are the only state a handler may touch.
+std::atomic<int> g_signals{0};
+std::atomic<bool> g_announce{true};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+struct sigaction g_old_int, g_old_term;
+
+extern "C" void on_stop_signal(int) {
+  if (g_signals.fetch_add(1) >= 1) ::_exit(static_cast<int>(Exit::kInterrupted));
+  if (g_announce.load()) {
+    static const char msg[] =
+        "\nstopping after the videos in progress (send again to quit at once)\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);  // async-signal-safe
+    (void)ignored;
+  }
+}
+
+}  // namespace
+
+SignalGuard::SignalGuard() {
+  g_announce = spdlog::get_level() < spdlog::level::err;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // decoders' reads must not see EINTR; we poll the flag instead
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+SignalGuard::~SignalGuard() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+bool stop_requested() {
+  return g_signals.load() > 0;
+}
+void request_stop() {
+  g_signals.store(1);
+}
+void clear_stop() {
+  g_signals.store(0);
+}
+
+}  // namespace stam::batch

@@ -1,0 +1,187 @@
+// Which inputs a batch run labels, in which order, and which of them belong to one shard.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "stam/batch.hpp"
+#include "stam/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stam::batch {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// Dot-files are skipped in walks: macOS "._clip.mp4" resource forks carry video extensions but
+// are not videos, and our own temporary files start with a dot.
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// One directory entry met in a walk: a video, an ignored file, or a directory.
+void visit(const fs::directory_entry& entry, const InputSpec& spec, InputSet& out) {
+  std::error_code ec;
+  if (hidden(entry.path())) {
+    if (!entry.is_directory(ec)) ++out.ignored;
+    return;
+  }
+  if (entry.is_directory(ec)) return;  // the walker decides whether to descend
+  if (entry.is_regular_file(ec) && has_extension(entry.path().string(), spec.extensions))
+    out.inputs.push_back(entry.path().string());
+  else
+    ++out.ignored;
+}
+
+void walk_flat(const std::string& dir, const InputSpec& spec, InputSet& out) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) throw UsageError("cannot read directory " + dir + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::error_code dir_ec;
+    if (it->is_directory(dir_ec) && !hidden(it->path())) ++out.unsearched_dirs;
+    visit(*it, spec, out);
+  }
+  if (ec) spdlog::warn("stopped reading {} early: {}", dir, ec.message());
+}
+
+// Symlinked directories are not followed (a link to an ancestor would loop forever); dot
+// directories are not entered; unreadable subdirectories are skipped with a warning.
+void walk_tree(const std::string& dir, const InputSpec& spec, InputSet& out) {
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  if (ec) throw UsageError("cannot read directory " + dir + ": " + ec.message());
+  for (fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
+    if (ec) {
+      spdlog::warn("stopped walking {} early: {}", dir, ec.message());
+      break;
+    }
+    std::error_code dir_ec;
+    if (hidden(it->path()) && it->is_directory(dir_ec)) it.disable_recursion_pending();
+    visit(*it, spec, out);
+  }
+}
+
+void add_list(const std::string& name, std::istream& list_stdin, InputSet& out) {
+  std::vector<std::string> paths;
+  if (name == "-") {
+    paths = read_list(list_stdin);
+  } else {
+    std::ifstream in(name);
+    if (!in) throw UsageError("cannot read --list file " + name);
+    paths = read_list(in);
+  }
+  out.inputs.insert(out.inputs.end(), paths.begin(), paths.end());
+}
+
+bool parse_count(const std::string& s, int64_t& value) {
+  if (s.empty() || s.size() > 12) return false;
+  if (!std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return false;
+  value = std::stoll(s);
+  return true;
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_extensions() {
+  static const std::vector<std::string> exts = {"3gp", "avi", "flv",  "m2ts", "m4v", "mkv",
+                                                "mov", "mp4", "mpeg", "mpg",  "mts", "mxf",
+                                                "ogv", "ts",  "webm", "wmv"};
+  return exts;
+}
+
+std::vector<std::string> parse_extensions(const std::string& csv) {
+  std::vector<std::string> exts;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    size_t comma = csv.find(',', start);
+    if (comma == std::string::npos) comma = csv.size();
+    std::string e = lower(trim(csv.substr(start, comma - start)));
+    if (!e.empty() && e[0] == '.') e.erase(0, 1);
+    if (!e.empty()) exts.push_back(e);
+    start = comma + 1;
+  }
+  if (exts.empty()) throw UsageError("--ext needs at least one extension, e.g. --ext mp4,avi");
+  return exts;
+}
+
+bool has_extension(const std::string& path, const std::vector<std::string>& exts) {
+  std::string ext = fs::path(path).extension().string();
+  if (ext.size() < 2) return false;
+  ext = lower(ext.substr(1));
+  return std::find(exts.begin(), exts.end(), ext) != exts.end();
+}
+
+std::vector<std::string> read_list(std::istream& in) {
+  std::vector<std::string> paths;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // Only wholly blank lines are skipped: leading/trailing spaces can be part of a file name.
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    paths.push_back(line);
+  }
+  return paths;
+}
+
+InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin) {
+  InputSet out;
+  for (const auto& p : spec.paths) {
+    std::error_code ec;
+    fs::file_status st = fs::status(p, ec);
+    if (!fs::exists(st)) throw UsageError("input not found: " + p);
+    if (!fs::is_directory(st))
+      out.inputs.push_back(p);  // named explicitly: taken whatever its extension
+    else if (spec.recursive)
+      walk_tree(p, spec, out);
+    else
+      walk_flat(p, spec, out);
+  }
+  for (const auto& l : spec.lists) add_list(l, list_stdin, out);
+  // Byte-wise order, independent of locale and of the file system's listing order, so every
+  // run and every shard sees the same list.
+  std::sort(out.inputs.begin(), out.inputs.end());
+  out.inputs.erase(std::unique(out.inputs.begin(), out.inputs.end()), out.inputs.end());
+  return out;
+}
+
+Shard parse_shard(const std::string& text) {
+  const size_t slash = text.find('/');
+  Shard s;
+  if (slash == std::string::npos || !parse_count(text.substr(0, slash), s.index) ||
+      !parse_count(text.substr(slash + 1), s.count)) {
+    std::string hint = text.find('$') != std::string::npos
+                           ? " (the shell did not expand the variable: is it set?)"
+                           : "";
+    throw UsageError("--shard wants K/N with whole numbers, got '" + text + "'" + hint);
+  }
+  if (s.count < 1 || s.index >= s.count)
+    throw UsageError("--shard " + text + ": need 0 <= K < N (K counts from 0)");
+  return s;
+}
+
+std::vector<std::string> select_shard(const std::vector<std::string>& sorted, Shard shard) {
+  std::vector<std::string> part;
+  for (size_t i = static_cast<size_t>(shard.index); i < sorted.size();
+       i += static_cast<size_t>(shard.count))
+    part.push_back(sorted[i]);
+  return part;
+}
+
+}  // namespace stam::batch

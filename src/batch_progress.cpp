@@ -1,0 +1,101 @@
+// Progress of a batch run on stderr: a redrawn bar on a terminal, a periodic plain line in logs.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "stam/batch.hpp"
+
+namespace stam::batch {
+
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr int kBarWidth = 24;
+constexpr double kRedrawEvery = 0.1;  // a terminal does not need more than ~10 frames a second
+
+}  // namespace
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(std::llround(seconds));
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  return buf;
+}
+
+std::string Progress::format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
+                             int width) {
+  std::string line;
+  if (width > 0) {
+    const int filled = total > 0 ? static_cast<int>(width * done / total) : width;
+    line = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]  ";
+  }
+  const double rate = elapsed_s > 0 ? done / elapsed_s : 0;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%lld/%lld  %.2f videos/s  ETA %s", static_cast<long long>(done),
+                static_cast<long long>(total), rate,
+                rate > 0 ? format_duration((total - done) / rate).c_str() : "?");
+  line += buf;
+  if (failed > 0) line += "  " + std::to_string(failed) + " failed";
+  return line;
+}
+
+Progress::Mode Progress::choose(bool quiet, bool terminal) {
+  if (quiet) return Mode::kOff;
+  return terminal ? Mode::kBar : Mode::kLines;
+}
+
+Progress::Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s)
+    : mode_(mode), total_(total), out_(out), line_every_s_(line_every_s), start_s_(now_s()) {}
+
+void Progress::update(int64_t done, int64_t failed) {
+  done_ = done;
+  failed_ = failed;
+  draw(false);
+}
+
+void Progress::draw(bool force) {
+  const double t = now_s();
+  if (mode_ == Mode::kOff) return;
+  const double every = mode_ == Mode::kBar ? kRedrawEvery : line_every_s_;
+  if (!force && t - last_draw_s_ < every) return;
+  // The first periodic line waits a full period: short runs only print the summary.
+  if (mode_ == Mode::kLines && last_draw_s_ < 0 && !force) {
+    if (t - start_s_ < every) return;
+  }
+  last_draw_s_ = t;
+  const std::string text =
+      format(done_, total_, failed_, t - start_s_, mode_ == Mode::kBar ? kBarWidth : 0);
+  if (mode_ == Mode::kBar) {
+    std::fprintf(out_, "\r%s\x1b[K", text.c_str());  // \x1b[K: erase what a longer line left
+    drawn_ = true;
+  } else {
+    std::fprintf(out_, "progress: %s\n", text.c_str());
+  }
+  std::fflush(out_);
+}
+
+void Progress::clear() {
+  if (mode_ != Mode::kBar || !drawn_) return;
+  std::fprintf(out_, "\r\x1b[K");
+  std::fflush(out_);
+  drawn_ = false;
+  last_draw_s_ = -1e9;  // redraw at the next update
+}
+
+void Progress::finish() {
+  if (mode_ != Mode::kBar) return;
+  draw(true);
+  std::fprintf(out_, "\n");
+  std::fflush(out_);
+  drawn_ = false;
+}
+
+}  // namespace stam::batch

@@ -1,0 +1,77 @@
+// stam batch INPUT...: label a tree or list of videos into one JSONL/CSV file; resumable and
+// shardable. The work is in stam/batch.hpp; this file only maps flags to batch::Options.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <memory>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "stam/batch.hpp"
+
+namespace stam::cli {
+
+namespace {
+
+struct BatchArgs {
+  ModelFlags model;
+  batch::Options opts;
+  std::string ext;
+  std::string shard;
+};
+
+const char* kBatchFooter =
+    "Inputs: a directory INPUT is walked for files with a video extension (case-insensitive;\n"
+    "dot-files skipped; --recursive descends, not following symlinked directories). A file\n"
+    "INPUT or a --list line is taken as is, whatever its extension; a folder of images is\n"
+    "labelled as one video only when named that way (INPUT would walk it, a --list line\n"
+    "does not). Work runs in sorted path order; --shard K/N takes every N-th input from K.\n"
+    "Records: one per input, as `classify --format json` or {\"input\",\"error\"}; appended a\n"
+    "whole line at a time. --resume skips inputs already recorded and cuts a torn last line.\n";
+
+int run_batch(BatchArgs& a) {
+  batch::Options& o = a.opts;
+  if (!a.ext.empty()) o.inputs.extensions = batch::parse_extensions(a.ext);
+  if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
+  const ModelOptions model = finish_model_options(a.model);
+  o.top_k = model.top_k;
+  batch::SignalGuard signals;
+  batch::Summary s = batch::run(o, batch::classifier_engine(model), std::cin);
+  spdlog::info("{}", batch::summary_line(s));
+  return s.exit_code;
+}
+
+}  // namespace
+
+Command add_batch(CLI::App& app) {
+  auto args = std::make_shared<BatchArgs>();
+  batch::Options& o = args->opts;
+  CLI::App* sub = app.add_subcommand("batch", "label many videos into a JSONL/CSV file");
+  sub->add_option("input", o.inputs.paths, "video files and directories to walk");
+  sub->add_flag("-r,--recursive", o.inputs.recursive, "descend into subdirectories");
+  sub->add_option("--ext", args->ext,
+                  "video extensions to pick in directories, comma-separated (default: "
+                  "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
+  sub->add_option("--list", o.inputs.lists, "text file of inputs, one a line ('-' = stdin)");
+  sub->add_option("-o,--output", o.output, "JSONL or CSV file to write (appended to)")->required();
+  sub->add_option("--format", o.format, "jsonl | csv (default: by --output's extension)")
+      ->check(CLI::IsMember({"jsonl", "csv"}));
+  sub->add_flag("--resume", o.resume, "continue an existing output: skip inputs it records");
+  sub->add_flag("--retry-errors", o.retry_errors,
+                "with --resume (implied), redo inputs whose record is an error");
+  sub->add_flag("--overwrite", o.overwrite, "replace an existing non-empty output");
+  sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the inputs");
+  sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sub->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  sub->add_flag("--logits", o.logits, "also store the raw logits (JSONL only)");
+  add_model_options(sub, args->model);
+  sub->footer(std::string(kBatchFooter) + "\n" + exit_code_help() +
+              "  (batch: 2 also when --output cannot be created, locked or written)\n");
+  return {sub, [args] { return run_batch(*args); }};
+}
+
+}  // namespace stam::cli
