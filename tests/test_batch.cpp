@@ -1,0 +1,470 @@
+// stam batch without a model: input listing, sharding, records, resume parsing, progress, and
+// the run loop driven by a fake engine.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "stam/batch.hpp"
+#include "stam/error.hpp"
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace stam;
+using namespace stam::batch;
+using stam::test::TempDir;
+
+namespace {
+
+void write_file(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+std::string rel(const TempDir& d, const std::string& p) {
+  return fs::path(p).lexically_relative(d.path()).string();
+}
+
+// ---------------------------------------------------------------- inputs
+
+TEST(BatchInputs, ExtensionsParseAndMatchCaseInsensitively) {
+  EXPECT_EQ(parse_extensions(" mp4, .AVI ,mkv,"), (std::vector<std::string>{"mp4", "avi", "mkv"}));
+  EXPECT_THROW(parse_extensions(" , "), UsageError);
+  const auto exts = parse_extensions("mp4,avi");
+  EXPECT_TRUE(has_extension("a/b.MP4", exts));
+  EXPECT_TRUE(has_extension("a.b/c.avi", exts));
+  EXPECT_FALSE(has_extension("a.mp4/c", exts));
+  EXPECT_FALSE(has_extension("a/mp4", exts));
+  EXPECT_FALSE(has_extension("a/b.mp4.txt", exts));
+}
+
+// A tree with videos at several depths, other files, dot-files and a dot-directory.
+struct Tree {
+  TempDir dir;
+  Tree() {
+    for (const char* f : {"b.mp4", "A.MP4", "c d.mkv", "notes.txt", "sub/e.avi", "sub/deep/f.webm",
+                          "sub/g.json", ".hidden.mp4", "._h.mp4", ".cache/i.mp4"})
+      write_file(dir.file(f), "x");
+  }
+  InputSet collect(bool recursive) const {
+    InputSpec spec;
+    spec.paths = {dir.path().string()};
+    spec.recursive = recursive;
+    std::istringstream no_stdin;
+    return collect_inputs(spec, no_stdin);
+  }
+};
+
+TEST(BatchInputs, FlatWalkTakesVideosOnlyAndCountsTheRest) {
+  Tree t;
+  InputSet s = t.collect(false);
+  std::vector<std::string> got;
+  for (const auto& p : s.inputs) got.push_back(rel(t.dir, p));
+  EXPECT_EQ(got, (std::vector<std::string>{"A.MP4", "b.mp4", "c d.mkv"}));  // byte-wise order
+  EXPECT_EQ(s.ignored, 3);          // notes.txt, .hidden.mp4, ._h.mp4
+  EXPECT_EQ(s.unsearched_dirs, 1);  // sub (.cache is hidden, not a hint)
+}
+
+TEST(BatchInputs, RecursiveWalkDescendsButNotIntoDotDirectories) {
+  Tree t;
+  InputSet s = t.collect(true);
+  std::vector<std::string> got;
+  for (const auto& p : s.inputs) got.push_back(rel(t.dir, p));
+  EXPECT_EQ(
+      got, (std::vector<std::string>{"A.MP4", "b.mp4", "c d.mkv", "sub/deep/f.webm", "sub/e.avi"}));
+  EXPECT_EQ(s.ignored, 4);  // + sub/g.json
+  EXPECT_EQ(s.unsearched_dirs, 0);
+}
+
+TEST(BatchInputs, ExplicitFilesAndListsAreTakenAsIsSortedAndDeduplicated) {
+  TempDir d;
+  write_file(d.file("clip.dat"), "x");
+  write_file(d.file("list.txt"), "z/missing.mp4\r\n\n  \ny/frames_dir\r\n" + d.file("clip.dat"));
+  InputSpec spec;
+  spec.paths = {d.file("clip.dat")};
+  spec.lists = {d.file("list.txt"), "-"};
+  std::istringstream in("a/from stdin.mp4\nz/missing.mp4\n");
+  InputSet s = collect_inputs(spec, in);
+  EXPECT_EQ(s.inputs, (std::vector<std::string>{d.file("clip.dat"), "a/from stdin.mp4",
+                                                "y/frames_dir", "z/missing.mp4"}));
+}
+
+TEST(BatchInputs, MissingInputOrListIsAUsageError) {
+  std::istringstream in;
+  InputSpec spec;
+  spec.paths = {"/no/such/dir"};
+  EXPECT_THROW(collect_inputs(spec, in), UsageError);
+  spec.paths.clear();
+  spec.lists = {"/no/such/list.txt"};
+  EXPECT_THROW(collect_inputs(spec, in), UsageError);
+}
+
+TEST(BatchShard, ParsesAndValidates) {
+  Shard s = parse_shard("2/5");
+  EXPECT_EQ(s.index, 2);
+  EXPECT_EQ(s.count, 5);
+  for (const char* bad :
+       {"5/5", "1/0", "-1/3", "1", "a/3", "1/3/4", "$SLURM_ARRAY_TASK_ID/4", "", "/3", "1/"})
+    EXPECT_THROW(parse_shard(bad), UsageError) << bad;
+}
+
+TEST(BatchShard, ShardsAreDisjointAndCoverEverything) {
+  std::vector<std::string> all;
+  for (int i = 0; i < 23; ++i) all.push_back("v" + std::to_string(100 + i));
+  for (int n : {1, 2, 3, 7, 30}) {
+    std::multiset<std::string> seen;
+    for (int k = 0; k < n; ++k)
+      for (const auto& p : select_shard(all, {k, n})) seen.insert(p);
+    EXPECT_EQ(seen, std::multiset<std::string>(all.begin(), all.end())) << n;
+  }
+  EXPECT_EQ(select_shard(all, {1, 10}), (std::vector<std::string>{"v101", "v111", "v121"}));
+}
+
+// ---------------------------------------------------------------- records
+
+TEST(BatchRecords, CsvQuotingFollowsRfc4180) {
+  EXPECT_EQ(csv_field("plain/path.mp4"), "plain/path.mp4");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("line\nbreak"), "\"line\nbreak\"");
+  EXPECT_EQ(csv_field("sp ace"), "\"sp ace\"");
+  EXPECT_EQ(csv_field("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(csv_header(2), "input,label_1,score_1,label_2,score_2,error\n");
+}
+
+TEST(BatchRecords, CsvParserRoundTripsAndFindsTheTornTail) {
+  const std::vector<std::string> row = {"a,b", "q\"uote", "multi\r\nline", "", "caf\xc3\xa9 x"};
+  std::string text;
+  for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + csv_field(row[i]);
+  text += "\r\nnext,row\n";
+  CsvRows p = parse_csv(text + "\"torn,fie");
+  ASSERT_EQ(p.rows.size(), 2u);
+  EXPECT_EQ(p.rows[0], row);
+  EXPECT_EQ(p.rows[1], (std::vector<std::string>{"next", "row"}));
+  EXPECT_EQ(p.complete_bytes, text.size());
+  EXPECT_THROW(parse_csv("a\"b,c\n"), UsageError);
+  EXPECT_THROW(parse_csv("\"a\"b,c\n"), UsageError);
+}
+
+Result fake_result(const std::string& input, const std::string& label = "abseiling") {
+  Result r;
+  r.input = input;
+  r.frames = 4;
+  r.top_k = {{0, label, 0.75}, {1, "air drumming", 0.125}};
+  r.device = "cpu";
+  r.precision = "fp32";
+  return r;
+}
+
+TEST(BatchRecords, JsonlRecordsAreSingleLinesWithTheClassifySchema) {
+  RecordWriter w(Format::kJsonl, 2, false);
+  EXPECT_EQ(w.header(), "");
+  std::string line = w.result(fake_result("dir/with\nnewline.mp4"));
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["input"], "dir/with\nnewline.mp4");
+  EXPECT_EQ(j["top_k"][0]["label"], "abseiling");
+  EXPECT_TRUE(j.contains("timings_ms"));
+  auto e = nlohmann::json::parse(w.error("bad.mp4", "not a video"));
+  EXPECT_EQ(e, (nlohmann::json{{"input", "bad.mp4"}, {"error", "not a video"}}));
+}
+
+TEST(BatchRecords, CsvRowsPadMissingLabelsAndCarryErrors) {
+  RecordWriter w(Format::kCsv, 3, false);
+  EXPECT_EQ(w.result(fake_result("a b.mp4")),
+            "\"a b.mp4\",abseiling,0.75,\"air drumming\",0.125,,,\n");
+  EXPECT_EQ(w.error("x.mp4", "broken, badly"), "x.mp4,,,,,,,\"broken, badly\"\n");
+}
+
+TEST(BatchRecords, InvalidUtf8NamesAreReplacedConsistently) {
+  const std::string odd = "clip\xff.mp4";
+  EXPECT_EQ(record_key(odd), "clip\xef\xbf\xbd.mp4");
+  EXPECT_EQ(record_key("ok.mp4"), "ok.mp4");
+  RecordWriter w(Format::kJsonl, 2, false);
+  EXPECT_EQ(nlohmann::json::parse(w.error(odd, "e"))["input"], record_key(odd));
+}
+
+TEST(BatchRecords, FormatFollowsTheOutputExtension) {
+  EXPECT_EQ(parse_format("", "out/x.CSV"), Format::kCsv);
+  EXPECT_EQ(parse_format("", "out/x.jsonl"), Format::kJsonl);
+  EXPECT_EQ(parse_format("jsonl", "x.csv"), Format::kJsonl);
+  EXPECT_THROW(parse_format("xml", "x"), UsageError);
+}
+
+// ---------------------------------------------------------------- output file
+
+TEST(BatchOutput, ScanFindsDoneInputsAndATornTail) {
+  TempDir d;
+  RecordWriter w(Format::kJsonl, 2, false);
+  const std::string whole = w.result(fake_result("a.mp4")) + "\n" + w.error("b.mp4", "bad") +
+                            w.error("c.mp4", "bad") + w.result(fake_result("c.mp4"));
+  write_file(d.file("o.jsonl"), whole + "{\"input\":\"d.mp4\",\"top");
+  ExistingOutput e = scan_output(d.file("o.jsonl"), Format::kJsonl, 2);
+  EXPECT_TRUE(e.exists);
+  EXPECT_EQ(e.valid_bytes, whole.size());
+  EXPECT_EQ(e.records, 4);
+  EXPECT_EQ(e.error_records, 2);
+  EXPECT_EQ(e.done, (std::unordered_map<std::string, bool>{
+                        {"a.mp4", true}, {"b.mp4", false}, {"c.mp4", true}}));
+  EXPECT_FALSE(scan_output(d.file("none.jsonl"), Format::kJsonl, 2).exists);
+}
+
+TEST(BatchOutput, RefusesFilesThatAreNotOurs) {
+  TempDir d;
+  write_file(d.file("a.jsonl"), "{\"input\":\"a\"}\nhello world\n{\"input\":\"b\"}\n");
+  EXPECT_THROW(scan_output(d.file("a.jsonl"), Format::kJsonl, 2), Error);
+  write_file(d.file("b.jsonl"), "important notes");
+  EXPECT_THROW(scan_output(d.file("b.jsonl"), Format::kJsonl, 2), Error);
+  write_file(d.file("c.csv"), csv_header(5) + "a.mp4,,,,,,,,,,,x\n");
+  EXPECT_NO_THROW(scan_output(d.file("c.csv"), Format::kCsv, 5));
+  EXPECT_THROW(scan_output(d.file("c.csv"), Format::kCsv, 3), Error);  // other --top-k
+  write_file(d.file("d.csv"), "name,size\nx,1\n");
+  EXPECT_THROW(scan_output(d.file("d.csv"), Format::kCsv, 5), Error);
+}
+
+TEST(BatchOutput, CsvScanHandlesQuotedNewlinesAndATornHeader) {
+  TempDir d;
+  RecordWriter w(Format::kCsv, 1, false);
+  const std::string whole = w.header() + w.result(fake_result("a\nb.mp4")) + w.error("c.mp4", "e");
+  write_file(d.file("o.csv"), whole + "\"d\nhalf");
+  ExistingOutput e = scan_output(d.file("o.csv"), Format::kCsv, 1);
+  EXPECT_TRUE(e.has_header);
+  EXPECT_EQ(e.valid_bytes, whole.size());
+  EXPECT_EQ(e.done, (std::unordered_map<std::string, bool>{{"a\nb.mp4", true}, {"c.mp4", false}}));
+  write_file(d.file("p.csv"), "input,lab");
+  ExistingOutput p = scan_output(d.file("p.csv"), Format::kCsv, 1);
+  EXPECT_FALSE(p.has_header);
+  EXPECT_EQ(p.valid_bytes, 0u);
+}
+
+TEST(BatchOutput, RewriteDropsErrorsAndTheTornTailAtomically) {
+  TempDir d;
+  for (Format f : {Format::kJsonl, Format::kCsv}) {
+    RecordWriter w(f, 2, false);
+    const std::string path = d.file(f == Format::kCsv ? "o.csv" : "o.jsonl");
+    const std::string ok_a = w.result(fake_result("a.mp4")), ok_c = w.result(fake_result("c.mp4"));
+    write_file(path, w.header() + ok_a + w.error("b.mp4", "bad") + ok_c + w.error("d", "x") + "{");
+    EXPECT_EQ(rewrite_without_errors(path, f, 2), 2);
+    EXPECT_EQ(read_file(path), w.header() + ok_a + ok_c);
+    for (const auto& entry : fs::directory_iterator(d.path()))  // no temporary left behind
+      EXPECT_EQ(entry.path().filename().string().find(".stam-tmp"), std::string::npos);
+  }
+}
+
+TEST(BatchOutput, AppendsAndRefusesASecondWriter) {
+  TempDir d;
+  const std::string path = d.file("new/dir/o.jsonl");
+  OutputFile out(path);
+  out.append("{\"input\":\"a\"}\n");
+  out.sync();
+  EXPECT_THROW(OutputFile second(path), Error);
+  EXPECT_EQ(read_file(path), "{\"input\":\"a\"}\n");
+  EXPECT_THROW(OutputFile("/proc/no/such/o.jsonl"), Error);
+}
+
+// ---------------------------------------------------------------- progress
+
+TEST(BatchProgress, FormatsRateEtaAndFailures) {
+  EXPECT_EQ(format_duration(0), "0:00");
+  EXPECT_EQ(format_duration(125), "2:05");
+  EXPECT_EQ(format_duration(3725), "1:02:05");
+  EXPECT_EQ(format_duration(-1), "?");
+  EXPECT_EQ(Progress::format(25, 100, 0, 10.0, 4), "[#...]  25/100  2.50 videos/s  ETA 0:30");
+  EXPECT_EQ(Progress::format(0, 10, 2, 0, 0), "0/10  0.00 videos/s  ETA ?  2 failed");
+  EXPECT_EQ(Progress::choose(true, true), Progress::Mode::kOff);
+  EXPECT_EQ(Progress::choose(false, true), Progress::Mode::kBar);
+  EXPECT_EQ(Progress::choose(false, false), Progress::Mode::kLines);
+}
+
+// ---------------------------------------------------------------- run with a fake engine
+
+// Decodes nothing: inputs named "*bad*" fail in prepare, "*boom*" fail in infer; the label is
+// the file's stem. Can ask the run to stop after `stop_after` records.
+class FakeEngine : public Engine {
+ public:
+  struct Log {
+    std::mutex mu;
+    std::vector<size_t> batch_sizes;
+    std::atomic<int> inferred{0};
+  };
+  FakeEngine(Log& log, int stop_after) : log_(log), stop_after_(stop_after) {}
+
+  Clip prepare(const std::string& input) const override {
+    if (input.find("bad") != std::string::npos) throw InputError(input + ": cannot decode");
+    Clip c;
+    c.input = input;
+    c.pixels = torch::zeros({4, 1, 1, 3}, torch::kByte);
+    return c;
+  }
+  std::vector<Result> infer(const std::vector<Clip>& clips) override {
+    {
+      std::lock_guard<std::mutex> lock(log_.mu);
+      log_.batch_sizes.push_back(clips.size());
+    }
+    std::vector<Result> out;
+    for (const auto& c : clips) {
+      if (c.input.find("boom") != std::string::npos) throw std::runtime_error("model exploded");
+      out.push_back(fake_result(c.input, fs::path(c.input).stem().string()));
+    }
+    if (stop_after_ > 0 && (log_.inferred += static_cast<int>(clips.size())) >= stop_after_)
+      request_stop();
+    return out;
+  }
+
+ private:
+  Log& log_;
+  int stop_after_;
+};
+
+struct FakeRun {
+  TempDir dir;
+  FakeEngine::Log log;
+  Options opts;
+  int loads = 0;
+
+  explicit FakeRun(int n, Format f = Format::kJsonl) {
+    std::string list;
+    for (int i = 0; i < n; ++i) list += "v" + std::to_string(100 + i) + ".mp4\n";
+    list += "v_bad.mp4\nv_boom.mp4\n";
+    write_file(dir.file("list.txt"), list);
+    opts.inputs.lists = {dir.file("list.txt")};
+    opts.output = dir.file(f == Format::kCsv ? "out.csv" : "out.jsonl");
+    opts.top_k = 2;
+    opts.resume_command = "stam batch --resume";
+  }
+  Summary go(int stop_after = 0) {
+    clear_stop();
+    std::istringstream no_stdin;
+    Summary s = run(
+        opts,
+        [&] {
+          ++loads;
+          return std::make_unique<FakeEngine>(log, stop_after);
+        },
+        no_stdin);
+    clear_stop();
+    return s;
+  }
+  // input -> label or "ERR"; fails the test on a duplicate.
+  std::map<std::string, std::string> records() {
+    std::map<std::string, std::string> m;
+    for (const auto& line : lines_of(read_file(opts.output))) {
+      auto j = nlohmann::json::parse(line);
+      std::string v = j.contains("error") ? "ERR" : j["top_k"][0]["label"].get<std::string>();
+      EXPECT_TRUE(m.emplace(j["input"], v).second) << "duplicate " << j["input"];
+    }
+    return m;
+  }
+};
+
+TEST(BatchRun, LabelsEveryInputAndRecordsFailures) {
+  FakeRun r(10);
+  r.opts.batch_size = 3;
+  Summary s = r.go();
+  EXPECT_EQ(s.total, 12);
+  EXPECT_EQ(s.labelled, 10);
+  EXPECT_EQ(s.failed, 2);
+  EXPECT_EQ(s.exit_code, static_cast<int>(Exit::kPartial));
+  auto m = r.records();
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_EQ(m["v105.mp4"], "v105");
+  EXPECT_EQ(m["v_bad.mp4"], "ERR");
+  EXPECT_EQ(m["v_boom.mp4"], "ERR");  // its batch neighbours were retried alone and labelled
+  for (size_t b : r.log.batch_sizes) EXPECT_LE(b, 3u);
+}
+
+TEST(BatchRun, RefusesToClobberUnlessResumeOrOverwrite) {
+  FakeRun r(3);
+  r.go();
+  EXPECT_THROW(r.go(), UsageError);
+  r.opts.overwrite = true;
+  EXPECT_EQ(r.go().labelled, 3);
+  EXPECT_EQ(r.records().size(), 5u);
+  r.opts.resume = true;
+  EXPECT_THROW(r.go(), UsageError);  // both
+}
+
+TEST(BatchRun, ResumeAfterAStopCompletesWithoutDuplicates) {
+  FakeRun r(20);
+  r.opts.decode_workers = 2;
+  Summary first = r.go(/*stop_after=*/5);
+  EXPECT_TRUE(first.interrupted);
+  EXPECT_EQ(first.exit_code, 130);
+  EXPECT_LT(first.labelled + first.failed, 22);
+  r.opts.resume = true;
+  Summary second = r.go();
+  EXPECT_FALSE(second.interrupted);
+  EXPECT_EQ(second.skipped, first.labelled + first.failed);
+  EXPECT_EQ(r.records().size(), 22u);
+  // Nothing left: the model is not even loaded, and old errors still give exit 6.
+  const int loads = r.loads;
+  Summary third = r.go();
+  EXPECT_EQ(r.loads, loads);
+  EXPECT_EQ(third.skipped, 22);
+  EXPECT_EQ(third.old_errors, 2);
+  EXPECT_EQ(third.exit_code, static_cast<int>(Exit::kPartial));
+}
+
+TEST(BatchRun, RetryErrorsRedoesOnlyTheErrors) {
+  FakeRun r(4, Format::kCsv);
+  r.go();
+  // "Fix" the broken file: it now decodes (the list is rewritten, the key stays the same).
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\nv103.mp4\nv_boom.mp4\n");
+  r.opts.retry_errors = true;
+  Summary s = r.go();
+  EXPECT_EQ(s.skipped, 4);
+  EXPECT_EQ(s.failed, 1);  // boom fails again
+  const std::string csv = read_file(r.opts.output);
+  CsvRows rows = parse_csv(csv);
+  ASSERT_EQ(rows.rows.size(), 6u);  // header + 4 + boom once, the old bad record is gone
+  EXPECT_EQ(rows.complete_bytes, csv.size());
+  std::set<std::string> inputs;
+  for (size_t i = 1; i < rows.rows.size(); ++i) inputs.insert(rows.rows[i][0]);
+  EXPECT_EQ(inputs.size(), 5u);
+  EXPECT_EQ(inputs.count("v_bad.mp4"), 0u);  // no longer listed, its error record dropped
+}
+
+TEST(BatchRun, ResumeRepairsATornLastLine) {
+  FakeRun r(3);
+  r.go();
+  { std::ofstream(r.opts.output, std::ios::app) << "{\"input\":\"v101.mp4\",\"fra"; }
+  r.opts.resume = true;
+  Summary s = r.go();
+  EXPECT_EQ(s.skipped, 5);
+  EXPECT_EQ(r.records().size(), 5u);  // parses every line: the torn one is gone
+}
+
+TEST(BatchRun, ShardsSplitTheWork) {
+  FakeRun r(10);
+  std::map<std::string, std::string> all;
+  for (int k = 0; k < 3; ++k) {
+    r.opts.shard = {k, 3};
+    r.opts.output = r.dir.file("shard" + std::to_string(k) + ".jsonl");
+    Summary s = r.go();
+    EXPECT_EQ(s.total, 4);
+    for (const auto& [input, label] : r.records()) EXPECT_TRUE(all.emplace(input, label).second);
+  }
+  EXPECT_EQ(all.size(), 12u);
+}
+
+}  // namespace
