@@ -661,6 +661,17 @@ Value* Unpickler::rebuild_tensor(const std::vector<Value*>& a, size_t n_fixed, V
 }
 
 Value* Unpickler::reduce(Value* callable, Value* args) {
+  // _rebuild_from_type(_v2)(func, type, args, state) wraps a tensor subclass: rebuild the plain
+  // tensor inside. Unwrapped in a loop with a small bound, so nesting cannot recurse deeply.
+  for (int hops = 0; callable->is_global("torch._tensor _rebuild_from_type_v2") ||
+                     callable->is_global("torch._tensor _rebuild_from_type");
+       ++hops) {
+    if (hops == 8) fail("_rebuild_from_type nested too deeply");
+    if (args->kind != Kind::kTuple || args->items.size() < 3)
+      fail("too few arguments to _rebuild_from_type");
+    callable = args->items[0];
+    args = args->items[2];
+  }
   if (args->kind != Kind::kTuple) fail("REDUCE arguments are not a tuple");
   const std::vector<Value*>& a = args->items;
   if (callable->kind != Kind::kGlobal) return make_object(callable, a);
@@ -675,11 +686,6 @@ Value* Unpickler::reduce(Value* callable, Value* args) {
   if (f == "torch._utils _rebuild_parameter" || f == "torch._utils _rebuild_parameter_with_state") {
     if (a.empty()) fail("_rebuild_parameter without data");
     return a[0];  // a Parameter is its data tensor plus flags we do not need
-  }
-  if (f == "torch._tensor _rebuild_from_type_v2" || f == "torch._tensor _rebuild_from_type") {
-    // (func, type, args, state): a tensor subclass; rebuild the plain tensor inside.
-    if (a.size() < 3) fail("too few arguments to _rebuild_from_type");
-    return reduce(a[0], a[2]);
   }
   if ((f == "_codecs encode") && a.size() == 2 && a[0]->kind == Kind::kString) {
     return make_str(Kind::kBytes, latin1(a[0]->str));  // how protocol 2 spells bytes objects
