@@ -14,6 +14,12 @@ using stam::test::fixture_path;
 
 namespace {
 
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3e", v);
+  return buf;
+}
+
 nlohmann::json expected() {
   std::ifstream in(fixture_path("tiny_stam_expected.json"));
   return nlohmann::json::parse(in);
@@ -74,8 +80,8 @@ TEST(Model, SpatialAndFullParityWithPyTorch) {
   auto x = pattern_frames(model->config.frames, model->config.image_size);
   double emb_err = rel_error(model->encode_frames(x), as_tensor(want["pattern_frame_embeddings"]));
   double logit_err = rel_error(model->forward(x), as_tensor(want["pattern_logits"]));
-  RecordProperty("frame_embedding_rel_error", std::to_string(emb_err));
-  RecordProperty("logit_rel_error", std::to_string(logit_err));
+  RecordProperty("frame_embedding_rel_error", sci(emb_err));
+  RecordProperty("logit_rel_error", sci(logit_err));
   EXPECT_LE(emb_err, 1e-5);
   EXPECT_LE(logit_err, 1e-5);
 }

@@ -15,6 +15,12 @@ using stam::test::shared_path;
 
 namespace {
 
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3e", v);
+  return buf;
+}
+
 stam::ModelOptions tiny_options() {
   stam::ModelOptions o;
   o.weights = fixture_path("tiny_stam.pth");
@@ -37,7 +43,7 @@ TEST_P(VideoParity, LogitsMatchTheReferencePipeline) {
   auto ours = torch::tensor(std::vector<double>(r.logits.begin(), r.logits.end()));
   auto ref = torch::tensor(want["logits"].get<std::vector<double>>());
   const double err = ((ours - ref).abs().max() / ref.abs().max()).item<double>();
-  RecordProperty("logit_rel_error", std::to_string(err));
+  RecordProperty("logit_rel_error", sci(err));
   EXPECT_LE(err, 1e-5) << GetParam();
 
   ASSERT_EQ(r.top_k.size(), 5u);

@@ -31,6 +31,7 @@ void setup_logging(int verbosity, bool quiet) {
 int main(int argc, char** argv) {
   CLI::App app{"stam: recognise human actions in videos with STAM (Kinetics-400), natively."};
   app.require_subcommand(1);
+  app.fallthrough();  // -v and -q work after the subcommand too
   app.footer(stam::cli::exit_code_help());
   app.set_version_flag("--version", "stam 0.1.0");
   int verbosity = 0;
