@@ -2,12 +2,12 @@
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
+#include <sched.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "stam/checkpoint.hpp"
 #include "stam/decode.hpp"
@@ -71,6 +71,15 @@ std::string resolve_labels(const std::string& flag) {
   return p;
 }
 
+// Cores this process may run on. LibTorch's OpenMP pool can start at 1 thread (seen with
+// Debian's build next to OpenBLAS-openmp), so the default is set explicitly.
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
                                         const std::vector<std::string>& labels) {
   auto [values, indices] = probs.topk(std::min<int64_t>(k, probs.size(0)));
@@ -100,7 +109,7 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   const auto t0 = Clock::now();
   Impl& m = *impl_;
   m.opts = options;
-  if (options.threads > 0) at::set_num_threads(options.threads);
+  at::set_num_threads(options.threads > 0 ? options.threads : usable_cores());
   m.device = resolve_device(options.device);
   check_precision(m.device, options.precision);
   m.dtype = scalar_type(options.precision);

@@ -163,3 +163,24 @@ TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {
     EXPECT_TRUE(contains(r.err, "CUDA")) << r.err;
   }
 }
+
+TEST(Cli, DownloadScriptSkipsPresentFilesAndVerifiesThem) {
+  // No network here: the script is exercised on files already present, which it must keep and
+  // check with `stam info`.
+  stam::test::TempDir models;
+  std::filesystem::copy_file(fixture_path("tiny_stam.pth"), models.file("stam_16.pth"));
+  const std::string env = "STAM=" + shell_quote(stam::test::stam_binary()) +
+                          " STAM_MODELS_DIR=" + shell_quote(models.path().string()) + " ";
+  const std::string script = shell_quote(stam::test::source_path("scripts/download_models.sh"));
+  auto good = run_command(env + script + " 16");
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_TRUE(contains(good.out, "already present")) << good.out;
+  EXPECT_TRUE(contains(good.out, "loads")) << good.out;
+
+  std::ofstream(models.file("stam_8.pth")) << "truncated download";
+  auto bad = run_command(env + script + " 8");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.err, "does not load")) << bad.err;
+
+  EXPECT_EQ(run_command(env + script + " 12").exit_code, 2);
+}
