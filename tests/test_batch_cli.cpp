@@ -1,0 +1,249 @@
+// stam batch end to end: the real binary, the tiny checkpoint, real videos (symlinked from the
+// shared test data), kills at random moments, shards and CSV read back by Python's csv module.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace stam::test;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void link_video(const std::string& video, const fs::path& at) {
+  fs::create_directories(at.parent_path());
+  fs::create_symlink(shared_path("testdata/videos/" + video), at);
+}
+
+// Small frame counts and the tiny model keep a run to well under a second of model time;
+// decoding the real videos is what costs.
+std::string stam_batch(const std::string& args) {
+  return shell_quote(stam_binary()) + " batch " + args + " -w " +
+         shell_quote(fixture_path("tiny_stam.pth")) + " -f 4";
+}
+
+CommandResult batch(const std::string& args) {
+  return run_command(stam_batch(args));
+}
+
+// input -> top-1 label, or "ERR: message". Every line must parse and every input appear once.
+std::map<std::string, std::string> jsonl_records(const std::string& path) {
+  std::map<std::string, std::string> m;
+  const std::string text = read_file(path);
+  EXPECT_TRUE(text.empty() || text.back() == '\n') << "torn last line in " << path;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);  // throws on a torn or garbled line
+    std::string v = j.contains("error") ? "ERR: " + j["error"].get<std::string>()
+                                        : j["top_k"][0]["label"].get<std::string>();
+    EXPECT_TRUE(m.emplace(j["input"].get<std::string>(), v).second) << "duplicate: " << line;
+  }
+  return m;
+}
+
+// Videos in nested folders with awkward names, plus files that must fail or be ignored.
+struct Tree {
+  TempDir dir;
+  std::string root = dir.file("data");
+  std::set<std::string> good, bad;
+  Tree() {
+    add_good("arm_wrestling_340x256_28fps.mp4", "Arm Wrestling.MP4");
+    add_good("mpeg4_320x240_25fps.avi",
+             "sub/\xc3\xbc"
+             "n\xc3\xaf"
+             "c\xc3\xb6"
+             "d\xc3\xa9 clip.avi");
+    add_good("short_32frames_30fps.mp4", "sub/deeper/short, \"quoted\".mp4");
+    add_good("short_32frames_30fps.mp4", "sub/deeper/second copy.webm");
+    std::ofstream(root + "/sub/not a video.mp4") << "this is text, not H.264\n";
+    bad.insert(root + "/sub/not a video.mp4");
+    std::ofstream(root + "/empty.mkv");
+    bad.insert(root + "/empty.mkv");
+    std::ofstream(root + "/readme.txt") << "ignored\n";
+    std::ofstream(root + "/sub/labels.json") << "{}\n";
+  }
+  void add_good(const std::string& video, const std::string& rel) {
+    link_video(video, root + "/" + rel);
+    good.insert(root + "/" + rel);
+  }
+};
+
+TEST(BatchCli, TreeWithBadFilesLabelsTheRestAndExits6) {
+  Tree t;
+  const std::string out = t.dir.file("out.jsonl");
+  auto r = batch(shell_quote(t.root) + " --recursive -o " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  auto m = jsonl_records(out);
+  EXPECT_EQ(m.size(), t.good.size() + t.bad.size());
+  for (const auto& g : t.good) EXPECT_EQ(m[g].rfind("ERR", 0), std::string::npos) << g << m[g];
+  for (const auto& b : t.bad) EXPECT_EQ(m[b].rfind("ERR", 0), 0u) << b;
+  EXPECT_NE(r.err.find("4 labelled, 2 failed, 0 skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 ignored"), std::string::npos) << r.err;
+
+  // Without --recursive only the top folder's two files are taken, with a hint.
+  auto flat = batch(shell_quote(t.root) + " -o " + shell_quote(t.dir.file("flat.jsonl")));
+  EXPECT_EQ(jsonl_records(t.dir.file("flat.jsonl")).size(), 2u);
+  EXPECT_NE(flat.err.find("--recursive"), std::string::npos);
+
+  // A finished output is not clobbered; --resume finds nothing left and still reports the errors.
+  auto again = batch(shell_quote(t.root) + " -r -o " + shell_quote(out));
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  auto resumed = batch(shell_quote(t.root) + " -r --resume -o " + shell_quote(out));
+  EXPECT_EQ(resumed.exit_code, 6) << resumed.err;
+  EXPECT_NE(resumed.err.find("0 labelled, 0 failed, 6 skipped"), std::string::npos);
+}
+
+TEST(BatchCli, CsvRoundTripsThroughPythonsCsvModule) {
+  Tree t;
+  const std::string out = t.dir.file("out.csv");
+  auto r = batch(shell_quote(t.root) + " -r -k 3 -o " + shell_quote(out));
+  ASSERT_EQ(r.exit_code, 6) << r.err;
+  auto py = run_command(
+      "python3 -c 'import csv,json,sys; "
+      "print(json.dumps(list(csv.reader(open(sys.argv[1], newline=\"\", encoding=\"utf-8\")))))' " +
+      shell_quote(out));
+  ASSERT_EQ(py.exit_code, 0) << py.err;
+  auto rows = nlohmann::json::parse(py.out);
+  ASSERT_EQ(rows.size(), 1 + t.good.size() + t.bad.size());
+  EXPECT_EQ(rows[0], nlohmann::json::parse(R"(["input","label_1","score_1","label_2","score_2",
+                                               "label_3","score_3","error"])"));
+  std::set<std::string> good, bad;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    ASSERT_EQ(rows[i].size(), 8u);
+    const bool failed = !rows[i][7].get<std::string>().empty();
+    (failed ? bad : good).insert(rows[i][0].get<std::string>());
+    if (!failed) {
+      EXPECT_GT(std::stod(rows[i][2].get<std::string>()), 0.0);
+    }
+  }
+  EXPECT_EQ(good, t.good);
+  EXPECT_EQ(bad, t.bad);
+}
+
+// Many small inputs so a kill lands in the middle of the work.
+struct Many {
+  TempDir dir;
+  std::string root = dir.file("clips");
+  std::string out = dir.file("labels.jsonl");
+  static constexpr int kCount = 16;
+  Many() {
+    for (int i = 0; i < kCount; ++i)
+      link_video(i % 2 ? "mpeg4_320x240_25fps.avi" : "short_32frames_30fps.mp4",
+                 root + "/clip" + std::to_string(10 + i) + (i % 2 ? ".avi" : ".mp4"));
+  }
+  std::string args() const { return shell_quote(root) + " -o " + shell_quote(out) + " -j 1"; }
+};
+
+// Starts `command` in the background, waits until `out` has at least `lines` lines (or the
+// process ended), then sends `signal`. The exit status is the command's.
+std::string signal_after_lines(const std::string& command, const std::string& out, int lines,
+                               const std::string& signal) {
+  return command + " & pid=$!; while kill -0 $pid 2>/dev/null && [ \"$(cat " + shell_quote(out) +
+         " 2>/dev/null | wc -l)\" -lt " + std::to_string(lines) +
+         " ]; do sleep 0.01; done; kill -" + signal + " $pid; wait $pid";
+}
+
+TEST(BatchCli, ResumeAfterKill9AtSeveralMomentsLeavesOneRecordPerInput) {
+  Many d;
+  size_t before = 0;
+  // Kills at whatever point the work has reached once 1, 5 and 9 records are written: during
+  // decoding, inference or a write. Each rerun resumes the previous one.
+  for (int lines : {1, 5, 9}) {
+    run_command(signal_after_lines(stam_batch(d.args() + " --resume"), d.out, lines, "9"));
+    auto m = jsonl_records(d.out);  // every line whole, no duplicates, after every kill
+    EXPECT_GE(m.size(), before) << lines;
+    EXPECT_LT(m.size(), static_cast<size_t>(Many::kCount)) << "killed too late to test anything";
+    before = m.size();
+  }
+  auto r = batch(d.args() + " --resume");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto m = jsonl_records(d.out);
+  EXPECT_EQ(m.size(), static_cast<size_t>(Many::kCount));
+  for (const auto& [input, label] : m) EXPECT_EQ(label.rfind("ERR", 0), std::string::npos);
+}
+
+TEST(BatchCli, ResumeCutsATornLastLine) {
+  Many d;
+  ASSERT_EQ(batch(d.args()).exit_code, 0);
+  std::ofstream(d.out, std::ios::app) << R"({"input":")" << d.root << R"(/clip10.mp4","fram)";
+  auto r = batch(d.args() + " --resume");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("incomplete last record"), std::string::npos) << r.err;
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
+TEST(BatchCli, SigtermStopsCleanlyWithAResumeHint) {
+  Many d;
+  auto r = run_command(signal_after_lines(stam_batch(d.args()), d.out, 3, "TERM"));
+  if (r.exit_code == 0) GTEST_SKIP() << "the run finished before the signal";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+  auto done = jsonl_records(d.out);
+  EXPECT_LT(done.size(), static_cast<size_t>(Many::kCount));
+  auto rest = batch(d.args() + " --resume");
+  EXPECT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
+TEST(BatchCli, ThreeShardsAreDisjointCoverEverythingAndAgreeWithOneRun) {
+  Tree t;
+  const std::string all_out = t.dir.file("all.jsonl");
+  batch(shell_quote(t.root) + " -r -o " + shell_quote(all_out));
+  auto all = jsonl_records(all_out);
+  std::map<std::string, std::string> merged;
+  for (int k = 0; k < 3; ++k) {
+    const std::string out = t.dir.file("part" + std::to_string(k) + ".jsonl");
+    auto r = batch(shell_quote(t.root) + " -r --shard " + std::to_string(k) + "/3 -o " +
+                   shell_quote(out));
+    EXPECT_NE(r.exit_code, 2) << r.err;
+    for (const auto& [input, label] : jsonl_records(out))
+      EXPECT_TRUE(merged.emplace(input, label).second) << input << " in two shards";
+  }
+  EXPECT_EQ(merged, all);
+  EXPECT_EQ(batch(shell_quote(t.root) + " --shard 3/3 -o x.jsonl").exit_code, 2);
+}
+
+TEST(BatchCli, ListFromStdinAndQuietMode) {
+  Many d;
+  const std::string list = d.dir.file("list.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n\n" << d.root << "/clip11.avi\n";
+  auto r = run_command("cat " + shell_quote(list) + " | " +
+                       stam_batch("-q --list - -o " + shell_quote(d.out)));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // -q: no progress, no summary
+  EXPECT_EQ(jsonl_records(d.out).size(), 2u);
+}
+
+TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
+  Many d;
+  auto r = batch(shell_quote(d.root) + " -o /proc/stam-nope/out.jsonl");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("/proc/stam-nope/out.jsonl"), std::string::npos) << r.err;
+  auto dir = batch(shell_quote(d.root) + " -o " + shell_quote(d.dir.path().string()));
+  EXPECT_EQ(dir.exit_code, 2);
+  EXPECT_EQ(batch(shell_quote(d.root) + " -o o.jsonl --resume --overwrite").exit_code, 2);
+  EXPECT_EQ(batch("/no/such/videos -o " + shell_quote(d.out)).exit_code, 2);
+}
+
+TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {
+  Many d;
+  auto r =
+      run_command(shell_quote(stam_binary()) + " batch " + d.args() + " -w /no/such/model.pth");
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+}
+
+}  // namespace
