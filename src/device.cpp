@@ -67,7 +67,8 @@ torch::Device cuda_device(const std::string& name) {
 torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name == "auto")
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                       : torch::Device(torch::kCPU);
   if (name.rfind("cuda", 0) == 0 && (name.size() == 4 || name[4] == ':')) return cuda_device(name);
   throw UsageError("unknown device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
 }

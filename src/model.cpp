@@ -40,8 +40,9 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 
 PatchEmbedImpl::PatchEmbedImpl(const StamConfig& c) {
   proj = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size)
-                                    .stride(c.patch_size)));
+      "proj",
+      torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size).stride(c.patch_size)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
@@ -63,7 +64,9 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2(torch::gelu(fc1(x)));
+}
 
 BlockImpl::BlockImpl(const StamConfig& c) {
   norm1 = register_module("norm1", layer_norm(c.embed_dim, c.eps));
@@ -155,7 +158,9 @@ torch::Tensor StamImpl::encode_clip(const torch::Tensor& frame_embeddings) {
   return aggregate(frame_embeddings);
 }
 
-torch::Tensor StamImpl::classify(const torch::Tensor& clip_embedding) { return head(clip_embedding); }
+torch::Tensor StamImpl::classify(const torch::Tensor& clip_embedding) {
+  return head(clip_embedding);
+}
 
 torch::Tensor StamImpl::forward(const torch::Tensor& images) {
   auto frames = encode_frames(images);
@@ -173,8 +178,7 @@ std::string shape_str(c10::IntArrayRef s) {
   return o.str();
 }
 
-const std::vector<int64_t>& shape_of(const Checkpoint& ckpt, const std::string& key,
-                                     size_t rank) {
+const std::vector<int64_t>& shape_of(const Checkpoint& ckpt, const std::string& key, size_t rank) {
   const auto& e = ckpt.entry(key);
   if (e.sizes.size() != rank)
     throw ModelError(ckpt.path() + ": '" + key + "' has shape " + shape_str(e.sizes) +
@@ -252,10 +256,10 @@ void init_random(Stam& model, uint64_t seed) {
 torch::Tensor resample_temporal_pos_embed(const torch::Tensor& pos, int64_t frames) {
   auto cls = pos.index({Slice(), Slice(0, 1)});
   auto rows = pos.index({Slice(), Slice(1, torch::indexing::None)}).transpose(1, 2);
-  auto resized = F::interpolate(
-      rows.to(torch::kFloat),
-      F::InterpolateFuncOptions().size(std::vector<int64_t>{frames}).mode(torch::kLinear)
-          .align_corners(false));
+  auto resized = F::interpolate(rows.to(torch::kFloat), F::InterpolateFuncOptions()
+                                                            .size(std::vector<int64_t>{frames})
+                                                            .mode(torch::kLinear)
+                                                            .align_corners(false));
   return torch::cat({cls, resized.to(pos.dtype()).transpose(1, 2)}, 1);
 }
 
@@ -274,17 +278,18 @@ void load_weights(Stam& model, const Checkpoint& ckpt) {
                        shape_str(dst.sizes()) + ")");
     const auto& e = ckpt.entry(key);
     torch::Tensor src = ckpt.load(key);
-    const bool resample = key == "aggregate.pos_embed" && e.sizes.size() == 3 &&
-                          e.sizes[0] == 1 && e.sizes[2] == dst.size(2) && e.sizes[1] != dst.size(1);
+    const bool resample = key == "aggregate.pos_embed" && e.sizes.size() == 3 && e.sizes[0] == 1 &&
+                          e.sizes[2] == dst.size(2) && e.sizes[1] != dst.size(1);
     if (resample) {
-      spdlog::warn("checkpoint was trained on {} frames, running {}: resampling the temporal "
-                   "position embedding linearly", e.sizes[1] - 1, dst.size(1) - 1);
+      spdlog::warn(
+          "checkpoint was trained on {} frames, running {}: resampling the temporal "
+          "position embedding linearly",
+          e.sizes[1] - 1, dst.size(1) - 1);
       src = resample_temporal_pos_embed(src, dst.size(1) - 1);
     }
     if (src.sizes() != dst.sizes())
-      throw ModelError(ckpt.path() + ": tensor '" + key + "' has shape " +
-                       shape_str(src.sizes()) + ", the model expects " +
-                       shape_str(dst.sizes()));
+      throw ModelError(ckpt.path() + ": tensor '" + key + "' has shape " + shape_str(src.sizes()) +
+                       ", the model expects " + shape_str(dst.sizes()));
     dst.copy_(src);  // converts dtype and moves to the model's device
   }
 }

@@ -52,8 +52,8 @@ std::string to_text(const Result& r) {
   const auto& t = r.timings;
   o << "\ntimings: decode " << fmt("%.1f", t.decode_ms) << " ms | preprocess "
     << fmt("%.1f", t.preprocess_ms) << " ms | spatial " << fmt("%.1f", t.spatial_ms)
-    << " ms | temporal " << fmt("%.1f", t.temporal_ms) << " ms | total "
-    << fmt("%.1f", t.total_ms) << " ms | " << r.device << " " << r.precision << "\n";
+    << " ms | temporal " << fmt("%.1f", t.temporal_ms) << " ms | total " << fmt("%.1f", t.total_ms)
+    << " ms | " << r.device << " " << r.precision << "\n";
   return o.str();
 }
 

@@ -1,8 +1,8 @@
 #include "stam/pipeline.hpp"
 
 #include <ATen/Parallel.h>
-#include <spdlog/spdlog.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -66,8 +66,7 @@ std::string resolve_weights(const std::string& flag) {
 std::string resolve_labels(const std::string& flag) {
   if (!flag.empty()) return flag;
   std::string p = find_model_file("kinetics400_labels.txt");
-  if (p.empty())
-    throw ModelError("models/kinetics400_labels.txt not found; pass --labels FILE");
+  if (p.empty()) throw ModelError("models/kinetics400_labels.txt not found; pass --labels FILE");
   return p;
 }
 
@@ -227,9 +226,17 @@ Result Classifier::classify(const std::string& input) {
   return r;
 }
 
-const StamConfig& Classifier::config() const { return impl_->config; }
-const std::vector<std::string>& Classifier::labels() const { return impl_->labels; }
-std::string Classifier::device_name() const { return impl_->device.str(); }
-double Classifier::load_ms() const { return impl_->load_ms; }
+const StamConfig& Classifier::config() const {
+  return impl_->config;
+}
+const std::vector<std::string>& Classifier::labels() const {
+  return impl_->labels;
+}
+std::string Classifier::device_name() const {
+  return impl_->device.str();
+}
+double Classifier::load_ms() const {
+  return impl_->load_ms;
+}
 
 }  // namespace stam

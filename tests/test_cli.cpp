@@ -1,7 +1,7 @@
 // The `stam` executable as a user runs it: output formats, exit codes, error messages.
 #include <gtest/gtest.h>
-#include <opencv2/imgcodecs.hpp>
 #include <torch/cuda.h>
+#include <opencv2/imgcodecs.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -20,7 +20,9 @@ std::string stam_cmd(const std::string& args) {
   return shell_quote(stam::test::stam_binary()) + " " + args;
 }
 
-std::string tiny() { return "--weights " + shell_quote(fixture_path("tiny_stam.pth")); }
+std::string tiny() {
+  return "--weights " + shell_quote(fixture_path("tiny_stam.pth"));
+}
 
 std::string video(const std::string& name) {
   return shell_quote(shared_path("testdata/videos/" + name));
@@ -112,13 +114,15 @@ TEST(Cli, WeightsErrorsAreModelErrors) {
   EXPECT_EQ(missing.exit_code, 4);
   EXPECT_TRUE(contains(missing.err, "/nonexistent/stam_16.pth")) << missing.err;
 
-  auto shape = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") +
-                                    " --weights " + shell_quote(fixture_path("micro_badshape.pth")) +
-                                    " --labels " + shell_quote(fixture_path("micro_labels.txt"))));
+  auto shape =
+      run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " --weights " +
+                           shell_quote(fixture_path("micro_badshape.pth")) + " --labels " +
+                           shell_quote(fixture_path("micro_labels.txt"))));
   EXPECT_EQ(shape.exit_code, 4);
   EXPECT_TRUE(contains(shape.err, "blocks.0.mlp.fc2.weight")) << shape.err;
 
-  auto key = run_command(stam_cmd("info --weights " + shell_quote(fixture_path("micro_missing.pth"))));
+  auto key =
+      run_command(stam_cmd("info --weights " + shell_quote(fixture_path("micro_missing.pth"))));
   EXPECT_EQ(key.exit_code, 4);
   EXPECT_TRUE(contains(key.err, "blocks.0.attn.proj.bias")) << key.err;
 }
@@ -156,8 +160,8 @@ TEST(Cli, InfoDescribesACheckpoint) {
 }
 
 TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {
-  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
-                                " --device cuda"));
+  auto r = run_command(
+      stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " --device cuda"));
   if (!torch::cuda::is_available()) {
     EXPECT_EQ(r.exit_code, 5);
     EXPECT_TRUE(contains(r.err, "CUDA")) << r.err;

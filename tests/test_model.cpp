@@ -146,8 +146,8 @@ TEST(Model, BrokenCheckpointsNameTheKeyAndShapes) {
       stam::load_weights(model, ckpt);
       FAIL() << file << " loaded without error";
     } catch (const stam::ModelError& e) {
-      for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-                                        << e.what() << " lacks " << n;
+      for (const auto& n : needles)
+        EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
     }
   };
   expect_error("micro_missing.pth", {"micro_missing.pth", "blocks.0.attn.proj.bias", "[32]"});

@@ -56,8 +56,7 @@ TEST_P(VideoParity, LogitsMatchTheReferencePipeline) {
 
 INSTANTIATE_TEST_SUITE_P(TestVideos, VideoParity,
                          ::testing::Values("arm_wrestling_340x256_28fps.mp4",
-                                           "mpeg4_320x240_25fps.avi",
-                                           "short_32frames_30fps.mp4",
+                                           "mpeg4_320x240_25fps.avi", "short_32frames_30fps.mp4",
                                            "hd_1920x1080_30fps.mp4"),
                          [](const auto& info) {
                            std::string n = info.param.substr(0, info.param.find('_'));

@@ -13,10 +13,18 @@ namespace fs = std::filesystem;
 
 namespace stam::test {
 
-std::string source_path(const std::string& rel) { return std::string(STAM_SOURCE_DIR) + "/" + rel; }
-std::string shared_path(const std::string& rel) { return std::string(STAM_SHARED_DIR) + "/" + rel; }
-std::string fixture_path(const std::string& name) { return source_path("tests/fixtures/" + name); }
-std::string stam_binary() { return STAM_BINARY; }
+std::string source_path(const std::string& rel) {
+  return std::string(STAM_SOURCE_DIR) + "/" + rel;
+}
+std::string shared_path(const std::string& rel) {
+  return std::string(STAM_SHARED_DIR) + "/" + rel;
+}
+std::string fixture_path(const std::string& name) {
+  return source_path("tests/fixtures/" + name);
+}
+std::string stam_binary() {
+  return STAM_BINARY;
+}
 
 TempDir::TempDir() {
   std::random_device rd;

@@ -5,9 +5,9 @@
 
 namespace stam::test {
 
-std::string source_path(const std::string& rel);   // <repo>/rel
-std::string shared_path(const std::string& rel);   // <repo>/../shared/rel
-std::string fixture_path(const std::string& name); // <repo>/tests/fixtures/name
+std::string source_path(const std::string& rel);    // <repo>/rel
+std::string shared_path(const std::string& rel);    // <repo>/../shared/rel
+std::string fixture_path(const std::string& name);  // <repo>/tests/fixtures/name
 std::string stam_binary();
 
 // A fresh empty directory under the system temp dir, removed when the object dies.

@@ -12,12 +12,12 @@
 namespace stam {
 
 struct VideoFrames {
-  std::vector<cv::Mat> images;          // RGB, CV_8UC3, one per sampled index, in sample order
-  std::vector<int64_t> indices;         // frame positions taken (may repeat when short)
-  int64_t frame_count = 0;              // frames the input really has
-  double fps = 0.0;                     // stream's average rate (0 for a frames folder)
-  int width = 0, height = 0;            // after rotation
-  std::string warning;                  // non-fatal oddity worth logging (header lied, ...)
+  std::vector<cv::Mat> images;   // RGB, CV_8UC3, one per sampled index, in sample order
+  std::vector<int64_t> indices;  // frame positions taken (may repeat when short)
+  int64_t frame_count = 0;       // frames the input really has
+  double fps = 0.0;              // stream's average rate (0 for a frames folder)
+  int width = 0, height = 0;     // after rotation
+  std::string warning;           // non-fatal oddity worth logging (header lied, ...)
 };
 
 // Frame rate assumed for a frames folder when sampling with Sampling::kReference (the folder has

@@ -22,9 +22,9 @@ struct StamConfig {
   int64_t depth = 12;
   int64_t num_heads = 12;  // spatial heads; the checkpoint does not store it (head dim 64)
   int64_t mlp_hidden = 3072;
-  int64_t frames = 16;            // temporal position embedding rows - 1
+  int64_t frames = 16;  // temporal position embedding rows - 1
   int64_t temporal_layers = 6;
-  int64_t temporal_heads = 8;     // the reference fixes nn.TransformerEncoderLayer(nhead=8)
+  int64_t temporal_heads = 8;  // the reference fixes nn.TransformerEncoderLayer(nhead=8)
   int64_t temporal_ffn = 2048;
   int64_t num_classes = 400;
   double eps = 1e-5;

@@ -16,13 +16,13 @@
 namespace stam {
 
 struct ModelOptions {
-  std::string weights;         // checkpoint path ("" = default location)
-  std::string labels;          // labels path ("" = default location)
-  int64_t frames = 0;          // 0 = the checkpoint's own T
+  std::string weights;  // checkpoint path ("" = default location)
+  std::string labels;   // labels path ("" = default location)
+  int64_t frames = 0;   // 0 = the checkpoint's own T
   int64_t top_k = 5;
   std::string device = "auto";
   Precision precision = Precision::kFp32;
-  int threads = 0;             // 0 = LibTorch's default
+  int threads = 0;  // 0 = LibTorch's default
   Sampling sampling = Sampling::kUniform;
 };
 
