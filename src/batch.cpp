@@ -2,6 +2,7 @@
 // per input appended to the output as soon as it is known.
 #include "stam/batch.hpp"
 
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -197,11 +198,6 @@ std::string resume_command() {
   return resumes ? cmd : cmd + " --resume";
 }
 
-int default_workers() {
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::clamp(hw / 2, 2, 8);
-}
-
 // One invocation: set up the output, work out what is left, run the pipeline, summarise.
 class Runner {
  public:
@@ -300,7 +296,7 @@ class Runner {
   }
 
   void pipeline(Engine& engine) {
-    const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_workers();
+    const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers();
     const auto batch = static_cast<size_t>(o_.batch_size);
     ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
     DecodePool pool(engine, pending_, workers, queue);
@@ -362,6 +358,22 @@ class Runner {
 };
 
 }  // namespace
+
+// Cores this process may run on: Slurm and container runtimes restrict the affinity mask, which
+// hardware_concurrency() ignores.
+int usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int default_decode_workers() {
+  return std::clamp(usable_cpus() / 2, 2, 8);
+}
+
+int default_model_threads(int decode_workers) {
+  return std::max(1, usable_cpus() - decode_workers);
+}
 
 EngineFactory classifier_engine(const ModelOptions& options) {
   return [options] { return std::make_unique<ClassifierEngine>(options); };

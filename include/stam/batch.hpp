@@ -187,6 +187,13 @@ class Engine {
 using EngineFactory = std::function<std::unique_ptr<Engine>()>;
 EngineFactory classifier_engine(const ModelOptions& options);
 
+// Decode threads when --decode-workers is 0: half the cores, 2 to 8.
+int default_decode_workers();
+// Model threads when --threads is 0: the cores the decoders leave, at least 1. LibTorch's
+// OpenMP pool spins on its barriers, so oversubscribing cores with decoders makes inference
+// several times slower (measured 3-4x on 2 cores), not just fairly shared.
+int default_model_threads(int decode_workers);
+
 struct Options {
   InputSpec inputs;
   Shard shard;

@@ -33,8 +33,10 @@ int run_batch(BatchArgs& a) {
   batch::Options& o = a.opts;
   if (!a.ext.empty()) o.inputs.extensions = batch::parse_extensions(a.ext);
   if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
-  const ModelOptions model = finish_model_options(a.model);
+  ModelOptions model = finish_model_options(a.model);
   o.top_k = model.top_k;
+  if (o.decode_workers == 0) o.decode_workers = batch::default_decode_workers();
+  if (model.threads == 0) model.threads = batch::default_model_threads(o.decode_workers);
   batch::SignalGuard signals;
   batch::Summary s = batch::run(o, batch::classifier_engine(model), std::cin);
   spdlog::info("{}", batch::summary_line(s));
