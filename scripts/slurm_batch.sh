@@ -1,0 +1,60 @@
+#!/bin/bash
+# Label a dataset with `stam batch` as a Slurm job array: task K of N labels shard K/N into
+# OUTPUT_DIR/shard-K-of-N.jsonl. Everything after OUTPUT_DIR goes to `stam batch` as is.
+#
+#   sbatch --array=0-15 scripts/slurm_batch.sh results/ /data/kinetics --recursive
+#   sbatch --array=0-15 scripts/slurm_batch.sh results/ --list clips.txt --batch-size 8
+#   scripts/merge_outputs.sh labels.jsonl results/shard-*-of-16.jsonl
+#
+# Every task always runs with --resume, so resubmitting the same array after a time-out,
+# preemption or node failure finishes only what is missing (finished shards exit at once,
+# without loading the model). Keep N and the input set the same between submissions: a shard
+# is "every N-th path of the sorted list". For millions of files, write the list once
+# (`find /data -name '*.mp4' > clips.txt`) and pass --list, so tasks do not all walk the tree.
+#
+# Exit status: 0 when the shard is complete, also when some inputs failed (stam's code 6: they
+# are error records in the output; set STAM_FAIL_ON_ERRORS=1 to keep 6); 130 when stopped by
+# the time limit or preemption (resubmit); 2/4/5 for usage/model/device problems.
+#
+#SBATCH --job-name=stam-batch
+#SBATCH --cpus-per-task=8
+#SBATCH --mem=8G
+#SBATCH --time=04:00:00
+#SBATCH --requeue
+#SBATCH --signal=B:TERM@120
+#SBATCH --output=stam-batch-%A_%a.log
+# --signal: SIGTERM to this script 2 minutes before the time limit; it is passed on to stam,
+# which finishes the videos in progress, flushes and exits 130.
+set -euo pipefail
+
+if [[ $# -lt 2 || -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then
+  echo "usage: sbatch --array=0-(N-1) $0 OUTPUT_DIR INPUT... [stam batch options]" >&2
+  exit 2
+fi
+out_dir=$1
+shift
+
+# The array may start at any index (--array=1-16): shards count from its minimum. N is the
+# number of tasks unless STAM_SHARDS says otherwise (e.g. when rerunning a few indices only).
+n=${STAM_SHARDS:-${SLURM_ARRAY_TASK_COUNT:-$((SLURM_ARRAY_TASK_MAX - SLURM_ARRAY_TASK_MIN + 1))}}
+k=$((SLURM_ARRAY_TASK_ID - ${SLURM_ARRAY_TASK_MIN:-0}))
+stam=${STAM:-stam}
+mkdir -p "$out_dir"
+
+# Threads: stam splits the allocated cores between decoders and the model by itself (it reads
+# the CPU affinity Slurm sets); pass -j / --threads to override.
+"$stam" batch "$@" --shard "$k/$n" --resume --output "$out_dir/shard-$k-of-$n.jsonl" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
+rc=0
+wait "$pid" || rc=$?
+# A trapped signal interrupts `wait`; wait again for stam's own exit status.
+while kill -0 "$pid" 2>/dev/null; do
+  rc=0
+  wait "$pid" || rc=$?
+done
+if [[ $rc -eq 6 && "${STAM_FAIL_ON_ERRORS:-0}" != 1 ]]; then
+  echo "stam-batch: shard $k/$n complete; some inputs failed (see \"error\" records)" >&2
+  rc=0
+fi
+exit "$rc"
