@@ -292,7 +292,11 @@ class Runner {
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
                  o_.output, pending_.size());
-    if (s_.total == 0) spdlog::warn("no video files found (see --ext, --recursive)");
+    // A walked folder is never taken as one video made of its images: that needs --list.
+    if (s_.total == 0)
+      spdlog::warn(
+          "no video files found (see --ext, --recursive; a folder of frames is "
+          "labelled as one video when given in a --list file)");
   }
 
   void pipeline(Engine& engine) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "stam/batch.hpp"
@@ -22,17 +23,14 @@ namespace stam::batch {
 
 namespace {
 
-struct Span {
-  std::string key;
-  bool ok;
-  size_t begin, end;
-};
+// Called for every whole record of an output file, in file order; `text` includes its line
+// break. Visiting streams JSONL line by line, so a resume over millions of records does not hold
+// the file in memory (CSV, whose rows can span lines, is read whole).
+using Visitor = std::function<void(const std::string& key, bool ok, std::string_view text)>;
 
-// Every whole record of a file, plus where the header and the valid data end.
-struct Parsed {
-  std::vector<Span> records;
-  size_t header_end = 0;
-  size_t valid_bytes = 0;
+struct Visited {
+  size_t valid_bytes = 0;  // header and whole records; the rest is a torn tail
+  std::string header;      // CSV header row ("" when none is complete)
 };
 
 Error output_error(const std::string& path, const std::string& what) {
@@ -56,40 +54,45 @@ bool plausible_tail(std::string_view tail, std::string_view record_start) {
   return tail.substr(0, n) == record_start.substr(0, n);
 }
 
-Parsed parse_jsonl(const std::string& data, const std::string& path) {
-  Parsed p;
-  size_t pos = 0, line_no = 0;
-  for (size_t nl; (nl = data.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+Visited visit_jsonl(const std::string& path, const Visitor& visit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw output_error(path, "cannot read it back: " + std::string(std::strerror(errno)));
+  Visited v;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (in.eof()) {  // no line break after it: a torn tail
+      if (!plausible_tail(line, "{"))
+        throw output_error(path, "ends with text that is not a stam batch record");
+      break;
+    }
     ++line_no;
-    std::string_view line(data.data() + pos, nl - pos);
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    v.valid_bytes += line.size() + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("input") || !j["input"].is_string())
       throw output_error(path, "line " + std::to_string(line_no) +
                                    " is not a stam batch JSONL record; refusing to modify "
                                    "the file (use another --output, or --overwrite)");
-    p.records.push_back({j["input"].get<std::string>(), !j.contains("error"), pos, nl + 1});
+    line += '\n';
+    visit(j["input"].get<std::string>(), !j.contains("error"), line);
   }
-  if (!plausible_tail(std::string_view(data).substr(pos), "{"))
-    throw output_error(path, "ends with text that is not a stam batch record");
-  p.valid_bytes = pos;
-  return p;
+  return v;
 }
 
-Parsed parse_csv_output(const std::string& data, const std::string& path, int64_t top_k) {
+Visited visit_csv(const std::string& path, int64_t top_k, const Visitor& visit) {
+  const std::string data = read_all(path);
   CsvRows rows;
   try {
     rows = parse_csv(data);
   } catch (const Error& e) {
     throw output_error(path, std::string(e.what()) + "; refusing to modify the file");
   }
-  Parsed p;
-  p.valid_bytes = rows.complete_bytes;
-  const std::string header = csv_header(top_k);
+  Visited v;
+  v.valid_bytes = rows.complete_bytes;
   if (rows.rows.empty()) {
-    if (!plausible_tail(data, header))
+    if (!plausible_tail(data, csv_header(top_k)))
       throw output_error(path, "is not a stam batch CSV file (no header row)");
-    return p;
+    return v;
   }
   const size_t width = static_cast<size_t>(2 * top_k + 2);
   const auto& head = rows.rows.front();
@@ -98,20 +101,22 @@ Parsed parse_csv_output(const std::string& data, const std::string& path, int64_
   if (head.size() != width)
     throw output_error(path, "was written with --top-k " + std::to_string((head.size() - 2) / 2) +
                                  "; resume with the same --top-k");
-  p.header_end = rows.row_end.front();
+  v.header = data.substr(0, rows.row_end.front());
   for (size_t i = 1; i < rows.rows.size(); ++i) {
     const auto& r = rows.rows[i];
     if (r.size() == 1 && r[0].empty()) continue;  // blank line
     if (r.size() != width)
       throw output_error(path, "row " + std::to_string(i + 1) + " has " + std::to_string(r.size()) +
                                    " fields, expected " + std::to_string(width));
-    p.records.push_back({r.front(), r.back().empty(), rows.row_end[i - 1], rows.row_end[i]});
+    const size_t begin = rows.row_end[i - 1];
+    visit(r.front(), r.back().empty(),
+          std::string_view(data).substr(begin, rows.row_end[i] - begin));
   }
-  return p;
+  return v;
 }
 
-Parsed parse_output(const std::string& data, const std::string& path, Format f, int64_t k) {
-  return f == Format::kJsonl ? parse_jsonl(data, path) : parse_csv_output(data, path, k);
+Visited visit_output(const std::string& path, Format f, int64_t top_k, const Visitor& visit) {
+  return f == Format::kJsonl ? visit_jsonl(path, visit) : visit_csv(path, top_k, visit);
 }
 
 void write_fully(int fd, const std::string& bytes, const std::string& path) {
@@ -138,39 +143,41 @@ ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k
   std::error_code ec;
   if (!fs::exists(path, ec)) return out;
   out.exists = true;
-  const std::string data = read_all(path);
-  out.file_bytes = data.size();
-  Parsed p = parse_output(data, path, format, top_k);
-  out.valid_bytes = p.valid_bytes;
-  out.has_header = format == Format::kCsv && p.header_end > 0;
-  for (const auto& r : p.records) {
+  out.file_bytes = fs::file_size(path, ec);
+  Visited v = visit_output(path, format, top_k, [&](const std::string& key, bool ok, auto) {
     ++out.records;
-    if (!r.ok) ++out.error_records;
-    bool& ok = out.done[r.key];  // inserted as false
-    ok = ok || r.ok;
-  }
+    if (!ok) ++out.error_records;
+    bool& has_result = out.done[key];  // inserted as false
+    has_result = has_result || ok;
+  });
+  out.valid_bytes = v.valid_bytes;
+  out.has_header = !v.header.empty();
   return out;
 }
 
 int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k) {
-  const std::string data = read_all(path);
-  Parsed p = parse_output(data, path, format, top_k);
-  std::string kept = data.substr(0, p.header_end);
-  int64_t dropped = 0;
-  for (const auto& r : p.records) {
-    if (r.ok)
-      kept.append(data, r.begin, r.end - r.begin);
-    else
-      ++dropped;
-  }
   const fs::path target(path);
   const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".stam-tmp-" +
                                                std::to_string(::getpid()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     throw output_error(path, "cannot create " + tmp.string() + ": " + std::strerror(errno));
+  int64_t dropped = 0;
   try {
-    write_fully(fd, kept, tmp.string());
+    // The header first: visit_csv has checked that any existing one has these very columns.
+    std::string buffer = format == Format::kCsv ? csv_header(top_k) : "";  // ~1 MB writes
+    visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
+      if (!ok) {
+        ++dropped;
+        return;
+      }
+      buffer.append(text);
+      if (buffer.size() > (1u << 20)) {
+        write_fully(fd, buffer, tmp.string());
+        buffer.clear();
+      }
+    });
+    write_fully(fd, buffer, tmp.string());
     if (::fsync(fd) != 0) throw output_error(path, std::string("fsync: ") + std::strerror(errno));
   } catch (...) {
     ::close(fd);

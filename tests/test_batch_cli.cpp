@@ -214,6 +214,15 @@ TEST(BatchCli, ThreeShardsAreDisjointCoverEverythingAndAgreeWithOneRun) {
       EXPECT_TRUE(merged.emplace(input, label).second) << input << " in two shards";
   }
   EXPECT_EQ(merged, all);
+
+  // scripts/merge_outputs.sh gives the same, even with a shard given twice.
+  const std::string merged_out = t.dir.file("merged.jsonl");
+  auto m = run_command(
+      shell_quote(source_path("scripts/merge_outputs.sh")) + " " + shell_quote(merged_out) + " " +
+      shell_quote(t.dir.file("part0.jsonl")) + " " + shell_quote(t.dir.file("part1.jsonl")) + " " +
+      shell_quote(t.dir.file("part2.jsonl")) + " " + shell_quote(t.dir.file("part0.jsonl")));
+  EXPECT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_EQ(jsonl_records(merged_out), all);
   EXPECT_EQ(batch(shell_quote(t.root) + " --shard 3/3 -o x.jsonl").exit_code, 2);
 }
 
