@@ -199,6 +199,17 @@ TEST(BatchCli, SigtermStopsCleanlyWithAResumeHint) {
   EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
 }
 
+TEST(BatchCli, SecondSignalQuitsAtOnceLeavingWholeLines) {
+  Many d;
+  auto r = run_command(
+      signal_after_lines(stam_batch(d.args()), d.out, 2, "TERM; sleep 0.05; kill -TERM $pid"));
+  if (r.exit_code == 0) GTEST_SKIP() << "the run finished before the signals";
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  jsonl_records(d.out);  // parses every line
+  EXPECT_EQ(batch(d.args() + " --resume").exit_code, 0);
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
 TEST(BatchCli, ThreeShardsAreDisjointCoverEverythingAndAgreeWithOneRun) {
   Tree t;
   const std::string all_out = t.dir.file("all.jsonl");
@@ -226,15 +237,23 @@ TEST(BatchCli, ThreeShardsAreDisjointCoverEverythingAndAgreeWithOneRun) {
   EXPECT_EQ(batch(shell_quote(t.root) + " --shard 3/3 -o x.jsonl").exit_code, 2);
 }
 
-TEST(BatchCli, ListFromStdinAndQuietMode) {
+TEST(BatchCli, ListFromStdinWithAFramesFolderAndQuietMode) {
   Many d;
+  const std::string frames = d.dir.file("frames of one clip");
+  fs::create_directories(frames);
+  auto ff = run_command("ffmpeg -loglevel error -i " +
+                        shell_quote(shared_path("testdata/videos/short_32frames_30fps.mp4")) +
+                        " -frames:v 6 " + shell_quote(frames + "/img_%03d.jpg"));
+  ASSERT_EQ(ff.exit_code, 0) << ff.err;
   const std::string list = d.dir.file("list.txt");
-  std::ofstream(list) << d.root << "/clip10.mp4\n\n" << d.root << "/clip11.avi\n";
+  std::ofstream(list) << d.root << "/clip10.mp4\n\n" << frames << "\n";
   auto r = run_command("cat " + shell_quote(list) + " | " +
                        stam_batch("-q --list - -o " + shell_quote(d.out)));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");  // -q: no progress, no summary
-  EXPECT_EQ(jsonl_records(d.out).size(), 2u);
+  auto m = jsonl_records(d.out);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[frames].rfind("ERR", 0), std::string::npos) << m[frames];
 }
 
 TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
