@@ -22,12 +22,13 @@ struct BatchArgs {
 
 const char* kBatchFooter =
     "Inputs: a directory INPUT is walked for files with a video extension (case-insensitive;\n"
-    "dot-files skipped; --recursive descends, not following symlinked directories). A file\n"
-    "INPUT or a --list line is taken as is, whatever its extension; a folder of images is\n"
-    "labelled as one video only when named that way (INPUT would walk it, a --list line\n"
-    "does not). Work runs in sorted path order; --shard K/N takes every N-th input from K.\n"
-    "Records: one per input, as `classify --format json` or {\"input\",\"error\"}; appended a\n"
-    "whole line at a time. --resume skips inputs already recorded and cuts a torn last line.\n";
+    "dot-files skipped; --recursive descends, not into symlinked directories). A file INPUT\n"
+    "or a --list line is taken as is, whatever its extension. A folder of image frames is\n"
+    "one video only as a --list line (as an INPUT it is walked for videos). Work runs in\n"
+    "sorted path order; --shard K/N takes every N-th input starting at K.\n"
+    "Records: one per input, as `classify --format json`, or {\"input\",\"error\"}; each\n"
+    "appended as one whole line. --resume skips inputs already recorded (results and errors)\n"
+    "and cuts a torn last line. --threads 0 here = the cores the decode workers leave.\n";
 
 int run_batch(BatchArgs& a) {
   batch::Options& o = a.opts;
