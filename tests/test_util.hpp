@@ -2,6 +2,7 @@
 // Shared helpers for the test suite: fixture paths, temp dirs, running the CLI.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace stam::test {
 
@@ -32,6 +33,12 @@ struct CommandResult {
 
 // Runs `command` through /bin/sh with stdin from /dev/null, capturing stdout and stderr.
 CommandResult run_command(const std::string& command);
+
+// max |got - want| / max |want|: the parity measure the issues set (e.g. <= 1e-5).
+double relative_error(const std::vector<double>& got, const std::vector<double>& want);
+
+// `v` in scientific notation with 4 significant digits, for RecordProperty.
+std::string sci(double v);
 
 // Quotes `s` for /bin/sh.
 std::string shell_quote(const std::string& s);
