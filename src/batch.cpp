@@ -1,8 +1,8 @@
 // stam batch, the run itself: decode workers -> bounded queue -> batched inference -> one record
 // per input appended to the output as soon as it is known.
 #include "stam/batch.hpp"
+#include "stam/device.hpp"
 
-#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -300,7 +300,7 @@ class Runner {
   }
 
   void pipeline(Engine& engine) {
-    const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers();
+    const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
     const auto batch = static_cast<size_t>(o_.batch_size);
     ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
     DecodePool pool(engine, pending_, workers, queue);
@@ -363,20 +363,9 @@ class Runner {
 
 }  // namespace
 
-// Cores this process may run on: Slurm and container runtimes restrict the affinity mask, which
-// hardware_concurrency() ignores.
-int usable_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-int default_decode_workers() {
-  return std::clamp(usable_cpus() / 2, 2, 8);
-}
-
-int default_model_threads(int decode_workers) {
-  return std::max(1, usable_cpus() - decode_workers);
+int default_decode_workers(bool gpu) {
+  const int cores = usable_cpu_cores();
+  return gpu ? std::clamp(cores - 1, 1, 8) : std::clamp(cores / 4, 1, 8);
 }
 
 EngineFactory classifier_engine(const ModelOptions& options) {

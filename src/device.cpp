@@ -1,7 +1,11 @@
 #include "stam/device.hpp"
 
 #include <ATen/Context.h>
+#include <sched.h>
 #include <torch/cuda.h>
+
+#include <algorithm>
+#include <thread>
 
 #include "stam/error.hpp"
 
@@ -77,6 +81,13 @@ void check_precision(const torch::Device& device, Precision p) {
   // LibTorch's CPU kernels have no half-precision matrix multiply; bf16 has one.
   if (p == Precision::kFp16 && device.is_cpu())
     throw DeviceError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32");
+}
+
+int usable_cpu_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 void synchronize(const torch::Device& device) {

@@ -1,13 +1,11 @@
 #include "stam/pipeline.hpp"
 
 #include <ATen/Parallel.h>
-#include <sched.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <thread>
 
 #include "stam/checkpoint.hpp"
 #include "stam/decode.hpp"
@@ -70,15 +68,6 @@ std::string resolve_labels(const std::string& flag) {
   return p;
 }
 
-// Cores this process may run on. LibTorch's OpenMP pool can start at 1 thread (seen with
-// Debian's build next to OpenBLAS-openmp), so the default is set explicitly.
-int usable_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
                                         const std::vector<std::string>& labels) {
   auto [values, indices] = probs.topk(std::min<int64_t>(k, probs.size(0)));
@@ -108,7 +97,9 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   const auto t0 = Clock::now();
   Impl& m = *impl_;
   m.opts = options;
-  at::set_num_threads(options.threads > 0 ? options.threads : usable_cores());
+  // LibTorch's OpenMP pool can start at 1 thread (seen with Debian's build next to
+  // OpenBLAS-openmp), so the default of all cores is set explicitly.
+  at::set_num_threads(options.threads > 0 ? options.threads : usable_cpu_cores());
   m.device = resolve_device(options.device);
   check_precision(m.device, options.precision);
   m.dtype = scalar_type(options.precision);

@@ -187,12 +187,13 @@ class Engine {
 using EngineFactory = std::function<std::unique_ptr<Engine>()>;
 EngineFactory classifier_engine(const ModelOptions& options);
 
-// Decode threads when --decode-workers is 0: half the cores, 2 to 8.
-int default_decode_workers();
-// Model threads when --threads is 0: the cores the decoders leave, at least 1. LibTorch's
-// OpenMP pool spins on its barriers, so oversubscribing cores with decoders makes inference
-// several times slower (measured 3-4x on 2 cores), not just fairly shared.
-int default_model_threads(int decode_workers);
+// Decode threads when --decode-workers is 0. On CPU the model is the bottleneck by far (STAM-16:
+// ~4 s of inference against 0.03-0.3 s of decoding per video on 2 cores), so the decoders get a
+// quarter of the cores (1 to 8) and the model keeps all of them: the decoders idle once the queue
+// is full, so the overlap is brief. Measured on 2 cores, 4 test videos, full-size STAM-16: model
+// on all cores + 1 decoder 17.5 s; model on the cores left by 2 decoders (1 thread) 30.5 s. A GPU
+// leaves the CPU to decoding: cores - 1 (1 to 8).
+int default_decode_workers(bool gpu);
 
 struct Options {
   InputSpec inputs;

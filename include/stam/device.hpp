@@ -19,6 +19,10 @@ torch::Device resolve_device(const std::string& name);
 // Throws DeviceError when `p` cannot run on `device` with this LibTorch build.
 void check_precision(const torch::Device& device, Precision p);
 
+// CPU cores this process may run on (the affinity mask that Slurm and container runtimes set,
+// which hardware_concurrency() ignores); at least 1.
+int usable_cpu_cores();
+
 // Waits for queued device work so that wall-clock timings are honest on CUDA; no-op on CPU.
 void synchronize(const torch::Device& device);
 

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/batch.hpp"
+#include "stam/device.hpp"
 
 namespace stam::cli {
 
@@ -28,7 +29,7 @@ const char* kBatchFooter =
     "sorted path order; --shard K/N takes every N-th input starting at K.\n"
     "Records: one per input, as `classify --format json`, or {\"input\",\"error\"}; each\n"
     "appended as one whole line. --resume skips inputs already recorded (results and errors)\n"
-    "and cuts a torn last line. --threads 0 here = the cores the decode workers leave.\n";
+    "and cuts a torn last line.\n";
 
 int run_batch(BatchArgs& a) {
   batch::Options& o = a.opts;
@@ -36,8 +37,8 @@ int run_batch(BatchArgs& a) {
   if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
   o.top_k = model.top_k;
-  if (o.decode_workers == 0) o.decode_workers = batch::default_decode_workers();
-  if (model.threads == 0) model.threads = batch::default_model_threads(o.decode_workers);
+  if (o.decode_workers == 0)
+    o.decode_workers = batch::default_decode_workers(resolve_device(model.device).is_cuda());
   batch::SignalGuard signals;
   batch::Summary s = batch::run(o, batch::classifier_engine(model), std::cin);
   spdlog::info("{}", batch::summary_line(s));
