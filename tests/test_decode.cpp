@@ -6,7 +6,6 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -72,12 +71,8 @@ const std::vector<SharedVideo> kVideos = {
 TEST(Decode, SharedVideosGiveSixteenFrames) {
   for (const auto& v : kVideos) {
     SCOPED_TRACE(v.name);
-    const auto t0 = std::chrono::steady_clock::now();
     const VideoFrames f =
         read_frames(test::shared_path("testdata/videos/" + v.name), 16, Sampling::kUniform);
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("[ measured ] decode 16 frames (uniform) of %s: %.0f ms\n", v.name.c_str(), ms);
     EXPECT_EQ(f.frame_count, v.frames);
     EXPECT_EQ(f.indices, uniform_indices(v.frames, 16));
     ASSERT_EQ(f.images.size(), 16u);

@@ -5,7 +5,6 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -211,19 +210,6 @@ TEST(Preprocess, ThreadSafeAcrossSizes) {
   }
   for (auto& th : threads) th.join();
   for (int b : bad) EXPECT_EQ(b, 0);
-}
-
-TEST(Preprocess, FastOn1080p) {
-  const cv::Mat img = synth_image(1920, 1080, 42);
-  preprocess_frame(img, 224);  // warm the weight cache
-  const int reps = 20;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i) preprocess_frame(img, 224);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-      reps;
-  std::printf("[ measured ] preprocess_frame 1920x1080 -> 224: %.2f ms/frame\n", ms);
-  EXPECT_LT(ms, 200);  // generous: shared CI cores, debug builds
 }
 
 }  // namespace
