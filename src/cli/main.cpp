@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
@@ -12,7 +13,16 @@
 
 namespace {
 
+// FFmpeg prints its own complaints about damaged streams; stam reports what matters in its own
+// words, so FFmpeg is quiet unless -v (errors) or -vv (warnings). OpenCV reads this variable when
+// it first opens a video, and a value the user set wins.
+void setup_ffmpeg_logging(int verbosity) {
+  const char* level = verbosity >= 2 ? "24" : verbosity == 1 ? "16" : "-8";
+  ::setenv("OPENCV_FFMPEG_LOGLEVEL", level, /*overwrite=*/0);
+}
+
 void setup_logging(int verbosity, bool quiet) {
+  setup_ffmpeg_logging(quiet ? 0 : verbosity);
   auto logger = spdlog::stderr_color_mt("stam");
   logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_default_logger(logger);
