@@ -18,6 +18,7 @@ struct VideoFrames {
   double fps = 0.0;              // stream's average rate (0 for a frames folder)
   int width = 0, height = 0;     // after rotation
   std::string warning;           // non-fatal oddity worth logging (header lied, ...)
+  bool seeked = false;           // some frames were reached by seeking instead of reading on
 };
 
 // Frame rate assumed for a frames folder when sampling with Sampling::kReference (the folder has
@@ -35,6 +36,10 @@ bool is_frames_folder(const std::string& path);
 // count turns out wrong (the file ends early, or has frames past it under uniform sampling), the
 // real count is used, the frames are sampled again and `warning` says so. With reference sampling
 // and a header count covering all sampled positions, frame_count is the header's count.
+// Exception to "never by seeking": in a long, unfragmented MP4/MOV whose timestamps show a
+// constant frame rate, long stretches between sampled frames are skipped by seeking and the end
+// is confirmed by seeking near it (`seeked` is then set). Every seek is checked, and anything
+// inconsistent falls back to the sequential read, so the frames returned are the same.
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling);
 
 // Reads the frames at the given positions (any order, repeats allowed) of a video file or frames
