@@ -9,6 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <set>
 
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
@@ -84,6 +87,7 @@ TEST(Decode, SharedVideosGiveSixteenFrames) {
     EXPECT_EQ(f.height, v.height);
     EXPECT_GT(f.fps, 0);
     EXPECT_EQ(f.warning, "");
+    EXPECT_FALSE(f.seeked) << "short videos are read on, never seeked";
   }
 }
 
@@ -260,6 +264,134 @@ TEST(Decode, DamagedMiddleDoesNotCrash) {
   ASSERT_NO_THROW(f = read_frames(path, 16, Sampling::kUniform));
   EXPECT_EQ(f.images.size(), 16u);
   EXPECT_GE(f.frame_count, 1);
+}
+
+// ---- long videos: seeking must give the frames a sequential read gives ----
+
+// The decoder's frames at `wanted` positions, read strictly in order (grab every frame), RGB;
+// `count` gets the number of frames the decoder produced.
+std::map<int64_t, cv::Mat> sequential_frames(const std::string& path,
+                                             const std::set<int64_t>& wanted, int64_t* count) {
+  cv::VideoCapture cap(path, cv::CAP_FFMPEG);
+  std::map<int64_t, cv::Mat> out;
+  int64_t i = 0;
+  for (; cap.grab(); ++i) {
+    cv::Mat bgr;
+    if (wanted.count(i) != 0 && cap.retrieve(bgr)) cv::cvtColor(bgr, out[i], cv::COLOR_BGR2RGB);
+  }
+  *count = i;
+  return out;
+}
+
+// 5000 frames (50 s at 100 fps, 160x120): long enough that 16 uniform samples are ~312 frames
+// apart, past the decoder's seek threshold, yet quick to make and to decode in full.
+class DecodeLong : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { dir_ = std::make_unique<test::TempDir>(); }
+  static void TearDownTestSuite() { dir_.reset(); }
+
+  // Encodes the long test source with `codec` options into `name` (once per suite).
+  static std::string make(const std::string& name, const std::string& codec) {
+    const std::string path = dir_->file(name);
+    if (!fs::exists(path)) {
+      ffmpeg("-f lavfi -i testsrc2=size=160x120:rate=100 -t 50 " + codec + " " + shell_quote(path));
+    }
+    return path;
+  }
+
+  // read_frames with 16 and 4 uniform samples, read_frames_at with positions out of order and
+  // past the end, and within the file (then the end is not checked, only the seeks are): the same
+  // positions, count and pixels as a sequential read.
+  static void expect_sequential_result(const std::string& path, bool expect_seek) {
+    std::vector<VideoFrames> got = {
+        read_frames(path, 16, Sampling::kUniform), read_frames(path, 4, Sampling::kUniform),
+        read_frames_at(path, {4990, 7, 2500, 99999}), read_frames_at(path, {3000, 10, 4000})};
+    std::set<int64_t> wanted;
+    for (const auto& f : got) wanted.insert(f.indices.begin(), f.indices.end());
+    int64_t count = 0;
+    const auto seq = sequential_frames(path, wanted, &count);
+    ASSERT_GT(count, 1000);
+    EXPECT_EQ(got[0].indices, uniform_indices(count, 16));
+    EXPECT_EQ(got[1].indices, uniform_indices(count, 4));
+    EXPECT_EQ(got[2].indices, (Idx{std::min<int64_t>(4990, count - 1), 7, 2500, count - 1}));
+    EXPECT_EQ(got[3].indices, (Idx{3000, 10, 4000}));
+    for (const auto& f : got) {
+      // Without the end checked, frame_count is the header's, as when reading on.
+      if (&f != &got[3]) EXPECT_EQ(f.frame_count, count);
+      EXPECT_EQ(f.seeked, expect_seek);
+      ASSERT_EQ(f.images.size(), f.indices.size());
+      for (size_t i = 0; i < f.indices.size(); ++i) {
+        ASSERT_EQ(seq.count(f.indices[i]), 1u) << f.indices[i];
+        EXPECT_EQ(cv::norm(f.images[i], seq.at(f.indices[i]), cv::NORM_INF), 0)
+            << "position " << f.indices[i];
+      }
+    }
+  }
+
+  static std::unique_ptr<test::TempDir> dir_;
+};
+std::unique_ptr<test::TempDir> DecodeLong::dir_;
+
+const char kH264[] = "-c:v libx264 -preset ultrafast -bf 2 -g 100 -pix_fmt yuv420p";
+const char kMpeg4[] = "-c:v mpeg4 -bf 2 -g 100";
+
+TEST_F(DecodeLong, Mp4H264WithBFramesSeeksExactly) {
+  const std::string path = make("h264.mp4", kH264);
+  expect_sequential_result(path, true);
+  EXPECT_EQ(read_frames(path, 16, Sampling::kUniform).warning, "");
+}
+
+TEST_F(DecodeLong, Mp4Mpeg4PartTwoSeeksExactly) {
+  expect_sequential_result(make("mpeg4.mp4", kMpeg4), true);
+}
+
+TEST_F(DecodeLong, MatroskaIsReadOn) {
+  // Matroska has no frame count (OpenCV estimates duration x rate), so a dropped frame could not
+  // be noticed: read on.
+  expect_sequential_result(make("h264.mkv", kH264), false);
+}
+
+TEST_F(DecodeLong, AviIsReadOn) {
+  // MPEG-4 Part 2 with B-frames in AVI: timestamps come out of order (PREPROCESSING.md).
+  expect_sequential_result(make("mpeg4.avi", kMpeg4), false);
+}
+
+TEST_F(DecodeLong, AviRenamedMp4IsReadOn) {
+  // The container is recognised by its content, not by the file name.
+  const std::string avi = make("mpeg4.avi", kMpeg4), renamed = dir_->file("avi_inside.mp4");
+  fs::copy_file(avi, renamed, fs::copy_options::overwrite_existing);
+  expect_sequential_result(renamed, false);
+}
+
+TEST_F(DecodeLong, VariableRateMp4FallsBackToReadingOn) {
+  // Frames 1000..1299 dropped with their timestamps kept: the average rate (94 fps) no longer
+  // matches the frame spacing, so timestamps do not give positions.
+  const std::string path = dir_->file("gap.mp4");
+  ffmpeg("-f lavfi -i testsrc2=size=160x120:rate=100 -t 50 " +
+         std::string("-vf \"select='not(between(n,1000,1299))'\" -fps_mode passthrough ") + kH264 +
+         " " + shell_quote(path));
+  expect_sequential_result(path, false);
+}
+
+TEST_F(DecodeLong, TruncatedMp4FallsBackToReadingOn) {
+  // Index at the front (+faststart) listing 5000 frames, media data cut in half: seeks past the
+  // real end fail their checks and the sequential read finds the real count.
+  const std::string full = make("faststart.mp4", std::string(kH264) + " -movflags +faststart");
+  const std::string cut = dir_->file("cut.mp4");
+  fs::copy_file(full, cut, fs::copy_options::overwrite_existing);
+  fs::resize_file(cut, fs::file_size(full) / 2);
+  const VideoFrames f = read_frames(cut, 16, Sampling::kUniform);
+  int64_t count = 0;
+  const auto seq =
+      sequential_frames(cut, std::set<int64_t>(f.indices.begin(), f.indices.end()), &count);
+  ASSERT_LT(count, 5000);
+  EXPECT_EQ(f.frame_count, count);
+  EXPECT_EQ(f.indices, uniform_indices(count, 16));
+  EXPECT_NE(f.warning.find("header"), std::string::npos) << f.warning;
+  EXPECT_FALSE(f.seeked);
+  for (size_t i = 0; i < f.indices.size(); ++i) {
+    EXPECT_EQ(cv::norm(f.images[i], seq.at(f.indices[i]), cv::NORM_INF), 0) << f.indices[i];
+  }
 }
 
 // ---- frames folders ----
