@@ -317,7 +317,9 @@ class DecodeLong : public ::testing::Test {
     EXPECT_EQ(got[3].indices, (Idx{3000, 10, 4000}));
     for (const auto& f : got) {
       // Without the end checked, frame_count is the header's, as when reading on.
-      if (&f != &got[3]) EXPECT_EQ(f.frame_count, count);
+      if (&f != &got[3]) {
+        EXPECT_EQ(f.frame_count, count);
+      }
       EXPECT_EQ(f.seeked, expect_seek);
       ASSERT_EQ(f.images.size(), f.indices.size());
       for (size_t i = 0; i < f.indices.size(); ++i) {
@@ -343,6 +345,12 @@ TEST_F(DecodeLong, Mp4H264WithBFramesSeeksExactly) {
 
 TEST_F(DecodeLong, Mp4Mpeg4PartTwoSeeksExactly) {
   expect_sequential_result(make("mpeg4.mp4", kMpeg4), true);
+}
+
+TEST_F(DecodeLong, Mp4Vp9SeeksExactly) {
+  // VP9 hides its alternate reference frames inside shown ones: one sample, one output frame.
+  expect_sequential_result(make("vp9.mp4", "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -g 100"),
+                           true);
 }
 
 TEST_F(DecodeLong, MatroskaIsReadOn) {
