@@ -1,7 +1,6 @@
 // stam batch, the run itself: decode workers -> bounded queue -> batched inference -> one record
 // per input appended to the output as soon as it is known.
 #include "stam/batch.hpp"
-#include "stam/device.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "stam/device.hpp"
 #include "stam/error.hpp"
 
 namespace stam::batch {
