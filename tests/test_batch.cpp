@@ -17,6 +17,7 @@
 namespace fs = std::filesystem;
 using namespace stam;
 using namespace stam::batch;
+using stam::test::read_file;
 using stam::test::TempDir;
 
 namespace {
@@ -24,13 +25,6 @@ namespace {
 void write_file(const std::string& path, const std::string& text) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream(path, std::ios::binary) << text;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

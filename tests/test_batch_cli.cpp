@@ -16,13 +16,6 @@ using namespace stam::test;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void link_video(const std::string& video, const fs::path& at) {
   fs::create_directories(at.parent_path());
   fs::create_symlink(shared_path("testdata/videos/" + video), at);

@@ -22,14 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::string_literals;
 using test::fixture_path;
+using test::read_file;
 using test::TempDir;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void spit(const std::string& path, const std::string& bytes) {
   // A fresh file each time: ext4 flushes to disk when a file is rewritten through truncation,
@@ -39,7 +33,8 @@ void spit(const std::string& path, const std::string& bytes) {
 }
 
 const nlohmann::json& manifest() {
-  static const nlohmann::json m = nlohmann::json::parse(slurp(fixture_path("ckpt_manifest.json")));
+  static const nlohmann::json m =
+      nlohmann::json::parse(read_file(fixture_path("ckpt_manifest.json")));
   return m;
 }
 
@@ -207,7 +202,7 @@ std::vector<size_t> damage_offsets(const std::string& name, size_t size) {
 TEST(CheckpointHostile, TruncatedFilesAreRejected) {
   TempDir dir;
   for (const char* name : {"ckpt_zip_model.pth", "ckpt_legacy_model.pth"}) {
-    const std::string bytes = slurp(fixture_path(name));
+    const std::string bytes = read_file(fixture_path(name));
     const std::string cut = dir.file("cut.pth");
     for (size_t n : damage_offsets(name, bytes.size())) {
       if (n == 0) continue;
@@ -222,7 +217,7 @@ TEST(CheckpointHostile, TruncatedFilesAreRejected) {
 TEST(CheckpointHostile, FlippedBytesNeverCrash) {
   TempDir dir;
   for (const char* name : {"ckpt_zip_model.pth", "ckpt_legacy_model.pth"}) {
-    const std::string bytes = slurp(fixture_path(name));
+    const std::string bytes = read_file(fixture_path(name));
     const std::string bad = dir.file("flipped.pth");
     int rejected = 0;
     for (size_t at : damage_offsets(name, bytes.size())) {

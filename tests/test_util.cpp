@@ -75,7 +75,7 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-static std::string slurp(const fs::path& p) {
+std::string read_file(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -91,8 +91,8 @@ CommandResult run_command(const std::string& command) {
   CommandResult r;
   if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (status != -1 && WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = read_file(out);
+  r.err = read_file(err);
   return r;
 }
 

@@ -34,6 +34,9 @@ struct CommandResult {
 // Runs `command` through /bin/sh with stdin from /dev/null, capturing stdout and stderr.
 CommandResult run_command(const std::string& command);
 
+// The whole file as bytes ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // max |got - want| / max |want|: the parity measure the issues set (e.g. <= 1e-5).
 double relative_error(const std::vector<double>& got, const std::vector<double>& want);
 
