@@ -25,11 +25,6 @@ namespace stam::batch {
 
 namespace {
 
-double now_s() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
 // A decoded clip, or why decoding failed.
 struct Item {
   std::string input;

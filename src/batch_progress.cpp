@@ -9,11 +9,6 @@ namespace stam::batch {
 
 namespace {
 
-double now_s() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
 constexpr int kBarWidth = 24;
 constexpr double kRedrawEvery = 0.1;  // a terminal does not need more than ~10 frames a second
 
@@ -96,6 +91,11 @@ void Progress::finish() {
   std::fprintf(out_, "\n");
   std::fflush(out_);
   drawn_ = false;
+}
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace stam::batch

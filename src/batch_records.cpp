@@ -2,7 +2,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <filesystem>
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
@@ -110,9 +109,7 @@ Format parse_format(const std::string& name, const std::string& output_path) {
   if (name == "jsonl") return Format::kJsonl;
   if (name == "csv") return Format::kCsv;
   if (!name.empty()) throw UsageError("--format must be jsonl or csv, not '" + name + "'");
-  std::string ext = std::filesystem::path(output_path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".csv" ? Format::kCsv : Format::kJsonl;
+  return has_extension(output_path, {"csv"}) ? Format::kCsv : Format::kJsonl;
 }
 
 std::string record_key(const std::string& path) {

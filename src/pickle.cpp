@@ -133,11 +133,17 @@ std::string index_key(const Value* key) {
   return {};
 }
 
+// The unsigned little-endian value of n <= 8 bytes.
+uint64_t little_endian(const uint8_t* b, size_t n) {
+  uint64_t u = 0;
+  for (size_t k = 0; k < n; ++k) u |= uint64_t(b[k]) << (8 * k);
+  return u;
+}
+
 // Decodes the little-endian two's complement integer of LONG1 / LONG4.
 Value* make_long(Arena& arena, std::string bytes) {
   if (bytes.size() <= 8) {
-    uint64_t u = 0;
-    for (size_t k = 0; k < bytes.size(); ++k) u |= uint64_t(uint8_t(bytes[k])) << (8 * k);
+    uint64_t u = little_endian(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
     if (!bytes.empty() && bytes.size() < 8 && (uint8_t(bytes.back()) & 0x80))
       u |= ~uint64_t(0) << (8 * bytes.size());  // sign-extend
     Value* v = arena.make(Kind::kInt);
@@ -193,9 +199,7 @@ class Unpickler {
     uint8_t b[8];
     need(n);
     src_.read(b, n);
-    uint64_t u = 0;
-    for (size_t k = 0; k < n; ++k) u |= uint64_t(b[k]) << (8 * k);
-    return u;
+    return little_endian(b, n);
   }
   uint8_t u8() { return uint8_t(le(1)); }
   std::string bytes(uint64_t n) {

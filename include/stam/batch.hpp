@@ -174,6 +174,9 @@ class Progress {
 // "1:02:03" / "2:03"; "?" for a non-finite or negative value.
 std::string format_duration(double seconds);
 
+// Seconds on a monotonic clock: the one time base of the run's rates, ETA and sync timer.
+double now_s();
+
 // ---------------------------------------------------------------- run
 
 // What the run needs from the model; Classifier in production, a fake in tests.
