@@ -1,6 +1,8 @@
 #include "stam/device.hpp"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
 #include <sched.h>
 #include <torch/cuda.h>
 
@@ -88,6 +90,16 @@ int usable_cpu_cores() {
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int configure_cpu_runtime(int threads) {
+  at::set_num_threads(threads > 0 ? threads : usable_cpu_cores());
+  // glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free;
+  // the largest activation of a frame chunk (8 frames x 197 tokens x 3072 x 4 B = 19 MiB) sits
+  // below 32 MiB, glibc's upper bound for the threshold.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  return at::get_num_threads();
 }
 
 void synchronize(const torch::Device& device) {

@@ -4,45 +4,56 @@
 
 #include <sstream>
 
+#include "stam/attention.hpp"
 #include "stam/checkpoint.hpp"
 #include "stam/error.hpp"
+#include "stam/linear.hpp"
 
 namespace stam {
 
 namespace F = torch::nn::functional;
 using torch::indexing::Slice;
 
-namespace {
+// ---------------------------------------------------------------- layers
 
-torch::nn::LayerNorm layer_norm(int64_t dim, double eps) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
+// Parameters are allocated, not initialised: every one is then either loaded or drawn by
+// init_random(), so initialising here would only cost time (119M values for STAM-16).
+LinearImpl::LinearImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  bias = register_parameter("bias", torch::empty({out}));
 }
 
-// (B, L, 3*D) packed q|k|v -> three (B, heads, L, D/heads) tensors, q pre-scaled by
-// 1/sqrt(head_dim). Scaling q instead of the (L x L) scores is cheaper and equal up to rounding.
-std::array<torch::Tensor, 3> split_heads(const torch::Tensor& qkv, int64_t heads) {
-  const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
-  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d / heads));
-  return {t[0] * scale, t[1], t[2]};
+torch::Tensor LinearImpl::forward(const torch::Tensor& x, Activation act) {
+  return linear(x, weight, bias, act);
 }
 
-// softmax(q k^T) v with heads merged back: (B, heads, L, hd) x3 -> (B, L, heads*hd).
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  auto attn = torch::matmul(q, k.transpose(-2, -1)).softmax(-1);
-  auto out = torch::matmul(attn, v);
-  return out.transpose(1, 2).flatten(2);
+void LinearImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
+  linear_add_(residual, x, weight, bias);
 }
 
-}  // namespace
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::empty({dim}));
+  bias = register_parameter("bias", torch::empty({dim}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
 
 // ---------------------------------------------------------------- spatial encoder
 
+PatchProjImpl::PatchProjImpl(const StamConfig& c) : patch(c.patch_size) {
+  weight = register_parameter("weight",
+                              torch::empty({c.embed_dim, c.in_chans, c.patch_size, c.patch_size}));
+  bias = register_parameter("bias", torch::empty({c.embed_dim}));
+}
+
+torch::Tensor PatchProjImpl::forward(const torch::Tensor& x) {
+  return torch::conv2d(x, weight, bias, /*stride=*/patch);
+}
+
 PatchEmbedImpl::PatchEmbedImpl(const StamConfig& c) {
-  proj = register_module(
-      "proj",
-      torch::nn::Conv2d(
-          torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size).stride(c.patch_size)));
+  proj = register_module("proj", PatchProj(c));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
@@ -50,56 +61,54 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
-  qkv = register_module("qkv", torch::nn::Linear(dim, dim * 3));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", Linear(dim, dim * 3));
+  proj = register_module("proj", Linear(dim, dim));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
-  auto [q, k, v] = split_heads(qkv(x), heads);
-  return proj(attend(q, k, v));
+void AttentionImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
+  proj->add_to(residual, self_attention(qkv(x), heads));
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
-  fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  fc1 = register_module("fc1", Linear(dim, hidden));
+  fc2 = register_module("fc2", Linear(hidden, dim));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2(torch::gelu(fc1(x)));
+void MlpImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
+  fc2->add_to(residual, fc1(x, Activation::kGelu));
 }
 
 BlockImpl::BlockImpl(const StamConfig& c) {
-  norm1 = register_module("norm1", layer_norm(c.embed_dim, c.eps));
+  norm1 = register_module("norm1", LayerNorm(c.embed_dim, c.eps));
   attn = register_module("attn", Attention(c.embed_dim, c.num_heads));
-  norm2 = register_module("norm2", layer_norm(c.embed_dim, c.eps));
+  norm2 = register_module("norm2", LayerNorm(c.embed_dim, c.eps));
   mlp = register_module("mlp", Mlp(c.embed_dim, c.mlp_hidden));
 }
 
-// Pre-norm residual block.
 torch::Tensor BlockImpl::forward(torch::Tensor x) {
-  x = x + attn(norm1(x));
-  return x + mlp(norm2(x));
+  attn->add_to(x, norm1(x));
+  mlp->add_to(x, norm2(x));
+  return x;
 }
 
 // ---------------------------------------------------------------- temporal encoder
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * dim, dim}));
-  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
-  out_proj = register_module("out_proj", torch::nn::Linear(dim, dim));
+  in_proj_bias = register_parameter("in_proj_bias", torch::empty({3 * dim}));
+  out_proj = register_module("out_proj", Linear(dim, dim));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
-  auto [q, k, v] = split_heads(F::linear(x, in_proj_weight, in_proj_bias), heads);
-  return out_proj(attend(q, k, v));
+  return out_proj(self_attention(linear(x, in_proj_weight, in_proj_bias), heads));
 }
 
 EncoderLayerImpl::EncoderLayerImpl(const StamConfig& c) {
   self_attn = register_module("self_attn", SelfAttention(c.embed_dim, c.temporal_heads));
-  linear1 = register_module("linear1", torch::nn::Linear(c.embed_dim, c.temporal_ffn));
-  linear2 = register_module("linear2", torch::nn::Linear(c.temporal_ffn, c.embed_dim));
-  norm1 = register_module("norm1", layer_norm(c.embed_dim, c.eps));
-  norm2 = register_module("norm2", layer_norm(c.embed_dim, c.eps));
+  linear1 = register_module("linear1", Linear(c.embed_dim, c.temporal_ffn));
+  linear2 = register_module("linear2", Linear(c.temporal_ffn, c.embed_dim));
+  norm1 = register_module("norm1", LayerNorm(c.embed_dim, c.eps));
+  norm2 = register_module("norm2", LayerNorm(c.embed_dim, c.eps));
 }
 
 // Post-norm, as nn.TransformerEncoderLayer's default (norm_first=False), ReLU feed-forward.
@@ -111,7 +120,7 @@ torch::Tensor EncoderLayerImpl::forward(torch::Tensor x) {
 TransformerEncoderImpl::TransformerEncoderImpl(const StamConfig& c) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.temporal_layers; ++i) layers->push_back(EncoderLayer(c));
-  norm = register_module("norm", layer_norm(c.embed_dim, c.eps));
+  norm = register_module("norm", LayerNorm(c.embed_dim, c.eps));
 }
 
 torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
@@ -120,8 +129,8 @@ torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
 }
 
 TAggregateImpl::TAggregateImpl(const StamConfig& c) {
-  cls_token = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
-  pos_embed = register_parameter("pos_embed", torch::zeros({1, c.frames + 1, c.embed_dim}));
+  cls_token = register_parameter("cls_token", torch::empty({1, 1, c.embed_dim}));
+  pos_embed = register_parameter("pos_embed", torch::empty({1, c.frames + 1, c.embed_dim}));
   transformer_enc = register_module("transformer_enc", TransformerEncoder(c));
 }
 
@@ -137,21 +146,30 @@ torch::Tensor TAggregateImpl::forward(const torch::Tensor& frames) {
 StamImpl::StamImpl(const StamConfig& c) : config(c) {
   const int64_t grid = c.image_size / c.patch_size;
   patch_embed = register_module("patch_embed", PatchEmbed(c));
-  cls_token = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
-  pos_embed = register_parameter("pos_embed", torch::zeros({1, grid * grid + 1, c.embed_dim}));
+  cls_token = register_parameter("cls_token", torch::empty({1, 1, c.embed_dim}));
+  pos_embed = register_parameter("pos_embed", torch::empty({1, grid * grid + 1, c.embed_dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(Block(c));
-  norm = register_module("norm", layer_norm(c.embed_dim, c.eps));
+  norm = register_module("norm", LayerNorm(c.embed_dim, c.eps));
   aggregate = register_module("aggregate", TAggregate(c));
-  head = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
+  head = register_module("head", Linear(c.embed_dim, c.num_classes));
 }
 
-torch::Tensor StamImpl::encode_frames(const torch::Tensor& images) {
+torch::Tensor StamImpl::encode_chunk(const torch::Tensor& images) {
   auto x = patch_embed(images);
   x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) + pos_embed;
   for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
   // Only the CLS token is used: normalise just that row (LayerNorm is per token).
   return norm(x.select(1, 0));
+}
+
+torch::Tensor StamImpl::encode_frames(const torch::Tensor& images) {
+  const int64_t n = images.size(0), chunk = std::max<int64_t>(1, frame_chunk);
+  if (n <= chunk) return encode_chunk(images);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < n; i += chunk)
+    parts.push_back(encode_chunk(images.slice(0, i, i + chunk)));
+  return torch::cat(parts);
 }
 
 torch::Tensor StamImpl::encode_clip(const torch::Tensor& frame_embeddings) {

@@ -97,9 +97,7 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   const auto t0 = Clock::now();
   Impl& m = *impl_;
   m.opts = options;
-  // LibTorch's OpenMP pool can start at 1 thread (seen with Debian's build next to
-  // OpenBLAS-openmp), so the default of all cores is set explicitly.
-  at::set_num_threads(options.threads > 0 ? options.threads : usable_cpu_cores());
+  configure_cpu_runtime(options.threads);
   m.device = resolve_device(options.device);
   check_precision(m.device, options.precision);
   m.dtype = scalar_type(options.precision);

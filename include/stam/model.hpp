@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "stam/linear.hpp"
+
 namespace stam {
 
 class Checkpoint;
@@ -35,33 +37,60 @@ struct StamConfig {
   std::string describe() const;
 };
 
+// ---- layers with uninitialised parameters: loading or init_random() fills them ----
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x, Activation act = Activation::kNone);
+  // residual += forward(x), in place: the sum is fused into the product where possible.
+  void add_to(torch::Tensor& residual, const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+struct LayerNormImpl : torch::nn::Module {
+  LayerNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
+
 // ---- spatial encoder (timm-style ViT) ----
+struct PatchProjImpl : torch::nn::Module {  // Conv2d with stride = kernel = patch size
+  explicit PatchProjImpl(const StamConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t patch;
+};
+TORCH_MODULE(PatchProj);
+
 struct PatchEmbedImpl : torch::nn::Module {
   explicit PatchEmbedImpl(const StamConfig& c);
   torch::Tensor forward(const torch::Tensor& x);  // (N,C,H,W) -> (N, patches, D)
-  torch::nn::Conv2d proj{nullptr};
+  PatchProj proj{nullptr};
 };
 TORCH_MODULE(PatchEmbed);
 
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x);
+  void add_to(torch::Tensor& residual, const torch::Tensor& x);  // residual += attn(x)
   int64_t heads;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  void add_to(torch::Tensor& residual, const torch::Tensor& x);  // residual += mlp(x)
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
+// Pre-norm residual block; updates x in place and returns it.
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const StamConfig& c);
   torch::Tensor forward(torch::Tensor x);
-  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
 };
@@ -73,7 +102,7 @@ struct SelfAttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // (B, L, D)
   int64_t heads;
   torch::Tensor in_proj_weight, in_proj_bias;
-  torch::nn::Linear out_proj{nullptr};
+  Linear out_proj{nullptr};
 };
 TORCH_MODULE(SelfAttention);
 
@@ -81,8 +110,8 @@ struct EncoderLayerImpl : torch::nn::Module {
   explicit EncoderLayerImpl(const StamConfig& c);
   torch::Tensor forward(torch::Tensor x);
   SelfAttention self_attn{nullptr};
-  torch::nn::Linear linear1{nullptr}, linear2{nullptr};
-  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Linear linear1{nullptr}, linear2{nullptr};
+  LayerNorm norm1{nullptr}, norm2{nullptr};
 };
 TORCH_MODULE(EncoderLayer);
 
@@ -90,7 +119,7 @@ struct TransformerEncoderImpl : torch::nn::Module {
   explicit TransformerEncoderImpl(const StamConfig& c);
   torch::Tensor forward(torch::Tensor x);
   torch::nn::ModuleList layers;
-  torch::nn::LayerNorm norm{nullptr};
+  LayerNorm norm{nullptr};
 };
 TORCH_MODULE(TransformerEncoder);
 
@@ -106,7 +135,8 @@ TORCH_MODULE(TAggregate);
 struct StamImpl : torch::nn::Module {
   explicit StamImpl(const StamConfig& c);
 
-  // Spatial encoder, per frame: (N, 3, S, S) in [0, 1] -> (N, D) CLS embeddings.
+  // Spatial encoder, per frame: (N, 3, S, S) in [0, 1] -> (N, D) CLS embeddings. Runs
+  // `frame_chunk` frames at a time, so activations stay in cache however many frames come.
   torch::Tensor encode_frames(const torch::Tensor& images);
   // Temporal encoder, per window: (B, T, D) -> (B, D).
   torch::Tensor encode_clip(const torch::Tensor& frame_embeddings);
@@ -116,12 +146,16 @@ struct StamImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images);
 
   StamConfig config;
+  int64_t frame_chunk = 8;
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token, pos_embed;
   torch::nn::ModuleList blocks;
-  torch::nn::LayerNorm norm{nullptr};
+  LayerNorm norm{nullptr};
   TAggregate aggregate{nullptr};
-  torch::nn::Linear head{nullptr};
+  Linear head{nullptr};
+
+ private:
+  torch::Tensor encode_chunk(const torch::Tensor& images);
 };
 TORCH_MODULE(Stam);
 

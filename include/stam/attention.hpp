@@ -1,0 +1,20 @@
+#pragma once
+// Multi-head scaled dot-product self-attention, the one kernel STAM's model code calls that
+// LibTorch 1.13 does not provide fused.
+#include <torch/types.h>
+
+namespace stam {
+
+// qkv: (B, L, 3*D), each token's q|k|v projections side by side, each split into `heads` heads
+// of D/heads. Returns (B, L, D): softmax(q k^T / sqrt(D/heads)) v per item and head, heads
+// concatenated as the reference's transpose + reshape does.
+//
+// On CPU (fp32, bf16) this is three oneDNN primitives over every item and head at once, reading
+// q, k and v in place and writing each head into its output columns: no permuted copies.
+// Elsewhere (CUDA, fp16) it composes LibTorch operators.
+torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads);
+
+// The composed-operator version on any device and dtype (also the reference for the tests).
+torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads);
+
+}  // namespace stam

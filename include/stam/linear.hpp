@@ -1,0 +1,26 @@
+#pragma once
+// The model's matrix products, each with its epilogue fused where the backend allows.
+//
+// On CPU (fp32 and bf16) they run on oneDNN's matmul, which picks its kernels from the CPU's
+// features (AVX2, AVX-512, AVX512_BF16, AMX) at run time. The system BLAS that LibTorch uses
+// otherwise picks them from the CPU model and falls back to SSE3 on models it does not know.
+// Elsewhere (CUDA, other dtypes) they compose LibTorch operators.
+#include <torch/types.h>
+
+namespace stam {
+
+enum class Activation { kNone, kGelu };
+
+// act(x W^T + b) for x (..., in), W (out, in), b (out): (..., out). GELU is the exact (erf) one.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     Activation act = Activation::kNone);
+
+// residual += x W^T + b, in place (residual contiguous, (..., out)).
+void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight,
+                 const torch::Tensor& bias);
+
+// Which library computes linear() for tensors of this device and dtype, e.g. "oneDNN 2.6.3
+// (brg:avx512_core)" or "LibTorch (addmm)".
+std::string linear_backend(const torch::Device& device, c10::ScalarType dtype);
+
+}  // namespace stam

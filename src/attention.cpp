@@ -1,0 +1,79 @@
+#include "stam/attention.hpp"
+
+#include <cmath>
+
+#include "onednn.hpp"
+
+namespace stam {
+
+namespace {
+
+using dnnl::memory;
+
+double scale_for(int64_t head_dim) {
+  return 1.0 / std::sqrt(static_cast<double>(head_dim));
+}
+
+// Three oneDNN primitives over all items and heads at once, reading q, k and v where the
+// projection wrote them (strided views of qkv) and writing the heads straight into their
+// columns of the output: scores = scale * q k^T; softmax in place; out = scores v.
+torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) {
+  const torch::Tensor qkv = qkv_in.contiguous();
+  const memory::dim b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3, h = heads, hd = d / h;
+  const auto dt = *onednn::data_type(qkv.scalar_type());
+  auto scores = torch::empty({b, h, l, l}, qkv.options());
+  auto out = torch::empty({b, l, d}, qkv.options());
+
+  const memory::dims row = {l * 3 * d, hd, 3 * d, 1};  // q or v as (B, H, L, hd) in qkv
+  const memory::desc q_md({b, h, l, hd}, dt, row), v_md = q_md;
+  const memory::desc kt_md({b, h, hd, l}, dt, {l * 3 * d, hd, 1, 3 * d});  // k^T, same buffer
+  const memory::desc s_md({b, h, l, l}, dt, memory::format_tag::abcd);
+  const memory::desc o_md({b, h, l, hd}, dt, {l * d, hd, d, 1});  // (B, L, H*hd) output
+  const std::string shape = std::to_string(b) + "x" + std::to_string(h) + "x" + std::to_string(l) +
+                            "x" + std::to_string(hd) + " dt" + std::to_string(int(dt));
+
+  auto& qk = onednn::cached("attention qk " + shape, [&] {
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {static_cast<float>(scale_for(hd))});
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q_md, kt_md, s_md), attr,
+                                                     onednn::engine()));
+  });
+  auto& softmax = onednn::cached("attention softmax " + shape, [&] {
+    return dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, s_md, 3),
+        onednn::engine()));
+  });
+  auto& pv = onednn::cached("attention pv " + shape, [&] {
+    return dnnl::matmul(
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md), onednn::engine()));
+  });
+
+  auto& stream = onednn::stream();
+  const auto s_mem = onednn::wrap(s_md, scores);
+  qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, qkv)},
+                      {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, qkv, d)},
+                      {DNNL_ARG_DST, s_mem}});
+  softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, s_mem}});
+  pv.execute(stream, {{DNNL_ARG_SRC, s_mem},
+                      {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, qkv, 2 * d)},
+                      {DNNL_ARG_DST, onednn::wrap(o_md, out)}});
+  stream.wait();
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
+  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
+  auto scores = torch::matmul(t[0], t[1].transpose(-2, -1)) * scale_for(d / heads);
+  return torch::matmul(scores.softmax(-1), t[2]).transpose(1, 2).reshape({b, l, d});
+}
+
+torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads) {
+  if (qkv.device().is_cpu() && onednn::data_type(qkv.scalar_type()))
+    return self_attention_onednn(qkv, heads);
+  return self_attention_reference(qkv, heads);
+}
+
+}  // namespace stam

@@ -1,0 +1,89 @@
+#include "stam/linear.hpp"
+
+#include <ATen/ops/gelu.h>
+#include <dnnl_version.h>
+
+#include "onednn.hpp"
+
+namespace stam {
+
+namespace {
+
+using dnnl::memory;
+using Tag = dnnl::memory::format_tag;
+
+bool use_onednn(const torch::Tensor& x, const torch::Tensor& w) {
+  return x.device().is_cpu() && onednn::data_type(x.scalar_type()) &&
+         w.scalar_type() == x.scalar_type() && w.is_contiguous();
+}
+
+// dst (M x N) = act(x (M x K) W^T + b) [+ dst when accumulate], W stored (N x K) row-major,
+// which oneDNN reads as a K x N matrix in "ba" order: no transposed copy.
+void onednn_linear(const torch::Tensor& x2d, const torch::Tensor& w, const torch::Tensor& b,
+                   torch::Tensor& dst, Activation act, bool accumulate) {
+  const memory::dim m = x2d.size(0), k = x2d.size(1), n = w.size(0);
+  const auto dt = *onednn::data_type(x2d.scalar_type());
+  const auto bias = b.to(x2d.scalar_type());
+  const memory::desc src_md({m, k}, dt, Tag::ab), wei_md({k, n}, dt, Tag::ba),
+      bias_md({1, n}, dt, Tag::ab), dst_md({m, n}, dt, Tag::ab);
+  const std::string key = "linear " + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                          std::to_string(n) + " dt" + std::to_string(int(dt)) + " act" +
+                          std::to_string(int(act)) + (accumulate ? " sum" : "");
+  auto& prim = onednn::cached(key, [&] {
+    dnnl::post_ops ops;
+    if (accumulate) ops.append_sum(1.0f);
+    if (act == Activation::kGelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0, 0);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    return dnnl::matmul(dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md), attr, onednn::engine()));
+  });
+  prim.execute(onednn::stream(), {{DNNL_ARG_SRC, onednn::wrap(src_md, x2d)},
+                                  {DNNL_ARG_WEIGHTS, onednn::wrap(wei_md, w)},
+                                  {DNNL_ARG_BIAS, onednn::wrap(bias_md, bias)},
+                                  {DNNL_ARG_DST, onednn::wrap(dst_md, dst)}});
+  onednn::stream().wait();
+}
+
+std::vector<int64_t> out_shape(const torch::Tensor& x, int64_t out) {
+  auto s = x.sizes().vec();
+  s.back() = out;
+  return s;
+}
+
+}  // namespace
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     Activation act) {
+  if (!use_onednn(x, weight)) {
+    auto y = torch::linear(x, weight, bias);
+    return act == Activation::kGelu ? at::gelu_(y) : y;
+  }
+  const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
+  auto y = torch::empty({x2d.size(0), weight.size(0)}, x.options());
+  onednn_linear(x2d, weight, bias, y, act, /*accumulate=*/false);
+  return y.view(out_shape(x, weight.size(0)));
+}
+
+void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight,
+                 const torch::Tensor& bias) {
+  auto flat = residual.view({-1, weight.size(0)});
+  const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
+  if (!use_onednn(x, weight) || residual.scalar_type() != x.scalar_type()) {
+    flat.addmm_(x2d, weight.t()).add_(bias);
+    return;
+  }
+  onednn_linear(x2d, weight, bias, flat, Activation::kNone, /*accumulate=*/true);
+}
+
+std::string linear_backend(const torch::Device& device, c10::ScalarType dtype) {
+  if (!device.is_cpu() || !onednn::data_type(dtype)) return "LibTorch (addmm)";
+  const auto* v = dnnl_version();
+  const memory::desc md({256, 256}, *onednn::data_type(dtype), Tag::ab);
+  const memory::desc wmd({256, 256}, *onednn::data_type(dtype), Tag::ba);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md, wmd, md), onednn::engine());
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch) + " (" + pd.impl_info_str() + ")";
+}
+
+}  // namespace stam
