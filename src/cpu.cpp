@@ -118,6 +118,8 @@ const CpuInfo& cpu_info() {
                                                   {f.avx2, "avx2"},
                                                   {f.fma, "fma"},
                                                   {f.avx512f, "avx512f"},
+                                                  {f.avx512dq, "avx512dq"},
+                                                  {f.avx512cd, "avx512cd"},
                                                   {f.avx512bw, "avx512bw"},
                                                   {f.avx512vl, "avx512vl"},
                                                   {f.avx512_vnni, "avx512_vnni"},

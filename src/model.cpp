@@ -312,6 +312,24 @@ void load_weights(Stam& model, const Checkpoint& ckpt) {
   }
 }
 
+double gflop_per_video(const StamConfig& c, int64_t frames) {
+  // Per transformer layer over n tokens of width d: projections 4 n d^2 (q, k, v, out), the two
+  // attention products 2 n^2 d, the feed-forward 2 n d h. Multiply-adds; x2 for FLOP.
+  auto layer = [](double n, double d, double h) {
+    return 4 * n * d * d + 2 * n * n * d + 2 * n * d * h;
+  };
+  const double grid = static_cast<double>(c.image_size / c.patch_size);
+  const double tokens = grid * grid + 1, d = static_cast<double>(c.embed_dim);
+  const double patch =
+      grid * grid * d * static_cast<double>(c.in_chans * c.patch_size * c.patch_size);
+  const double frame =
+      patch + static_cast<double>(c.depth) * layer(tokens, d, double(c.mlp_hidden));
+  const double temporal =
+      static_cast<double>(c.temporal_layers) * layer(double(frames + 1), d, double(c.temporal_ffn));
+  const double head = d * static_cast<double>(c.num_classes);
+  return 2.0 * (double(frames) * frame + temporal + head) / 1e9;
+}
+
 int64_t count_parameters(Stam& model) {
   int64_t n = 0;
   for (const auto& p : model->parameters()) n += p.numel();

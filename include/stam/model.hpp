@@ -174,4 +174,8 @@ torch::Tensor resample_temporal_pos_embed(const torch::Tensor& pos, int64_t fram
 
 int64_t count_parameters(Stam& model);
 
+// Multiply-adds x 2 for one video of `frames` frames, from the architecture alone (attention
+// products included): 562 GFLOP for STAM-16.
+double gflop_per_video(const StamConfig& c, int64_t frames);
+
 }  // namespace stam

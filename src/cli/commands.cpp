@@ -15,6 +15,7 @@ Commands register_commands(CLI::App& app) {
   cmds.add(add_classify(app));
   cmds.add(add_info(app));
   cmds.add(add_batch(app));
+  cmds.add(add_bench(app));
   return cmds;
 }
 

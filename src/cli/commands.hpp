@@ -18,6 +18,7 @@ struct Command {
 Command add_classify(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_batch(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 class Commands {
  public:

@@ -1,0 +1,84 @@
+#pragma once
+// stam bench: model latency against frames per video on this machine, next to the floor that
+// its fastest matrix multiply sets, and STAM's published accuracy at each frame count.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stam/device.hpp"
+#include "stam/model.hpp"
+
+namespace stam {
+
+struct BenchOptions {
+  std::vector<int64_t> frames{4, 8, 16, 32, 64};
+  int iters = 5;
+  int warmup = 1;
+  int64_t batch = 1;    // videos per forward
+  std::string weights;  // "" = STAM-16's architecture with random weights
+  std::string video;    // also time decoding and preprocessing this file
+  std::string device = "auto";
+  Precision precision = Precision::kFp32;
+  int threads = 0;  // 0 = all usable cores
+};
+
+struct SystemInfo {
+  std::string cpu;
+  std::vector<std::string> cpu_features;
+  int threads = 0;
+  std::string libtorch, opencv;
+  std::string device, precision;
+  std::string gemm_backend;     // what the model's products run on
+  std::string blas;             // LibTorch's own BLAS (OpenBLAS and its kernels)
+  std::string gemm_shape;       // the model's largest product, "3152x768 by 768x3072"
+  double gemm_gflops = 0;       // measured rate of that product on gemm_backend
+  double blas_gemm_gflops = 0;  // the same product through the BLAS (fp32 on CPU only)
+  double floor_gflops = 0;      // the faster of the two: what the floor is computed from
+};
+
+struct BenchRow {
+  int64_t frames = 0, batch = 1;
+  double median_ms = 0, p90_ms = 0, min_ms = 0;  // model forward, whole batch
+  double spatial_ms = 0, temporal_ms = 0;        // medians of the two stages
+  double videos_per_s = 0, frames_per_s = 0;
+  double gflop = 0;  // per forward (batch videos)
+  double gflop_per_s = 0;
+  double floor_ms = 0;                             // gflop at the system's floor rate
+  std::optional<double> published_top1;            // Kinetics-400 top-1 of STAM at this frame count
+  std::optional<double> decode_ms, preprocess_ms;  // with --video
+};
+
+struct BenchReport {
+  SystemInfo system;
+  std::vector<BenchRow> rows;
+};
+
+// Runs the benchmark; `progress` gets one line per finished frame count.
+BenchReport run_bench(const BenchOptions& options,
+                      const std::function<void(const BenchRow&)>& progress = {});
+
+// Measures the rate (GFLOP/s) of an m x k by k x n product on the model's backend (`blas`:
+// through LibTorch's addmm instead), best of `reps`.
+double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                           c10::ScalarType dtype, bool blas, int reps = 5);
+
+// Published Kinetics-400 top-1 (%) of STAM-8/16/32/64 (the official README), else nullopt.
+std::optional<double> published_top1(int64_t frames);
+
+// Parses "4,8,16": positive, at most 4096, no duplicates. Throws UsageError.
+std::vector<int64_t> parse_frame_list(const std::string& text);
+
+// Renderings of a report.
+nlohmann::ordered_json bench_json(const BenchReport& r);
+std::string bench_text(const BenchReport& r);
+std::string bench_csv(const BenchReport& r);
+// Latency and videos/s against frames, each point labelled with its published top-1; the
+// format follows the extension (.svg or .png). Throws UsageError for other extensions, Error
+// when the file cannot be written.
+void write_bench_plot(const BenchReport& r, const std::string& path);
+
+}  // namespace stam

@@ -1,0 +1,205 @@
+// Running the benchmark: the system probe, the GEMM floor and the timed forwards.
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+#include <opencv2/core/version.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "stam/bench.hpp"
+#include "stam/checkpoint.hpp"
+#include "stam/cpu.hpp"
+#include "stam/decode.hpp"
+#include "stam/error.hpp"
+#include "stam/linear.hpp"
+#include "stam/preprocess.hpp"
+
+namespace stam {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Nearest-rank percentile of unsorted samples.
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
+}
+
+Stam build_model(const BenchOptions& o, const torch::Device& device, c10::ScalarType dtype) {
+  if (o.weights.empty()) {
+    Stam model(StamConfig{});
+    init_random(model, 0);
+    model->to(device, dtype);
+    return model;
+  }
+  Checkpoint ckpt = Checkpoint::open(o.weights);
+  Stam model(StamConfig::from_checkpoint(ckpt));
+  model->to(device, dtype);
+  load_weights(model, ckpt);
+  return model;
+}
+
+SystemInfo probe_system(const Stam& model, const torch::Device& device, c10::ScalarType dtype,
+                        Precision precision) {
+  SystemInfo s;
+  s.cpu = cpu_info().model;
+  s.cpu_features = cpu_info().features;
+  s.threads = at::get_num_threads();
+  s.libtorch = TORCH_VERSION;
+  s.opencv = CV_VERSION;
+  s.device = device.str();
+  s.precision = to_string(precision);
+  s.gemm_backend = linear_backend(device, dtype);
+  s.blas = gemm_backend().describe();
+  // The largest product of a 16-frame forward: every token through the first MLP layer.
+  const StamConfig& c = model->config;
+  const int64_t grid = c.image_size / c.patch_size;
+  const int64_t m = 16 * (grid * grid + 1), k = c.embed_dim, n = c.mlp_hidden;
+  s.gemm_shape = std::to_string(m) + "x" + std::to_string(k) + " by " + std::to_string(k) + "x" +
+                 std::to_string(n);
+  s.gemm_gflops = measure_gemm_gflops(m, k, n, device, dtype, false);
+  if (device.is_cpu() && dtype == torch::kFloat)
+    s.blas_gemm_gflops = measure_gemm_gflops(m, k, n, device, dtype, true);
+  s.floor_gflops = std::max(s.gemm_gflops, s.blas_gemm_gflops);
+  return s;
+}
+
+// Decode and preprocessing time of `frames` frames of the video, as classify does them.
+void time_video(const std::string& video, int64_t frames, int64_t image_size, BenchRow& row) {
+  auto t0 = Clock::now();
+  VideoFrames v = read_frames(video, frames, Sampling::kUniform);
+  auto t1 = Clock::now();
+  for (const auto& image : v.images) preprocess_frame(image, static_cast<int>(image_size));
+  row.decode_ms = ms_between(t0, t1);
+  row.preprocess_ms = ms_between(t1, Clock::now());
+}
+
+BenchRow time_frames(Stam& model, const torch::Tensor& trained_pos, int64_t frames,
+                     const BenchOptions& o, const torch::Device& device, c10::ScalarType dtype,
+                     double floor_gflops) {
+  torch::NoGradGuard no_grad;
+  model->aggregate->pos_embed.set_data(resample_temporal_pos_embed(trained_pos, frames));
+  model->config.frames = frames;
+  const StamConfig& c = model->config;
+  const auto x = torch::rand({o.batch * frames, c.in_chans, c.image_size, c.image_size},
+                             torch::TensorOptions().device(device).dtype(dtype));
+  std::vector<double> total, spatial, temporal;
+  for (int i = 0; i < o.warmup + o.iters; ++i) {
+    const auto t0 = Clock::now();
+    auto emb = model->encode_frames(x);
+    synchronize(device);
+    const auto t1 = Clock::now();
+    auto logits = model->classify(model->encode_clip(emb.view({o.batch, frames, -1})));
+    synchronize(device);
+    const auto t2 = Clock::now();
+    if (i < o.warmup) continue;
+    spatial.push_back(ms_between(t0, t1));
+    temporal.push_back(ms_between(t1, t2));
+    total.push_back(ms_between(t0, t2));
+  }
+  BenchRow r;
+  r.frames = frames;
+  r.batch = o.batch;
+  r.median_ms = percentile(total, 50);
+  r.p90_ms = percentile(total, 90);
+  r.min_ms = *std::min_element(total.begin(), total.end());
+  r.spatial_ms = percentile(spatial, 50);
+  r.temporal_ms = percentile(temporal, 50);
+  r.videos_per_s = 1e3 * static_cast<double>(o.batch) / r.median_ms;
+  r.frames_per_s = r.videos_per_s * static_cast<double>(frames);
+  r.gflop = gflop_per_video(c, frames) * static_cast<double>(o.batch);
+  r.gflop_per_s = r.gflop / (r.median_ms / 1e3);
+  r.floor_ms = r.gflop / floor_gflops * 1e3;
+  r.published_top1 = published_top1(frames);
+  return r;
+}
+
+}  // namespace
+
+double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                           c10::ScalarType dtype, bool blas, int reps) {
+  torch::NoGradGuard no_grad;
+  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  const auto a = torch::rand({m, k}, opts), w = torch::rand({n, k}, opts) * 0.01,
+             b = torch::zeros({n}, opts);
+  double best = 0;
+  for (int i = 0; i <= reps; ++i) {  // the first call warms up (kernel JIT, page faults)
+    const auto t0 = Clock::now();
+    auto y = blas ? torch::addmm(b, a, w.t()) : linear(a, w, b);
+    synchronize(device);
+    const double s = ms_between(t0, Clock::now()) / 1e3;
+    if (i > 0) best = std::max(best, 2.0 * double(m) * double(k) * double(n) / s / 1e9);
+  }
+  return best;
+}
+
+std::optional<double> published_top1(int64_t frames) {
+  switch (frames) {
+    case 8:
+      return 77.5;
+    case 16:
+      return 79.3;
+    case 32:
+      return 79.95;
+    case 64:
+      return 80.5;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::vector<int64_t> parse_frame_list(const std::string& text) {
+  std::vector<int64_t> out;
+  std::set<int64_t> seen;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const bool digits = !item.empty() && item.size() <= 4 &&
+                        item.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t v = digits ? std::stoll(item) : 0;
+    if (v < 1 || v > 4096)
+      throw UsageError("--frames: '" + item +
+                       "' is not a frame count from 1 to 4096 (expected "
+                       "a list such as 4,8,16,32,64)");
+    if (!seen.insert(v).second) throw UsageError("--frames: " + item + " is listed twice");
+    out.push_back(v);
+  }
+  if (out.empty() || text.back() == ',')
+    throw UsageError("--frames: expected a list such as 4,8,16,32,64");
+  return out;
+}
+
+BenchReport run_bench(const BenchOptions& o, const std::function<void(const BenchRow&)>& progress) {
+  if (o.iters < 1 || o.warmup < 0 || o.batch < 1 || o.frames.empty())
+    throw UsageError("bench needs --iters >= 1, --warmup >= 0, --batch >= 1 and frame counts");
+  configure_cpu_runtime(o.threads);
+  const torch::Device device = resolve_device(o.device);
+  check_precision(device, o.precision);
+  const c10::ScalarType dtype = scalar_type(o.precision);
+  if (!o.video.empty()) read_frames(o.video, 1, Sampling::kUniform);  // fail before the work
+
+  Stam model = build_model(o, device, dtype);
+  model->eval();
+  BenchReport report;
+  report.system = probe_system(model, device, dtype, o.precision);
+  const torch::Tensor trained_pos = model->aggregate->pos_embed.detach().clone();
+  for (const int64_t frames : o.frames) {
+    BenchRow row =
+        time_frames(model, trained_pos, frames, o, device, dtype, report.system.floor_gflops);
+    if (!o.video.empty()) time_video(o.video, frames, model->config.image_size, row);
+    if (progress) progress(row);
+    report.rows.push_back(row);
+  }
+  return report;
+}
+
+}  // namespace stam

@@ -1,0 +1,120 @@
+// Rendering a bench report as JSON, a text table and CSV.
+#include <cstdio>
+#include <sstream>
+
+#include "stam/bench.hpp"
+
+namespace stam {
+
+namespace {
+
+std::string fmt(const char* pattern, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, pattern, v);
+  return buf;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+// Sum of floors over sum of medians: how close the whole sweep runs to the floor.
+double share_of_floor(const BenchReport& r) {
+  double floor = 0, actual = 0;
+  for (const auto& row : r.rows) {
+    floor += row.floor_ms;
+    actual += row.median_ms;
+  }
+  return actual > 0 ? floor / actual : 0;
+}
+
+}  // namespace
+
+nlohmann::ordered_json bench_json(const BenchReport& r) {
+  const SystemInfo& s = r.system;
+  nlohmann::ordered_json sys = {{"cpu", s.cpu},
+                                {"cpu_features", s.cpu_features},
+                                {"threads", s.threads},
+                                {"libtorch", s.libtorch},
+                                {"opencv", s.opencv},
+                                {"device", s.device},
+                                {"precision", s.precision},
+                                {"gemm_backend", s.gemm_backend},
+                                {"blas", s.blas},
+                                {"gemm_shape", s.gemm_shape},
+                                {"gemm_gflop_per_s", s.gemm_gflops},
+                                {"blas_gemm_gflop_per_s", s.blas_gemm_gflops},
+                                {"floor_gflop_per_s", s.floor_gflops}};
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const auto& b : r.rows) {
+    nlohmann::ordered_json j = {{"frames", b.frames},
+                                {"batch", b.batch},
+                                {"median_ms", b.median_ms},
+                                {"p90_ms", b.p90_ms},
+                                {"min_ms", b.min_ms},
+                                {"spatial_ms", b.spatial_ms},
+                                {"temporal_ms", b.temporal_ms},
+                                {"videos_per_s", b.videos_per_s},
+                                {"frames_per_s", b.frames_per_s},
+                                {"gflop", b.gflop},
+                                {"gflop_per_s", b.gflop_per_s},
+                                {"floor_ms", b.floor_ms},
+                                {"of_floor", b.floor_ms / b.median_ms}};
+    j["published_top1"] = b.published_top1 ? nlohmann::ordered_json(*b.published_top1) : nullptr;
+    if (b.decode_ms) j["decode_ms"] = *b.decode_ms;
+    if (b.preprocess_ms) j["preprocess_ms"] = *b.preprocess_ms;
+    rows.push_back(std::move(j));
+  }
+  return {{"system", sys}, {"results", rows}};
+}
+
+std::string bench_text(const BenchReport& r) {
+  const SystemInfo& s = r.system;
+  std::ostringstream o;
+  o << "cpu:    " << s.cpu << " (" << join(s.cpu_features, " ") << ")\n"
+    << "run:    " << s.device << " " << s.precision << ", " << s.threads << " threads, LibTorch "
+    << s.libtorch << ", OpenCV " << s.opencv << "\n"
+    << "gemm:   " << s.gemm_backend << ": " << fmt("%.0f", s.gemm_gflops) << " GFLOP/s on "
+    << s.gemm_shape << "\n";
+  if (s.blas_gemm_gflops > 0)
+    o << "blas:   " << s.blas << ": " << fmt("%.0f", s.blas_gemm_gflops) << " GFLOP/s\n";
+  const bool video = !r.rows.empty() && r.rows.front().decode_ms.has_value();
+  o << "\nframes  batch  median ms  p90 ms   min ms  spatial  temporal  videos/s  frames/s  "
+       "GFLOP  GFLOP/s  floor ms  of floor  top-1*";
+  o << (video ? "  decode ms  prep ms\n" : "\n");
+  for (const auto& b : r.rows) {
+    o << fmt("%6.0f", double(b.frames)) << fmt("%7.0f", double(b.batch))
+      << fmt("%11.1f", b.median_ms) << fmt("%8.1f", b.p90_ms) << fmt("%9.1f", b.min_ms)
+      << fmt("%9.1f", b.spatial_ms) << fmt("%10.1f", b.temporal_ms) << fmt("%10.3f", b.videos_per_s)
+      << fmt("%10.2f", b.frames_per_s) << fmt("%7.0f", b.gflop) << fmt("%9.1f", b.gflop_per_s)
+      << fmt("%10.1f", b.floor_ms) << fmt("%9.0f%%", 100.0 * b.floor_ms / b.median_ms)
+      << (b.published_top1 ? fmt("%8.2f", *b.published_top1) : std::string("       -"));
+    if (video) o << fmt("%11.1f", *b.decode_ms) << fmt("%9.1f", *b.preprocess_ms);
+    o << "\n";
+  }
+  o << "* published Kinetics-400 top-1 (%) of STAM at that frame count\n"
+    << "floor: the GFLOP at " << fmt("%.0f", s.floor_gflops)
+    << " GFLOP/s, the faster measured rate of the model's largest product\n"
+    << "model at " << fmt("%.0f", 100.0 * share_of_floor(r)) << "% of the floor over "
+    << r.rows.size() << " frame count" << (r.rows.size() == 1 ? "" : "s") << "\n";
+  return o.str();
+}
+
+std::string bench_csv(const BenchReport& r) {
+  std::ostringstream o;
+  o << "frames,batch,median_ms,p90_ms,min_ms,spatial_ms,temporal_ms,videos_per_s,frames_per_s,"
+       "gflop,gflop_per_s,floor_ms,published_top1,decode_ms,preprocess_ms\n";
+  auto opt = [](const std::optional<double>& v) { return v ? fmt("%.3f", *v) : std::string(); };
+  for (const auto& b : r.rows)
+    o << b.frames << ',' << b.batch << ',' << fmt("%.3f", b.median_ms) << ','
+      << fmt("%.3f", b.p90_ms) << ',' << fmt("%.3f", b.min_ms) << ',' << fmt("%.3f", b.spatial_ms)
+      << ',' << fmt("%.3f", b.temporal_ms) << ',' << fmt("%.4f", b.videos_per_s) << ','
+      << fmt("%.3f", b.frames_per_s) << ',' << fmt("%.3f", b.gflop) << ','
+      << fmt("%.3f", b.gflop_per_s) << ',' << fmt("%.3f", b.floor_ms) << ','
+      << opt(b.published_top1) << ',' << opt(b.decode_ms) << ',' << opt(b.preprocess_ms) << '\n';
+  return o.str();
+}
+
+}  // namespace stam

@@ -1,0 +1,76 @@
+// stam bench: model latency against frames per video, no weights needed.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <memory>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "stam/bench.hpp"
+
+namespace stam::cli {
+
+namespace {
+
+struct BenchArgs {
+  BenchOptions opts;
+  std::string frames = "4,8,16,32,64";
+  std::string precision = "fp32";
+  std::string format = "text";
+  std::string plot;
+};
+
+int run_bench_command(BenchArgs& a) {
+  a.opts.frames = parse_frame_list(a.frames);
+  a.opts.precision = parse_precision(a.precision);
+  const BenchReport report = run_bench(a.opts, [](const BenchRow& row) {
+    spdlog::info("{} frames: median {:.1f} ms ({:.0f} GFLOP/s, {:.0f}% of the floor)", row.frames,
+                 row.median_ms, row.gflop_per_s, 100.0 * row.floor_ms / row.median_ms);
+  });
+  if (!a.plot.empty()) write_bench_plot(report, a.plot);
+  if (a.format == "json")
+    std::cout << bench_json(report).dump() << std::endl;
+  else if (a.format == "csv")
+    std::cout << bench_csv(report) << std::flush;
+  else
+    std::cout << bench_text(report) << std::flush;
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "bench", "model latency against frames per video on this machine (no weights needed)");
+  sub->add_option("--frames", a->frames, "frame counts to time, comma-separated")
+      ->capture_default_str();
+  sub->add_option("--iters", a->opts.iters, "timed forwards per frame count")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub->add_option("--warmup", a->opts.warmup, "untimed forwards first")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  sub->add_option("--batch", a->opts.batch, "videos per forward")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sub->add_option("-w,--weights", a->opts.weights,
+                  "checkpoint to time (default: STAM-16's architecture, random weights)");
+  sub->add_option("--video", a->opts.video, "also time decoding and preprocessing this file");
+  sub->add_option("--device", a->opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  sub->add_option("--precision", a->precision, "fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+  sub->add_option("-t,--threads", a->opts.threads, "CPU threads (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  sub->add_option("--format", a->format, "text | json | csv")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
+  sub->add_option("--plot", a->plot,
+                  "also draw latency and videos/s against frames, with STAM's published "
+                  "top-1, to FILE.svg or FILE.png");
+  sub->footer(exit_code_help());
+  return {sub, [a] { return run_bench_command(*a); }};
+}
+
+}  // namespace stam::cli

@@ -1,0 +1,112 @@
+// The model's kernels against composed LibTorch operators: oneDNN products with fused
+// epilogues, oneDNN attention, and the CPU feature probe that picks BLAS kernels.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "stam/attention.hpp"
+#include "stam/cpu.hpp"
+#include "stam/linear.hpp"
+
+namespace {
+
+double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got.to(torch::kFloat) - want).abs().max() / want.abs().max()).item<double>();
+}
+
+struct Weights {
+  torch::Tensor x, w, b;
+};
+
+Weights make(int64_t rows, int64_t in, int64_t out, uint64_t seed) {
+  torch::manual_seed(seed);
+  return {torch::randn({rows, in}), torch::randn({out, in}) * 0.05, torch::randn({out})};
+}
+
+}  // namespace
+
+TEST(Kernels, LinearMatchesLibTorch) {
+  torch::NoGradGuard g;
+  for (auto [rows, in, out] : {std::tuple{197, 768, 2304}, {3, 5, 7}, {1, 64, 1}}) {
+    auto [x, w, b] = make(rows, in, out, 1);
+    const auto want = torch::addmm(b, x, w.t());
+    EXPECT_LT(rel_err(stam::linear(x, w, b), want), 1e-5) << rows << "x" << in << "x" << out;
+    EXPECT_LT(rel_err(stam::linear(x, w, b, stam::Activation::kGelu), torch::gelu(want)), 1e-5);
+  }
+}
+
+TEST(Kernels, LinearKeepsLeadingDimensionsAndReadsStridedInput) {
+  torch::NoGradGuard g;
+  auto [x, w, b] = make(24, 16, 8, 2);
+  const auto x3 = x.view({2, 12, 16});
+  EXPECT_EQ(stam::linear(x3, w, b).sizes(), (std::vector<int64_t>{2, 12, 8}));
+  const auto strided = x3.transpose(0, 1);  // not contiguous
+  EXPECT_LT(rel_err(stam::linear(strided, w, b), torch::linear(strided, w, b)), 1e-5);
+}
+
+TEST(Kernels, LinearAddAccumulatesIntoTheResidual) {
+  torch::NoGradGuard g;
+  auto [x, w, b] = make(50, 96, 32, 3);
+  auto residual = torch::randn({5, 10, 32});
+  const auto want = residual + torch::linear(x, w, b).view({5, 10, 32});
+  stam::linear_add_(residual, x.view({5, 10, 96}), w, b);
+  EXPECT_LT(rel_err(residual, want), 1e-5);
+}
+
+TEST(Kernels, Bf16LinearIsCloseToFp32) {
+  torch::NoGradGuard g;
+  auto [x, w, b] = make(64, 256, 128, 4);
+  const auto want = torch::linear(x, w, b);
+  const auto got = stam::linear(x.to(torch::kBFloat16), w.to(torch::kBFloat16),
+                                b.to(torch::kBFloat16), stam::Activation::kNone);
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(rel_err(got, want), 2e-2);
+}
+
+TEST(Kernels, AttentionMatchesComposedOperators) {
+  torch::NoGradGuard g;
+  torch::manual_seed(5);
+  // The spatial shape (197 tokens, 12 heads of 64) and the temporal one (17 tokens, 8 of 96).
+  for (auto [b, l, d, heads] : {std::tuple{3, 197, 768, 12}, {2, 17, 768, 8}, {1, 1, 8, 2}}) {
+    const auto qkv = torch::randn({b, l, 3 * d});
+    const auto want = stam::self_attention_reference(qkv, heads);
+    const auto got = stam::self_attention(qkv, heads);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LT(rel_err(got, want), 1e-5) << b << "x" << l << "x" << d << "/" << heads;
+    const auto got16 = stam::self_attention(qkv.to(torch::kBFloat16), heads);
+    EXPECT_LT(rel_err(got16, want), 3e-2);
+  }
+}
+
+TEST(Kernels, AttentionReadsANonContiguousProjection) {
+  torch::NoGradGuard g;
+  const auto wide = torch::randn({2, 10, 3 * 32 + 5});
+  const auto qkv = wide.narrow(2, 5, 3 * 32);
+  EXPECT_LT(rel_err(stam::self_attention(qkv, 4), stam::self_attention_reference(qkv, 4)), 1e-5);
+}
+
+TEST(Kernels, BackendsAreNamed) {
+  EXPECT_EQ(stam::linear_backend(torch::kCPU, torch::kFloat).rfind("oneDNN ", 0), 0u);
+  EXPECT_EQ(stam::linear_backend(torch::kCPU, torch::kHalf), "LibTorch (addmm)");
+  const auto blas = stam::gemm_backend();
+  EXPECT_FALSE(blas.library.empty());
+  EXPECT_NE(blas.describe().find(blas.library), std::string::npos);
+}
+
+TEST(Cpu, FeaturesAgreeWithTheKernelChoice) {
+  const auto& cpu = stam::cpu_info();
+  EXPECT_FALSE(cpu.model.empty());
+  const std::string core = stam::best_openblas_core();
+  if (cpu.has("avx512f") && cpu.has("avx512dq") && cpu.has("avx512cd") && cpu.has("avx512bw") &&
+      cpu.has("avx512vl"))
+    EXPECT_EQ(core, "SkylakeX");
+  else if (cpu.has("avx2") && cpu.has("fma"))
+    EXPECT_EQ(core, "Haswell");
+  else
+    EXPECT_EQ(core, "");
+  if (cpu.has("avx2")) {
+    EXPECT_TRUE(cpu.has("avx"));
+  }
+  if (cpu.has("avx512_bf16")) {
+    EXPECT_TRUE(cpu.has("avx512f"));
+  }
+}
