@@ -2,11 +2,13 @@
 // stam batch: label a whole tree or list of videos into one JSONL/CSV file, one record per
 // input, that survives being killed (--resume) and splits across machines (--shard K/N).
 //
-// The pieces are separate so each can be tested without a model:
-//   inputs   (batch_inputs.cpp)   which paths, in which order, in which shard
-//   records  (batch_records.cpp)  rendering, parsing back and appending whole records
-//   progress (batch_progress.cpp) the stderr bar / periodic line
-//   run      (batch.cpp)          decode workers -> bounded queue -> batched infer -> records
+// The pieces live in src/batch/, in the order data flows through them, and each can be tested
+// without a model:
+//   inputs   (inputs.cpp)   which paths, in which order, in which shard
+//   records  (records.cpp)  rendering records and parsing CSV back
+//   output   (output.cpp)   the output file: reading it back, atomic rewrite, whole-record appends
+//   progress (progress.cpp) the stderr bar / periodic line
+//   run      (batch.cpp)    decode workers -> bounded queue -> batched infer -> records
 #include <cstdint>
 #include <cstdio>
 #include <functional>
