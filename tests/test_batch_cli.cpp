@@ -249,6 +249,41 @@ TEST(BatchCli, ListFromStdinWithAFramesFolderAndQuietMode) {
   EXPECT_EQ(m[frames].rfind("ERR", 0), std::string::npos) << m[frames];
 }
 
+TEST(BatchCli, ListTakesOneFileAndCombinesWithInputs) {
+  Many d;
+  const std::string list = d.dir.file("list.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n";
+  // The positional after --list FILE is an input, not a second list: a binary AVI read as a list
+  // gave over a thousand garbage records.
+  const std::string avi = d.root + "/clip11.avi";
+  auto r =
+      batch("--list " + shell_quote(list) + " " + shell_quote(avi) + " -o " + shell_quote(d.out));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto m = jsonl_records(d.out);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.count(avi), 1u);
+
+  // A directory after --list is walked, not dropped.
+  const std::string out2 = d.dir.file("two.jsonl");
+  auto dir =
+      batch("--list " + shell_quote(list) + " " + shell_quote(d.root) + " -o " + shell_quote(out2));
+  EXPECT_EQ(dir.exit_code, 0) << dir.err;
+  EXPECT_EQ(jsonl_records(out2).size(), static_cast<size_t>(Many::kCount));
+}
+
+TEST(BatchCli, AListThatIsNotTextIsAUsageError) {
+  Many d;
+  std::ofstream(d.dir.file("nul.txt")) << d.root << "/clip10.mp4\n" << std::string(1, '\0');
+  std::ofstream(d.dir.file("latin1.txt")) << d.root << "/clip\xe9.mp4\n";
+  for (const std::string& list : {d.dir.file("nul.txt"), d.dir.file("latin1.txt"), d.root,
+                                  shared_path("testdata/videos/mpeg4_320x240_25fps.avi")}) {
+    auto r = batch("--list " + shell_quote(list) + " -o " + shell_quote(d.out));
+    EXPECT_EQ(r.exit_code, 2) << list << ": " << r.err;
+    EXPECT_NE(r.err.find(list), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(d.out)) << list;
+  }
+}
+
 TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
   Many d;
   auto r = batch(shell_quote(d.root) + " -o /proc/stam-nope/out.jsonl");

@@ -47,8 +47,9 @@ struct InputSet {
 
 // Reads one --list stream: a path per line; a trailing '\r' is dropped and blank lines skipped.
 std::vector<std::string> read_list(std::istream& in);
-// Expands the spec into the sorted work list. A missing positional INPUT or --list file is a
-// UsageError (a typo should not start an hours-long run); a missing path inside a list is kept
+// Expands the spec into the sorted work list. A missing positional INPUT or --list file, or a
+// list that is a directory or not text (a NUL byte, invalid UTF-8), is a UsageError (a typo
+// should not start an hours-long run); a missing path inside a list is kept
 // and becomes an error record, like any other unreadable input.
 InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin);
 

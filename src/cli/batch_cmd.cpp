@@ -56,7 +56,11 @@ Command add_batch(CLI::App& app) {
   sub->add_option("--ext", args->ext,
                   "video extensions to pick in directories, comma-separated (default: "
                   "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
-  sub->add_option("--list", o.inputs.lists, "text file of inputs, one a line ('-' = stdin)");
+  // One value per --list (repeat the flag for more lists): what follows a list file is a
+  // positional INPUT, never a second list.
+  sub->add_option("--list", o.inputs.lists,
+                  "text file of inputs, one a line ('-' = stdin); combines with INPUTs")
+      ->allow_extra_args(false);
   sub->add_option("-o,--output", o.output, "JSONL or CSV file to write (appended to)")->required();
   sub->add_option("--format", o.format, "jsonl | csv (default: by --output's extension)")
       ->check(CLI::IsMember({"jsonl", "csv"}));
