@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -300,6 +301,32 @@ TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {
   auto r =
       run_command(shell_quote(stam_binary()) + " batch " + d.args() + " -w /no/such/model.pth");
   EXPECT_EQ(r.exit_code, 4) << r.err;
+}
+
+TEST(BatchCli, AFailedRunCreatesNothingAndDoesNotBlockItsRerun) {
+  Many d;
+  const std::string csv = d.dir.file("labels.csv");
+  const std::string args = shell_quote(d.root) + " -o " + shell_quote(csv);
+  auto failed =
+      run_command(shell_quote(stam_binary()) + " batch " + args + " -w /no/such/model.pth");
+  EXPECT_EQ(failed.exit_code, 4) << failed.err;
+  EXPECT_FALSE(fs::exists(csv)) << "created before the model loaded";
+
+  // What older versions left behind (a header and no record) is not work to keep.
+  std::ofstream(csv) << "input,label_1,score_1,error\n";
+  auto rerun = batch(args);
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.err;
+  const std::string rows = read_file(csv);
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 1 + Many::kCount) << rows;
+}
+
+TEST(BatchCli, OutputIntoAMissingFolderIsRefusedNotCreated) {
+  Many d;
+  const std::string typo = d.dir.file("reslts");
+  auto r = batch(shell_quote(d.root) + " -o " + shell_quote(typo + "/deep/labels.jsonl"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(typo + "/deep does not exist"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(typo));
 }
 
 }  // namespace

@@ -126,8 +126,8 @@ int64_t rewrite_without_errors(const std::string& path, Format format, int64_t t
 // The output file, appended to one whole record at a time.
 class OutputFile {
  public:
-  // Opens (creating parent directories and the file) for O_APPEND and takes an exclusive
-  // flock so two runs cannot interleave into one file. Throws Error(kUsage) naming the path.
+  // Opens (creating the file, never its folder) for O_APPEND and takes an exclusive flock so
+  // two runs cannot interleave into one file. Throws Error(kUsage) naming the path.
   explicit OutputFile(const std::string& path);
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;

@@ -202,6 +202,7 @@ class Runner {
         records_(format_, o.top_k, o.logits),
         start_s_(now_s()) {
     validate();
+    check_output_path();
     InputSet set = collect_inputs(o.inputs, list_stdin);
     s_.ignored = set.ignored;
     if (set.unsearched_dirs > 0)
@@ -211,11 +212,16 @@ class Runner {
     s_.total = static_cast<int64_t>(shard_.size());
   }
 
+  // Nothing is written until the model has loaded: a run that fails on its weights leaves the
+  // output as it found it, so the rerun is not refused as "existing work".
   Summary execute(const EngineFactory& factory) {
-    open_output();
+    inspect_output();
     plan();
-    if (!pending_.empty() && !stop_requested()) {
-      std::unique_ptr<Engine> engine = factory();
+    log_plan();
+    std::unique_ptr<Engine> engine;
+    if (!pending_.empty() && !stop_requested()) engine = factory();
+    open_output();
+    if (engine && !pending_.empty()) {
       progress_ = std::make_unique<Progress>(
           Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
           static_cast<int64_t>(pending_.size()), stderr);
@@ -244,23 +250,51 @@ class Runner {
     if (o_.top_k < 1) throw UsageError("--top-k must be at least 1");
   }
 
-  bool resuming() const { return o_.resume || o_.retry_errors; }
-
-  // Refuses to clobber, takes the lock, repairs a torn tail, drops old errors if asked, and
-  // writes the CSV header once.
-  void open_output() {
+  // Only the file is ever created: a missing folder is more likely a typo than a wish for a new
+  // tree (cluster scripts create theirs).
+  void check_output_path() const {
     std::error_code ec;
     if (std::filesystem::is_directory(o_.output, ec))
-      throw Error(Exit::kUsage, "output " + o_.output + " is a directory; give a file path");
-    const auto size = std::filesystem::file_size(o_.output, ec);
-    if (!ec && size > 0 && !resuming() && !o_.overwrite)
-      throw UsageError("output " + o_.output +
-                       " already has records: add --resume to continue it or --overwrite to "
-                       "replace it");
+      throw UsageError("output " + o_.output + " is a directory; give a file path");
+    const std::filesystem::path parent = std::filesystem::path(o_.output).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      throw UsageError("output folder " + parent.string() + " does not exist (for --output " +
+                       o_.output + "); create it first");
+  }
+
+  bool resuming() const { return o_.resume || o_.retry_errors; }
+
+  // Reads what the output already records, without modifying it, and refuses to add to an
+  // output with records unless asked to. An output without records (a CSV header, blanks or a
+  // torn first line, left by a failed run) is not work to keep: it is started afresh.
+  void inspect_output() {
+    existing_ = ExistingOutput{};
+    fresh_ = false;
+    if (o_.overwrite) return;
+    existing_ = scan_output(o_.output, format_, o_.top_k);
+    if (existing_.records == 0) {
+      existing_ = ExistingOutput{};
+      fresh_ = true;
+      return;
+    }
+    if (!resuming())
+      throw UsageError("output " + o_.output + " already has " + std::to_string(existing_.records) +
+                       " record(s): add --resume to continue it or --overwrite to replace it");
+  }
+
+  // Takes the lock, reads the output again under it (another run may have finished in the
+  // meantime), repairs a torn tail, drops old errors if asked, and writes the CSV header once.
+  void open_output() {
     out_ = std::make_unique<OutputFile>(o_.output);
-    if (o_.overwrite) out_->truncate(0);
-    if (resuming()) existing_ = scan_output(o_.output, format_, o_.top_k);
-    if (o_.retry_errors && existing_.error_records > 0) {
+    if (o_.overwrite) {
+      out_->truncate(0);
+    } else {
+      inspect_output();
+      plan();
+    }
+    if (fresh_) {
+      out_->truncate(0);
+    } else if (o_.retry_errors && existing_.error_records > 0) {
       int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
       spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
       out_->reopen();
@@ -273,16 +307,22 @@ class Runner {
     if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
   }
 
+  // What is left to do: inputs without a record, and with --retry-errors those with only errors.
   void plan() {
+    pending_.clear();
+    s_.skipped = s_.old_errors = 0;
     for (const auto& input : shard_) {
       auto it = existing_.done.find(record_key(input));
-      if (it == existing_.done.end()) {
+      if (it == existing_.done.end() || (o_.retry_errors && !it->second)) {
         pending_.push_back(input);
         continue;
       }
       ++s_.skipped;
       if (!it->second) ++s_.old_errors;
     }
+  }
+
+  void log_plan() const {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
@@ -351,6 +391,7 @@ class Runner {
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
   ExistingOutput existing_;
+  bool fresh_ = false;  // the output holds no records: start it afresh
   std::unique_ptr<OutputFile> out_;
   std::unique_ptr<Progress> progress_;
   Summary s_;

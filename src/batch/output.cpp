@@ -98,10 +98,11 @@ Visited visit_csv(const std::string& path, int64_t top_k, const Visitor& visit) 
   const auto& head = rows.rows.front();
   if (head.empty() || head.front() != "input" || head.back() != "error")
     throw output_error(path, "is not a stam batch CSV file (unexpected header row)");
+  v.header = data.substr(0, rows.row_end.front());
+  if (rows.rows.size() == 1) return v;  // no records yet: any --top-k may start the file
   if (head.size() != width)
     throw output_error(path, "was written with --top-k " + std::to_string((head.size() - 2) / 2) +
                                  "; resume with the same --top-k");
-  v.header = data.substr(0, rows.row_end.front());
   for (size_t i = 1; i < rows.rows.size(); ++i) {
     const auto& r = rows.rows[i];
     if (r.size() == 1 && r[0].empty()) continue;  // blank line
@@ -193,12 +194,7 @@ int64_t rewrite_without_errors(const std::string& path, Format format, int64_t t
   return dropped;
 }
 
-OutputFile::OutputFile(const std::string& path) : path_(path) {
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code ec;
-  if (!parent.empty()) fs::create_directories(parent, ec);  // cluster jobs write to fresh dirs
-  fd_ = open_locked(path);
-}
+OutputFile::OutputFile(const std::string& path) : path_(path), fd_(open_locked(path)) {}
 
 int OutputFile::open_locked(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
