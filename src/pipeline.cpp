@@ -42,14 +42,6 @@ std::string find_model_file(const std::string& name) {
   return "";
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
 std::string resolve_weights(const std::string& flag) {
   if (!flag.empty()) return flag;
   std::string p = find_model_file("stam_16.pth");
@@ -66,6 +58,14 @@ std::string resolve_labels(const std::string& flag) {
   std::string p = find_model_file("kinetics400_labels.txt");
   if (p.empty()) throw ModelError("models/kinetics400_labels.txt not found; pass --labels FILE");
   return p;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
 std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,

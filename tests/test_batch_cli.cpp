@@ -180,6 +180,33 @@ TEST(BatchCli, ResumeCutsATornLastLine) {
   EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
 }
 
+TEST(BatchCli, ResumeWithOtherSettingsIsRefusedNamingEachDifference) {
+  Many d;
+  const std::string list = d.dir.file("first.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n";
+  ASSERT_EQ(batch("--list " + shell_quote(list) + " -o " + shell_quote(d.out)).exit_code, 0);
+  auto meta = nlohmann::json::parse(read_file(d.out + ".meta.json"));
+  EXPECT_EQ(meta["weights"], "tiny_stam.pth");
+  EXPECT_EQ(meta["weights_bytes"], fs::file_size(fixture_path("tiny_stam.pth")));
+  EXPECT_EQ(meta["frames"], 4);
+  EXPECT_EQ(meta["top_k"], 5);
+  EXPECT_EQ(meta["sampling"], "uniform");
+  EXPECT_EQ(meta["precision"], "fp32");
+
+  const std::string before = read_file(d.out);
+  auto other = run_command(shell_quote(stam_binary()) + " batch " + d.args() + " --resume -w " +
+                           shell_quote(fixture_path("tiny_stam.pth")) + " --frames 8 -k 1");
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("frames: 4 in the output, 8 now"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find("top_k: 5 in the output, 1 now"), std::string::npos) << other.err;
+  EXPECT_EQ(other.err.find("sampling"), std::string::npos) << "only the differences";
+  EXPECT_EQ(read_file(d.out), before);
+
+  auto same = batch(d.args() + " --resume");
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
 TEST(BatchCli, SigtermStopsCleanlyWithAResumeHint) {
   Many d;
   auto r = run_command(signal_after_lines(stam_batch(d.args()), d.out, 3, "TERM"));
@@ -311,6 +338,7 @@ TEST(BatchCli, AFailedRunCreatesNothingAndDoesNotBlockItsRerun) {
       run_command(shell_quote(stam_binary()) + " batch " + args + " -w /no/such/model.pth");
   EXPECT_EQ(failed.exit_code, 4) << failed.err;
   EXPECT_FALSE(fs::exists(csv)) << "created before the model loaded";
+  EXPECT_FALSE(fs::exists(csv + ".meta.json"));
 
   // What older versions left behind (a header and no record) is not work to keep.
   std::ofstream(csv) << "input,label_1,score_1,error\n";

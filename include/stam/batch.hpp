@@ -9,6 +9,8 @@
 //   output   (output.cpp)   the output file: reading it back, atomic rewrite, whole-record appends
 //   progress (progress.cpp) the stderr bar / periodic line
 //   run      (batch.cpp)    decode workers -> bounded queue -> batched infer -> records
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -147,6 +149,24 @@ class OutputFile {
   int fd_ = -1;
 };
 
+// ---------------------------------------------------------------- settings
+
+// The settings that shape an output's records, in a fixed order: weights and labels (file name
+// and size: hashing 477 MB would cost seconds), frames, sampling, precision, top-k, logits. They
+// are kept beside the output in OUT.meta.json, so --resume can refuse to mix records made with
+// other settings into one file.
+using Settings = nlohmann::ordered_json;
+// Resolves the default model files and, when frames is 0, reads the checkpoint's own T (its
+// index only, not the tensors). Throws ModelError.
+Settings model_settings(const ModelOptions& model, bool logits);
+std::string settings_path(const std::string& output);  // OUT + ".meta.json"
+// "frames: 8 in the output, 4 now" for every setting that differs; empty when they agree.
+std::vector<std::string> settings_differences(const Settings& recorded, const Settings& now);
+// Throws UsageError when the file is not a settings record.
+Settings read_settings(const std::string& path);
+// Written to a temporary file and renamed over `path`: never half-written. Throws UsageError.
+void write_settings(const std::string& path, const Settings& settings);
+
 // ---------------------------------------------------------------- progress
 
 class Progress {
@@ -215,6 +235,7 @@ struct Options {
   int decode_workers = 0;  // 0 = automatic
   double fsync_every_s = 10.0;
   std::string resume_command;  // shown when interrupted ("" = built from /proc/self/cmdline)
+  Settings settings = Settings::object();  // recorded in OUT.meta.json, checked on --resume
 };
 
 struct Summary {

@@ -18,8 +18,10 @@
 #include <optional>
 #include <thread>
 
+#include "stam/checkpoint.hpp"
 #include "stam/device.hpp"
 #include "stam/error.hpp"
+#include "stam/model.hpp"
 
 namespace stam::batch {
 
@@ -270,6 +272,7 @@ class Runner {
   void inspect_output() {
     existing_ = ExistingOutput{};
     fresh_ = false;
+    settings_recorded_ = false;
     if (o_.overwrite) return;
     existing_ = scan_output(o_.output, format_, o_.top_k);
     if (existing_.records == 0) {
@@ -280,6 +283,23 @@ class Runner {
     if (!resuming())
       throw UsageError("output " + o_.output + " already has " + std::to_string(existing_.records) +
                        " record(s): add --resume to continue it or --overwrite to replace it");
+    check_settings();
+  }
+
+  // Records made with other settings must not join the output: nothing in a record tells them
+  // apart. An output without a settings file (older stam, scripts/merge_outputs.sh) cannot be
+  // checked; it gets the current settings recorded.
+  void check_settings() {
+    const std::string meta = settings_path(o_.output);
+    std::error_code ec;
+    settings_recorded_ = std::filesystem::exists(meta, ec);
+    if (!settings_recorded_) return;
+    const std::vector<std::string> diffs = settings_differences(read_settings(meta), o_.settings);
+    if (diffs.empty()) return;
+    std::string list;
+    for (const auto& d : diffs) list += "\n  " + d;
+    throw UsageError("output " + o_.output + " was made with other settings (" + meta +
+                     "):" + list + "\nresume with the same settings, or write to another --output");
   }
 
   // Takes the lock, reads the output again under it (another run may have finished in the
@@ -305,6 +325,14 @@ class Runner {
       out_->truncate(existing_.valid_bytes);
     }
     if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
+    if (!settings_recorded_ || fresh_ || o_.overwrite) {
+      if (!fresh_ && !o_.overwrite)
+        spdlog::warn(
+            "{} has no settings file (older stam or a merge); recording the current "
+            "settings in {} without checking them",
+            o_.output, settings_path(o_.output));
+      write_settings(settings_path(o_.output), o_.settings);
+    }
   }
 
   // What is left to do: inputs without a record, and with --retry-errors those with only errors.
@@ -391,7 +419,8 @@ class Runner {
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
   ExistingOutput existing_;
-  bool fresh_ = false;  // the output holds no records: start it afresh
+  bool fresh_ = false;              // the output holds no records: start it afresh
+  bool settings_recorded_ = false;  // OUT.meta.json exists and matches
   std::unique_ptr<OutputFile> out_;
   std::unique_ptr<Progress> progress_;
   Summary s_;
@@ -402,6 +431,32 @@ class Runner {
 int default_decode_workers(bool gpu) {
   const int cores = usable_cpu_cores();
   return gpu ? std::clamp(cores - 1, 1, 8) : std::clamp(cores / 4, 1, 8);
+}
+
+Settings model_settings(const ModelOptions& model, bool logits) {
+  const auto file = [](const std::string& path) {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (ec) throw ModelError("cannot read " + path + ": " + ec.message());
+    return std::make_pair(std::filesystem::path(path).filename().string(), bytes);
+  };
+  const std::string weights_path = resolve_weights(model.weights);
+  const auto [weights, weights_bytes] = file(weights_path);
+  const auto [labels, labels_bytes] = file(resolve_labels(model.labels));
+  const int64_t frames = model.frames > 0
+                             ? model.frames
+                             : StamConfig::from_checkpoint(Checkpoint::open(weights_path)).frames;
+  Settings s = Settings::object();
+  s["weights"] = weights;
+  s["weights_bytes"] = weights_bytes;
+  s["labels"] = labels;
+  s["labels_bytes"] = labels_bytes;
+  s["frames"] = frames;
+  s["sampling"] = to_string(model.sampling);
+  s["precision"] = to_string(model.precision);
+  s["top_k"] = model.top_k;
+  s["logits"] = logits;
+  return s;
 }
 
 EngineFactory classifier_engine(const ModelOptions& options) {

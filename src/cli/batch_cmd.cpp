@@ -37,6 +37,7 @@ int run_batch(BatchArgs& a) {
   if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
   o.top_k = model.top_k;
+  o.settings = batch::model_settings(model, o.logits);
   if (o.decode_workers == 0)
     o.decode_workers = batch::default_decode_workers(resolve_device(model.device).is_cuda());
   batch::SignalGuard signals;
