@@ -3,9 +3,13 @@
 #include <torch/cuda.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -56,11 +60,78 @@ TEST(Cli, ClassifyJsonHasTheDocumentedFields) {
   EXPECT_TRUE(r.err.empty()) << "-q must silence logs: " << r.err;
 }
 
+TEST(Cli, ClassifySeveralInputsGivesOneResultEachAndTheWorstExitCode) {
+  const std::string inputs = video("short_32frames_30fps.mp4") + " /nonexistent/clip.mp4 " +
+                             video("mpeg4_320x240_25fps.avi");
+  auto json = run_command(stam_cmd("classify " + inputs + " " + tiny() + " --format json"));
+  EXPECT_EQ(json.exit_code, 3) << json.err;
+  std::istringstream lines(json.out);
+  std::vector<nlohmann::json> objects;
+  for (std::string line; std::getline(lines, line);) objects.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(objects.size(), 3u) << json.out;
+  EXPECT_TRUE(contains(objects[0]["input"], "short_32frames"));
+  EXPECT_EQ(objects[1]["input"], "/nonexistent/clip.mp4");
+  EXPECT_TRUE(objects[1].contains("error"));
+  EXPECT_TRUE(contains(objects[2]["input"], "mpeg4"));
+  EXPECT_EQ(objects[2]["top_k"].size(), 5u);
+  size_t loads = 0;
+  for (size_t at = 0; (at = json.err.find("loaded", at)) != std::string::npos; ++at) ++loads;
+  EXPECT_EQ(loads, 1u) << "the model loads once: " << json.err;
+
+  auto text = run_command(stam_cmd("classify " + inputs + " " + tiny()));
+  EXPECT_EQ(text.exit_code, 3) << text.err;
+  size_t tables = 0;
+  for (size_t at = 0; (at = text.out.find("  rank", at)) != std::string::npos; ++at) ++tables;
+  EXPECT_EQ(tables, 2u) << text.out;
+  EXPECT_TRUE(contains(text.err, "/nonexistent/clip.mp4")) << text.err;
+}
+
+TEST(Cli, JsonKeysInTheDocumentedOrderTimingsInTenthsOneLineWhenPiped) {
+  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
+                                " --format json -k 2 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one compact line: " << r.out;
+  EXPECT_EQ(r.out.rfind("{\"input\":", 0), 0u) << r.out;
+  const auto j = nlohmann::ordered_json::parse(r.out);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"input", "frames", "frame_indices", "top_k",
+                                            "timings_ms", "device", "precision"}));
+  std::vector<std::string> timing_keys, top_keys;
+  for (const auto& [k, v] : j["timings_ms"].items()) {
+    timing_keys.push_back(k);
+    const double tenths = v.get<double>() * 10;
+    EXPECT_NEAR(tenths, std::round(tenths), 1e-6) << k << " " << v;
+  }
+  EXPECT_EQ(timing_keys,
+            (std::vector<std::string>{"decode", "preprocess", "spatial", "temporal", "total"}));
+  for (const auto& [k, v] : j["top_k"][0].items()) top_keys.push_back(k);
+  EXPECT_EQ(top_keys, (std::vector<std::string>{"index", "label", "score"}));
+}
+
+TEST(Cli, JsonIsIndentedAtATerminal) {
+  // script(1) gives the command a pseudo-terminal as stdout.
+  auto r = run_command("script -qec " +
+                       shell_quote(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " +
+                                            tiny() + " --format json -q")) +
+                       " /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "{\r\n  \"input\": ")) << r.out;
+}
+
+TEST(Cli, TextSaysOneFrameAndShowsTheModelLoadTime) {
+  auto r = run_command(
+      stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " --frames 1 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, ": 1 frame, index ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "timings: model load ")) << r.out;
+}
+
 TEST(Cli, ClassifyTextShowsTableAndTimings) {
   auto r = run_command(stam_cmd("classify " + video("mpeg4_320x240_25fps.avi") + " " + tiny()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "rank")) << r.out;
-  EXPECT_TRUE(contains(r.out, "timings: decode")) << r.out;
+  EXPECT_TRUE(contains(r.out, "| decode ")) << r.out;
   EXPECT_TRUE(contains(r.err, "loaded")) << "logs go to stderr: " << r.err;
 }
 
