@@ -230,6 +230,21 @@ TEST(Cli, InfoDescribesACheckpoint) {
   EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
 }
 
+TEST(Cli, InfoTakesThePathAsAPositionalAndExplainsMissingWeights) {
+  auto r = run_command(stam_cmd("info " + shell_quote(fixture_path("tiny_stam.pth"))));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
+
+  stam::test::TempDir empty;
+  auto missing =
+      run_command("STAM_MODELS_DIR=" + shell_quote(empty.path().string()) + " " + stam_cmd("info"));
+  if (!std::filesystem::exists(stam::test::source_path("models/stam_16.pth"))) {
+    EXPECT_EQ(missing.exit_code, 4);
+    EXPECT_TRUE(contains(missing.err, empty.path().string())) << "where it looked: " << missing.err;
+    EXPECT_TRUE(contains(missing.err, "download_models.sh 16")) << missing.err;
+  }
+}
+
 TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {
   auto r = run_command(
       stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " --device cuda"));
