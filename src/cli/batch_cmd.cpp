@@ -78,7 +78,9 @@ Command add_batch(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--logits", o.logits, "also store the raw logits (JSONL only)");
   add_model_options(sub, args->model);
-  sub->footer(std::string(kBatchFooter) + "\n" + exit_code_help() +
+  sub->footer(std::string(kBatchFooter) + "\n" +
+              exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel, Exit::kDevice,
+                              Exit::kPartial, Exit::kInterrupted}) +
               "  (batch: 2 also when --output cannot be created, locked or written)\n");
   return {sub, [args] { return run_batch(*args); }};
 }

@@ -77,7 +77,8 @@ Command add_classify(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   sub->add_flag("--logits", args->logits, "also print the raw logits");
-  sub->footer(exit_code_help());
+  sub->footer(exit_code_help(
+      {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_classify(*args); }};
 }
 

@@ -45,7 +45,7 @@ Command add_info(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("info", "describe and fully load a checkpoint");
   sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)");
   sub->add_option("-w,--weights", args->weights, "the same, as in the other commands");
-  sub->footer(exit_code_help());
+  sub->footer(exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel}));
   return {sub, [args] { return run_info(*args); }};
 }
 
