@@ -216,6 +216,28 @@ TEST(Cli, UsageErrorsExitWith2) {
   EXPECT_EQ(run_command(stam_cmd("frobnicate")).exit_code, 2);
 }
 
+TEST(Cli, MistypedNamesGetADidYouMeanHint) {
+  auto command = run_command(stam_cmd("clasify x.mp4"));
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_TRUE(contains(command.err, "unknown command 'clasify'; did you mean 'classify'?"))
+      << command.err;
+
+  // The bare number after the mistyped option must not be explained as an input named "8".
+  auto option = run_command(
+      stam_cmd("classify --frame 8 " + video("short_32frames_30fps.mp4") + " " + tiny()));
+  EXPECT_EQ(option.exit_code, 2);
+  EXPECT_TRUE(contains(option.err, "unknown option '--frame'; did you mean '--frames'?"))
+      << option.err;
+
+  auto batch = run_command(stam_cmd("batch x -o o.jsonl --recursiv"));
+  EXPECT_EQ(batch.exit_code, 2);
+  EXPECT_TRUE(contains(batch.err, "did you mean '--recursive'?")) << batch.err;
+
+  auto far = run_command(stam_cmd("frobnicate"));
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_TRUE(contains(far.err, "commands: classify, info, batch")) << far.err;
+}
+
 TEST(Cli, HelpListsExitCodes) {
   auto r = run_command(stam_cmd("classify --help"));
   EXPECT_EQ(r.exit_code, 0);

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/error.hpp"
+#include "suggest.hpp"
 
 namespace {
 
@@ -60,7 +61,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    const std::string hint =
+        stam::cli::suggest_fix(app, std::vector<std::string>(argv + 1, argv + argc));
+    if (hint.empty())
+      app.exit(e);
+    else
+      std::cerr << "stam: " << hint << "\n";
     return static_cast<int>(stam::Exit::kUsage);
   }
 
