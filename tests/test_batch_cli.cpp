@@ -277,6 +277,17 @@ TEST(BatchCli, ListFromStdinWithAFramesFolderAndQuietMode) {
   EXPECT_EQ(m[frames].rfind("ERR", 0), std::string::npos) << m[frames];
 }
 
+TEST(BatchCli, ProgressBarShowsAtOnceWithTheFileBeingDecoded) {
+  Many d;
+  // script(1) gives the run a terminal, where the progress is a redrawn bar.
+  auto r = run_command("script -qec " + shell_quote(stam_batch(d.args())) + " /dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  const size_t first = r.out.find("0/16");
+  ASSERT_NE(first, std::string::npos) << "no 0/N bar before the first video: " << r.out;
+  EXPECT_LT(first, r.out.find("1/16")) << r.out;
+  EXPECT_NE(r.out.find("decoding clip10.mp4"), std::string::npos) << r.out;
+}
+
 TEST(BatchCli, ListTakesOneFileAndCombinesWithInputs) {
   Many d;
   const std::string list = d.dir.file("list.txt");

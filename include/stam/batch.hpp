@@ -16,6 +16,7 @@
 #include <functional>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -177,15 +178,23 @@ class Progress {
   Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s = 10.0);
 
   void update(int64_t done, int64_t failed);  // throttled; call after every record
+  void refresh();                             // throttled redraw, e.g. to show decoding()
   void clear();                               // erase the bar before other output
   void finish();                              // final redraw and newline for the bar
+  // The input a decoder has started on; thread-safe (the decode workers call it). Shown by the
+  // next draw, which stays on the thread that calls the other members.
+  void decoding(const std::string& input);
 
-  // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed" (no bar when width == 0).
+  // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed  decoding clip.mp4" (no bar when
+  // width == 0, no file when `current` is empty).
   static std::string format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
-                            int width);
+                            int width, const std::string& current = "");
 
  private:
   void draw(bool force);
+  std::mutex current_mu_;
+  std::string current_;  // guarded by current_mu_
+  std::string shown_;    // the file named by the last draw
   Mode mode_;
   int64_t total_, done_ = 0, failed_ = 0;
   std::FILE* out_;

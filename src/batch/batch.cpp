@@ -108,12 +108,14 @@ Item prepare_one(const Engine& engine, const std::string& input) {
 class DecodePool {
  public:
   DecodePool(const Engine& engine, const std::vector<std::string>& work, int workers,
-             ClipQueue& queue)
+             ClipQueue& queue, Progress& progress)
       : queue_(queue) {
     for (int i = 0; i < workers; ++i)
-      threads_.emplace_back([this, &engine, &work] {
-        for (size_t k; !stop_requested() && (k = next_++) < work.size();)
+      threads_.emplace_back([this, &engine, &work, &progress] {
+        for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
+          progress.decoding(work[k]);
           if (!queue_.push(prepare_one(engine, work[k]))) break;
+        }
         queue_.producer_done();
       });
   }
@@ -366,8 +368,12 @@ class Runner {
     const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
     const auto batch = static_cast<size_t>(o_.batch_size);
     ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
-    DecodePool pool(engine, pending_, workers, queue);
+    // The bar shows at once, 0/N with the first file, not only after the first video.
+    progress_->decoding(pending_.front());
+    progress_->refresh();
+    DecodePool pool(engine, pending_, workers, queue, *progress_);
     while (!stop_requested() && !queue.finished()) {
+      progress_->refresh();
       // Greedy batching: block for the first clip only, then take what is ready. The model
       // never idles waiting to fill a batch; batches fill up by themselves when it is the
       // bottleneck.
