@@ -1,37 +1,16 @@
 #include "stam/output.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
 namespace stam {
 
-nlohmann::json to_json(const Result& r, bool with_logits) {
-  nlohmann::json top = nlohmann::json::array();
-  for (const auto& p : r.top_k)
-    top.push_back({{"index", p.index}, {"label", p.label}, {"score", p.score}});
-  nlohmann::json j = {
-      {"input", r.input},
-      {"frames", r.frames},
-      {"frame_indices", r.frame_indices},
-      {"top_k", top},
-      {"timings_ms",
-       {{"decode", r.timings.decode_ms},
-        {"preprocess", r.timings.preprocess_ms},
-        {"spatial", r.timings.spatial_ms},
-        {"temporal", r.timings.temporal_ms},
-        {"total", r.timings.total_ms}}},
-      {"device", r.device},
-      {"precision", r.precision},
-  };
-  if (with_logits) j["logits"] = r.logits;
-  return j;
-}
-
-nlohmann::json error_json(const std::string& input, const std::string& message) {
-  return {{"input", input}, {"error", message}};
-}
-
 namespace {
+
+double tenth_ms(double ms) {
+  return std::round(ms * 10.0) / 10.0;
+}
 
 std::string fmt(const char* pattern, double v) {
   char buf[64];
@@ -41,19 +20,60 @@ std::string fmt(const char* pattern, double v) {
 
 }  // namespace
 
-std::string to_text(const Result& r) {
+nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
+  using Json = nlohmann::ordered_json;
+  Json top = Json::array();
+  for (const auto& p : r.top_k) {
+    Json entry;  // assigned key by key: an initializer list could be read as an array
+    entry["index"] = p.index;
+    entry["label"] = p.label;
+    entry["score"] = p.score;
+    top.push_back(std::move(entry));
+  }
+  Json timings;
+  timings["decode"] = tenth_ms(r.timings.decode_ms);
+  timings["preprocess"] = tenth_ms(r.timings.preprocess_ms);
+  timings["spatial"] = tenth_ms(r.timings.spatial_ms);
+  timings["temporal"] = tenth_ms(r.timings.temporal_ms);
+  timings["total"] = tenth_ms(r.timings.total_ms);
+  Json j;
+  j["input"] = r.input;
+  j["frames"] = r.frames;
+  j["frame_indices"] = r.frame_indices;
+  j["top_k"] = std::move(top);
+  j["timings_ms"] = std::move(timings);
+  j["device"] = r.device;
+  j["precision"] = r.precision;
+  if (with_logits) j["logits"] = r.logits;
+  return j;
+}
+
+nlohmann::ordered_json error_json(const std::string& input, const std::string& message) {
+  nlohmann::ordered_json j;
+  j["input"] = input;
+  j["error"] = message;
+  return j;
+}
+
+std::string dump_json(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string to_text(const Result& r, std::optional<double> load_ms) {
   std::ostringstream o;
-  o << r.input << ": " << r.frames << " frames, indices";
+  o << r.input << ": " << r.frames << (r.frames == 1 ? " frame, index" : " frames, indices");
   for (auto i : r.frame_indices) o << ' ' << i;
   o << "\n\n  rank  score   class\n";
   for (size_t i = 0; i < r.top_k.size(); ++i)
     o << fmt("  %4.0f", static_cast<double>(i + 1)) << fmt("  %6.4f", r.top_k[i].score) << "  "
       << r.top_k[i].label << " (" << r.top_k[i].index << ")\n";
   const auto& t = r.timings;
-  o << "\ntimings: decode " << fmt("%.1f", t.decode_ms) << " ms | preprocess "
-    << fmt("%.1f", t.preprocess_ms) << " ms | spatial " << fmt("%.1f", t.spatial_ms)
-    << " ms | temporal " << fmt("%.1f", t.temporal_ms) << " ms | total " << fmt("%.1f", t.total_ms)
-    << " ms | " << r.device << " " << r.precision << "\n";
+  o << "\ntimings: ";
+  if (load_ms) o << "model load " << fmt("%.1f", *load_ms) << " ms | ";
+  o << "decode " << fmt("%.1f", t.decode_ms) << " ms | preprocess " << fmt("%.1f", t.preprocess_ms)
+    << " ms | spatial " << fmt("%.1f", t.spatial_ms) << " ms | temporal "
+    << fmt("%.1f", t.temporal_ms) << " ms | total " << fmt("%.1f", t.total_ms) << " ms | "
+    << r.device << " " << r.precision << "\n";
   return o.str();
 }
 

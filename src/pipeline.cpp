@@ -42,22 +42,16 @@ std::string find_model_file(const std::string& name) {
   return "";
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
 std::string resolve_weights(const std::string& flag) {
   if (!flag.empty()) return flag;
   std::string p = find_model_file("stam_16.pth");
-  if (p.empty())
-    throw ModelError(
-        "no weights: models/stam_16.pth not found (looked in $STAM_MODELS_DIR, models/ beside "
-        "the binary, the install prefix and the source tree). Download it with "
-        "`scripts/download_models.sh 16`, or pass --weights PATH");
+  if (p.empty()) {
+    std::string looked;
+    for (const auto& dir : default_model_dirs()) looked += "\n  " + dir;
+    throw ModelError("no weights given and stam_16.pth not found; looked in:" + looked +
+                     "\nDownload it with `scripts/download_models.sh 16` (installed: "
+                     "share/stam/models/download_models.sh), or pass --weights PATH");
+  }
   return p;
 }
 
@@ -66,6 +60,14 @@ std::string resolve_labels(const std::string& flag) {
   std::string p = find_model_file("kinetics400_labels.txt");
   if (p.empty()) throw ModelError("models/kinetics400_labels.txt not found; pass --labels FILE");
   return p;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
 std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,

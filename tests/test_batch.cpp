@@ -267,7 +267,9 @@ TEST(BatchOutput, RewriteDropsErrorsAndTheTornTailAtomically) {
 
 TEST(BatchOutput, AppendsAndRefusesASecondWriter) {
   TempDir d;
-  const std::string path = d.file("new/dir/o.jsonl");
+  const std::string path = d.file("o.jsonl");
+  EXPECT_THROW(OutputFile(d.file("new/dir/o.jsonl")), Error);  // creates the file, not folders
+  EXPECT_FALSE(std::filesystem::exists(d.file("new")));
   OutputFile out(path);
   out.append("{\"input\":\"a\"}\n");
   out.sync();

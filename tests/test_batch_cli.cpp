@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -179,6 +180,33 @@ TEST(BatchCli, ResumeCutsATornLastLine) {
   EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
 }
 
+TEST(BatchCli, ResumeWithOtherSettingsIsRefusedNamingEachDifference) {
+  Many d;
+  const std::string list = d.dir.file("first.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n";
+  ASSERT_EQ(batch("--list " + shell_quote(list) + " -o " + shell_quote(d.out)).exit_code, 0);
+  auto meta = nlohmann::json::parse(read_file(d.out + ".meta.json"));
+  EXPECT_EQ(meta["weights"], "tiny_stam.pth");
+  EXPECT_EQ(meta["weights_bytes"], fs::file_size(fixture_path("tiny_stam.pth")));
+  EXPECT_EQ(meta["frames"], 4);
+  EXPECT_EQ(meta["top_k"], 5);
+  EXPECT_EQ(meta["sampling"], "uniform");
+  EXPECT_EQ(meta["precision"], "fp32");
+
+  const std::string before = read_file(d.out);
+  auto other = run_command(shell_quote(stam_binary()) + " batch " + d.args() + " --resume -w " +
+                           shell_quote(fixture_path("tiny_stam.pth")) + " --frames 8 -k 1");
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("frames: 4 in the output, 8 now"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find("top_k: 5 in the output, 1 now"), std::string::npos) << other.err;
+  EXPECT_EQ(other.err.find("sampling"), std::string::npos) << "only the differences";
+  EXPECT_EQ(read_file(d.out), before);
+
+  auto same = batch(d.args() + " --resume");
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
 TEST(BatchCli, SigtermStopsCleanlyWithAResumeHint) {
   Many d;
   auto r = run_command(signal_after_lines(stam_batch(d.args()), d.out, 3, "TERM"));
@@ -249,6 +277,52 @@ TEST(BatchCli, ListFromStdinWithAFramesFolderAndQuietMode) {
   EXPECT_EQ(m[frames].rfind("ERR", 0), std::string::npos) << m[frames];
 }
 
+TEST(BatchCli, ProgressBarShowsAtOnceWithTheFileBeingDecoded) {
+  Many d;
+  // script(1) gives the run a terminal, where the progress is a redrawn bar.
+  auto r = run_command("script -qec " + shell_quote(stam_batch(d.args())) + " /dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  const size_t first = r.out.find("0/16");
+  ASSERT_NE(first, std::string::npos) << "no 0/N bar before the first video: " << r.out;
+  EXPECT_LT(first, r.out.find("1/16")) << r.out;
+  EXPECT_NE(r.out.find("decoding clip10.mp4"), std::string::npos) << r.out;
+}
+
+TEST(BatchCli, ListTakesOneFileAndCombinesWithInputs) {
+  Many d;
+  const std::string list = d.dir.file("list.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n";
+  // The positional after --list FILE is an input, not a second list: a binary AVI read as a list
+  // gave over a thousand garbage records.
+  const std::string avi = d.root + "/clip11.avi";
+  auto r =
+      batch("--list " + shell_quote(list) + " " + shell_quote(avi) + " -o " + shell_quote(d.out));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto m = jsonl_records(d.out);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.count(avi), 1u);
+
+  // A directory after --list is walked, not dropped.
+  const std::string out2 = d.dir.file("two.jsonl");
+  auto dir =
+      batch("--list " + shell_quote(list) + " " + shell_quote(d.root) + " -o " + shell_quote(out2));
+  EXPECT_EQ(dir.exit_code, 0) << dir.err;
+  EXPECT_EQ(jsonl_records(out2).size(), static_cast<size_t>(Many::kCount));
+}
+
+TEST(BatchCli, AListThatIsNotTextIsAUsageError) {
+  Many d;
+  std::ofstream(d.dir.file("nul.txt")) << d.root << "/clip10.mp4\n" << std::string(1, '\0');
+  std::ofstream(d.dir.file("latin1.txt")) << d.root << "/clip\xe9.mp4\n";
+  for (const std::string& list : {d.dir.file("nul.txt"), d.dir.file("latin1.txt"), d.root,
+                                  shared_path("testdata/videos/mpeg4_320x240_25fps.avi")}) {
+    auto r = batch("--list " + shell_quote(list) + " -o " + shell_quote(d.out));
+    EXPECT_EQ(r.exit_code, 2) << list << ": " << r.err;
+    EXPECT_NE(r.err.find(list), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(d.out)) << list;
+  }
+}
+
 TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
   Many d;
   auto r = batch(shell_quote(d.root) + " -o /proc/stam-nope/out.jsonl");
@@ -265,6 +339,33 @@ TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {
   auto r =
       run_command(shell_quote(stam_binary()) + " batch " + d.args() + " -w /no/such/model.pth");
   EXPECT_EQ(r.exit_code, 4) << r.err;
+}
+
+TEST(BatchCli, AFailedRunCreatesNothingAndDoesNotBlockItsRerun) {
+  Many d;
+  const std::string csv = d.dir.file("labels.csv");
+  const std::string args = shell_quote(d.root) + " -o " + shell_quote(csv);
+  auto failed =
+      run_command(shell_quote(stam_binary()) + " batch " + args + " -w /no/such/model.pth");
+  EXPECT_EQ(failed.exit_code, 4) << failed.err;
+  EXPECT_FALSE(fs::exists(csv)) << "created before the model loaded";
+  EXPECT_FALSE(fs::exists(csv + ".meta.json"));
+
+  // What older versions left behind (a header and no record) is not work to keep.
+  std::ofstream(csv) << "input,label_1,score_1,error\n";
+  auto rerun = batch(args);
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.err;
+  const std::string rows = read_file(csv);
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 1 + Many::kCount) << rows;
+}
+
+TEST(BatchCli, OutputIntoAMissingFolderIsRefusedNotCreated) {
+  Many d;
+  const std::string typo = d.dir.file("reslts");
+  auto r = batch(shell_quote(d.root) + " -o " + shell_quote(typo + "/deep/labels.jsonl"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(typo + "/deep does not exist"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(typo));
 }
 
 }  // namespace

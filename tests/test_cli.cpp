@@ -3,9 +3,13 @@
 #include <torch/cuda.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -56,11 +60,78 @@ TEST(Cli, ClassifyJsonHasTheDocumentedFields) {
   EXPECT_TRUE(r.err.empty()) << "-q must silence logs: " << r.err;
 }
 
+TEST(Cli, ClassifySeveralInputsGivesOneResultEachAndTheWorstExitCode) {
+  const std::string inputs = video("short_32frames_30fps.mp4") + " /nonexistent/clip.mp4 " +
+                             video("mpeg4_320x240_25fps.avi");
+  auto json = run_command(stam_cmd("classify " + inputs + " " + tiny() + " --format json"));
+  EXPECT_EQ(json.exit_code, 3) << json.err;
+  std::istringstream lines(json.out);
+  std::vector<nlohmann::json> objects;
+  for (std::string line; std::getline(lines, line);) objects.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(objects.size(), 3u) << json.out;
+  EXPECT_TRUE(contains(objects[0]["input"], "short_32frames"));
+  EXPECT_EQ(objects[1]["input"], "/nonexistent/clip.mp4");
+  EXPECT_TRUE(objects[1].contains("error"));
+  EXPECT_TRUE(contains(objects[2]["input"], "mpeg4"));
+  EXPECT_EQ(objects[2]["top_k"].size(), 5u);
+  size_t loads = 0;
+  for (size_t at = 0; (at = json.err.find("loaded", at)) != std::string::npos; ++at) ++loads;
+  EXPECT_EQ(loads, 1u) << "the model loads once: " << json.err;
+
+  auto text = run_command(stam_cmd("classify " + inputs + " " + tiny()));
+  EXPECT_EQ(text.exit_code, 3) << text.err;
+  size_t tables = 0;
+  for (size_t at = 0; (at = text.out.find("  rank", at)) != std::string::npos; ++at) ++tables;
+  EXPECT_EQ(tables, 2u) << text.out;
+  EXPECT_TRUE(contains(text.err, "/nonexistent/clip.mp4")) << text.err;
+}
+
+TEST(Cli, JsonKeysInTheDocumentedOrderTimingsInTenthsOneLineWhenPiped) {
+  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
+                                " --format json -k 2 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one compact line: " << r.out;
+  EXPECT_EQ(r.out.rfind("{\"input\":", 0), 0u) << r.out;
+  const auto j = nlohmann::ordered_json::parse(r.out);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"input", "frames", "frame_indices", "top_k",
+                                            "timings_ms", "device", "precision"}));
+  std::vector<std::string> timing_keys, top_keys;
+  for (const auto& [k, v] : j["timings_ms"].items()) {
+    timing_keys.push_back(k);
+    const double tenths = v.get<double>() * 10;
+    EXPECT_NEAR(tenths, std::round(tenths), 1e-6) << k << " " << v;
+  }
+  EXPECT_EQ(timing_keys,
+            (std::vector<std::string>{"decode", "preprocess", "spatial", "temporal", "total"}));
+  for (const auto& [k, v] : j["top_k"][0].items()) top_keys.push_back(k);
+  EXPECT_EQ(top_keys, (std::vector<std::string>{"index", "label", "score"}));
+}
+
+TEST(Cli, JsonIsIndentedAtATerminal) {
+  // script(1) gives the command a pseudo-terminal as stdout.
+  auto r = run_command("script -qec " +
+                       shell_quote(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " +
+                                            tiny() + " --format json -q")) +
+                       " /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "{\r\n  \"input\": ")) << r.out;
+}
+
+TEST(Cli, TextSaysOneFrameAndShowsTheModelLoadTime) {
+  auto r = run_command(
+      stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " --frames 1 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, ": 1 frame, index ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "timings: model load ")) << r.out;
+}
+
 TEST(Cli, ClassifyTextShowsTableAndTimings) {
   auto r = run_command(stam_cmd("classify " + video("mpeg4_320x240_25fps.avi") + " " + tiny()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "rank")) << r.out;
-  EXPECT_TRUE(contains(r.out, "timings: decode")) << r.out;
+  EXPECT_TRUE(contains(r.out, "| decode ")) << r.out;
   EXPECT_TRUE(contains(r.err, "loaded")) << "logs go to stderr: " << r.err;
 }
 
@@ -145,10 +216,50 @@ TEST(Cli, UsageErrorsExitWith2) {
   EXPECT_EQ(run_command(stam_cmd("frobnicate")).exit_code, 2);
 }
 
+TEST(Cli, MistypedNamesGetADidYouMeanHint) {
+  auto command = run_command(stam_cmd("clasify x.mp4"));
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_TRUE(contains(command.err, "unknown command 'clasify'; did you mean 'classify'?"))
+      << command.err;
+
+  // The bare number after the mistyped option must not be explained as an input named "8".
+  auto option = run_command(
+      stam_cmd("classify --frame 8 " + video("short_32frames_30fps.mp4") + " " + tiny()));
+  EXPECT_EQ(option.exit_code, 2);
+  EXPECT_TRUE(contains(option.err, "unknown option '--frame'; did you mean '--frames'?"))
+      << option.err;
+
+  auto batch = run_command(stam_cmd("batch x -o o.jsonl --recursiv"));
+  EXPECT_EQ(batch.exit_code, 2);
+  EXPECT_TRUE(contains(batch.err, "did you mean '--recursive'?")) << batch.err;
+
+  auto far = run_command(stam_cmd("frobnicate"));
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_TRUE(contains(far.err, "commands: classify, info, batch")) << far.err;
+}
+
 TEST(Cli, HelpListsExitCodes) {
   auto r = run_command(stam_cmd("classify --help"));
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(contains(r.out, "Exit codes")) << r.out;
+}
+
+TEST(Cli, SubcommandHelpListsOnlyItsOwnExitCodes) {
+  const auto help = [](const std::string& cmd) {
+    return run_command(stam_cmd(cmd + " --help")).out;
+  };
+  const std::string all = help(""), classify = help("classify"), info = help("info"),
+                    batch = help("batch");
+  for (const char* row : {"  3    input error", "  6    batch:", "  130  interrupted"})
+    EXPECT_TRUE(contains(all, row)) << row << all;
+  EXPECT_TRUE(contains(classify, "  3    input error")) << classify;
+  EXPECT_FALSE(contains(classify, "  6    batch:")) << classify;
+  EXPECT_FALSE(contains(classify, "  130")) << classify;
+  EXPECT_TRUE(contains(info, "  4    model error")) << info;
+  EXPECT_FALSE(contains(info, "  3    input error")) << info;
+  EXPECT_FALSE(contains(info, "  5    device error")) << info;
+  EXPECT_TRUE(contains(batch, "  6    batch:")) << batch;
+  EXPECT_TRUE(contains(batch, "  130  interrupted")) << batch;
 }
 
 TEST(Cli, InfoDescribesACheckpoint) {
@@ -157,6 +268,21 @@ TEST(Cli, InfoDescribesACheckpoint) {
   EXPECT_TRUE(contains(r.out, "zip")) << r.out;
   EXPECT_TRUE(contains(r.out, "'model'")) << r.out;
   EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
+}
+
+TEST(Cli, InfoTakesThePathAsAPositionalAndExplainsMissingWeights) {
+  auto r = run_command(stam_cmd("info " + shell_quote(fixture_path("tiny_stam.pth"))));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
+
+  stam::test::TempDir empty;
+  auto missing =
+      run_command("STAM_MODELS_DIR=" + shell_quote(empty.path().string()) + " " + stam_cmd("info"));
+  if (!std::filesystem::exists(stam::test::source_path("models/stam_16.pth"))) {
+    EXPECT_EQ(missing.exit_code, 4);
+    EXPECT_TRUE(contains(missing.err, empty.path().string())) << "where it looked: " << missing.err;
+    EXPECT_TRUE(contains(missing.err, "download_models.sh 16")) << missing.err;
+  }
 }
 
 TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {

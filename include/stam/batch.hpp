@@ -2,16 +2,21 @@
 // stam batch: label a whole tree or list of videos into one JSONL/CSV file, one record per
 // input, that survives being killed (--resume) and splits across machines (--shard K/N).
 //
-// The pieces are separate so each can be tested without a model:
-//   inputs   (batch_inputs.cpp)   which paths, in which order, in which shard
-//   records  (batch_records.cpp)  rendering, parsing back and appending whole records
-//   progress (batch_progress.cpp) the stderr bar / periodic line
-//   run      (batch.cpp)          decode workers -> bounded queue -> batched infer -> records
+// The pieces live in src/batch/, in the order data flows through them, and each can be tested
+// without a model:
+//   inputs   (inputs.cpp)   which paths, in which order, in which shard
+//   records  (records.cpp)  rendering records and parsing CSV back
+//   output   (output.cpp)   the output file: reading it back, atomic rewrite, whole-record appends
+//   progress (progress.cpp) the stderr bar / periodic line
+//   run      (batch.cpp)    decode workers -> bounded queue -> batched infer -> records
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,8 +50,9 @@ struct InputSet {
 
 // Reads one --list stream: a path per line; a trailing '\r' is dropped and blank lines skipped.
 std::vector<std::string> read_list(std::istream& in);
-// Expands the spec into the sorted work list. A missing positional INPUT or --list file is a
-// UsageError (a typo should not start an hours-long run); a missing path inside a list is kept
+// Expands the spec into the sorted work list. A missing positional INPUT or --list file, or a
+// list that is a directory or not text (a NUL byte, invalid UTF-8), is a UsageError (a typo
+// should not start an hours-long run); a missing path inside a list is kept
 // and becomes an error record, like any other unreadable input.
 InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin);
 
@@ -123,8 +129,8 @@ int64_t rewrite_without_errors(const std::string& path, Format format, int64_t t
 // The output file, appended to one whole record at a time.
 class OutputFile {
  public:
-  // Opens (creating parent directories and the file) for O_APPEND and takes an exclusive
-  // flock so two runs cannot interleave into one file. Throws Error(kUsage) naming the path.
+  // Opens (creating the file, never its folder) for O_APPEND and takes an exclusive flock so
+  // two runs cannot interleave into one file. Throws Error(kUsage) naming the path.
   explicit OutputFile(const std::string& path);
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;
@@ -144,6 +150,24 @@ class OutputFile {
   int fd_ = -1;
 };
 
+// ---------------------------------------------------------------- settings
+
+// The settings that shape an output's records, in a fixed order: weights and labels (file name
+// and size: hashing 477 MB would cost seconds), frames, sampling, precision, top-k, logits. They
+// are kept beside the output in OUT.meta.json, so --resume can refuse to mix records made with
+// other settings into one file.
+using Settings = nlohmann::ordered_json;
+// Resolves the default model files and, when frames is 0, reads the checkpoint's own T (its
+// index only, not the tensors). Throws ModelError.
+Settings model_settings(const ModelOptions& model, bool logits);
+std::string settings_path(const std::string& output);  // OUT + ".meta.json"
+// "frames: 8 in the output, 4 now" for every setting that differs; empty when they agree.
+std::vector<std::string> settings_differences(const Settings& recorded, const Settings& now);
+// Throws UsageError when the file is not a settings record.
+Settings read_settings(const std::string& path);
+// Written to a temporary file and renamed over `path`: never half-written. Throws UsageError.
+void write_settings(const std::string& path, const Settings& settings);
+
 // ---------------------------------------------------------------- progress
 
 class Progress {
@@ -154,15 +178,23 @@ class Progress {
   Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s = 10.0);
 
   void update(int64_t done, int64_t failed);  // throttled; call after every record
+  void refresh();                             // throttled redraw, e.g. to show decoding()
   void clear();                               // erase the bar before other output
   void finish();                              // final redraw and newline for the bar
+  // The input a decoder has started on; thread-safe (the decode workers call it). Shown by the
+  // next draw, which stays on the thread that calls the other members.
+  void decoding(const std::string& input);
 
-  // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed" (no bar when width == 0).
+  // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed  decoding clip.mp4" (no bar when
+  // width == 0, no file when `current` is empty).
   static std::string format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
-                            int width);
+                            int width, const std::string& current = "");
 
  private:
   void draw(bool force);
+  std::mutex current_mu_;
+  std::string current_;  // guarded by current_mu_
+  std::string shown_;    // the file named by the last draw
   Mode mode_;
   int64_t total_, done_ = 0, failed_ = 0;
   std::FILE* out_;
@@ -212,6 +244,7 @@ struct Options {
   int decode_workers = 0;  // 0 = automatic
   double fsync_every_s = 10.0;
   std::string resume_command;  // shown when interrupted ("" = built from /proc/self/cmdline)
+  Settings settings = Settings::object();  // recorded in OUT.meta.json, checked on --resume
 };
 
 struct Summary {

@@ -2,19 +2,25 @@
 // Rendering results: JSON records (classify --format json, batch JSONL) and human text.
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 #include "stam/pipeline.hpp"
 
 namespace stam {
 
+// Keys in this fixed order (README.md documents it), times rounded to 0.1 ms:
 // {"input", "frames", "frame_indices", "top_k": [{"index","label","score"}], "timings_ms":
 //  {"decode","preprocess","spatial","temporal","total"}, "device", "precision"[, "logits"]}
-nlohmann::json to_json(const Result& r, bool with_logits);
+nlohmann::ordered_json to_json(const Result& r, bool with_logits);
 // {"input": ..., "error": ...}
-nlohmann::json error_json(const std::string& input, const std::string& message);
+nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
+// `indent` < 0: one line. Invalid UTF-8 (possible in file names) becomes U+FFFD, so the text is
+// always valid JSON.
+std::string dump_json(const nlohmann::ordered_json& j, int indent = -1);
 
-// A readable top-k table followed by a timings line.
-std::string to_text(const Result& r);
+// A readable top-k table followed by a timings line, which starts with the model load time when
+// `load_ms` is given.
+std::string to_text(const Result& r, std::optional<double> load_ms = std::nullopt);
 
 }  // namespace stam

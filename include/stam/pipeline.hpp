@@ -31,6 +31,10 @@ struct ModelOptions {
 std::vector<std::string> default_model_dirs();
 // First existing `name` in default_model_dirs(), else "" .
 std::string find_model_file(const std::string& name);
+// The weights / labels file a run uses: the flag when given, else the default file found in
+// default_model_dirs(). Throws ModelError saying where it looked and how to get the file.
+std::string resolve_weights(const std::string& flag);
+std::string resolve_labels(const std::string& flag);
 
 struct Timings {
   double decode_ms = 0, preprocess_ms = 0, spatial_ms = 0, temporal_ms = 0, total_ms = 0;

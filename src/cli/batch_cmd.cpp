@@ -37,6 +37,7 @@ int run_batch(BatchArgs& a) {
   if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
   o.top_k = model.top_k;
+  o.settings = batch::model_settings(model, o.logits);
   if (o.decode_workers == 0)
     o.decode_workers = batch::default_decode_workers(resolve_device(model.device).is_cuda());
   batch::SignalGuard signals;
@@ -56,7 +57,11 @@ Command add_batch(CLI::App& app) {
   sub->add_option("--ext", args->ext,
                   "video extensions to pick in directories, comma-separated (default: "
                   "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
-  sub->add_option("--list", o.inputs.lists, "text file of inputs, one a line ('-' = stdin)");
+  // One value per --list (repeat the flag for more lists): what follows a list file is a
+  // positional INPUT, never a second list.
+  sub->add_option("--list", o.inputs.lists,
+                  "text file of inputs, one a line ('-' = stdin); combines with INPUTs")
+      ->allow_extra_args(false);
   sub->add_option("-o,--output", o.output, "JSONL or CSV file to write (appended to)")->required();
   sub->add_option("--format", o.format, "jsonl | csv (default: by --output's extension)")
       ->check(CLI::IsMember({"jsonl", "csv"}));
@@ -73,7 +78,9 @@ Command add_batch(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--logits", o.logits, "also store the raw logits (JSONL only)");
   add_model_options(sub, args->model);
-  sub->footer(std::string(kBatchFooter) + "\n" + exit_code_help() +
+  sub->footer(std::string(kBatchFooter) + "\n" +
+              exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel, Exit::kDevice,
+                              Exit::kPartial, Exit::kInterrupted}) +
               "  (batch: 2 also when --output cannot be created, locked or written)\n");
   return {sub, [args] { return run_batch(*args); }};
 }

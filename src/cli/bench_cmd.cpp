@@ -1,5 +1,6 @@
 // stam bench: model latency against frames per video, no weights needed.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <iostream>
 #include <memory>
@@ -7,6 +8,8 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/bench.hpp"
+#include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace stam::cli {
 
@@ -29,7 +32,7 @@ int run_bench_command(BenchArgs& a) {
   });
   if (!a.plot.empty()) write_bench_plot(report, a.plot);
   if (a.format == "json")
-    std::cout << bench_json(report).dump() << std::endl;
+    std::cout << dump_json(bench_json(report), ::isatty(STDOUT_FILENO) ? 2 : -1) << std::endl;
   else if (a.format == "csv")
     std::cout << bench_csv(report) << std::flush;
   else
@@ -69,7 +72,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--plot", a->plot,
                   "also draw latency and videos/s against frames, with STAM's published "
                   "top-1, to FILE.svg or FILE.png");
-  sub->footer(exit_code_help());
+  sub->footer(exit_code_help(
+      {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [a] { return run_bench_command(*a); }};
 }
 

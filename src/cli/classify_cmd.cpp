@@ -1,11 +1,16 @@
-// stam classify INPUT: top-k Kinetics-400 labels for one video or frames folder.
+// stam classify INPUT...: top-k Kinetics-400 labels for videos or frames folders, one result
+// each, with the model loaded once.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "stam/error.hpp"
 #include "stam/output.hpp"
 #include "stam/pipeline.hpp"
 
@@ -15,41 +20,65 @@ namespace {
 
 struct ClassifyArgs {
   ModelFlags model;
-  std::string input;
+  std::vector<std::string> inputs;
   std::string format = "text";
   bool logits = false;
 };
 
+void print_text(const Result& r, bool logits, std::optional<double> load_ms) {
+  std::cout << to_text(r, load_ms);
+  if (logits) {
+    std::cout << "logits:";
+    for (float v : r.logits) std::cout << ' ' << v;
+    std::cout << '\n';
+  }
+}
+
+// Labels every input in turn; one that fails is reported (and, in JSON, gets an error object)
+// and the others go on. The exit code is the worst of the inputs'.
 int run_classify(const ClassifyArgs& a) {
   Classifier classifier(finish_model_options(a.model));
-  Result r = classifier.classify(a.input);
-  if (a.format == "json") {
-    std::cout << to_json(r, a.logits).dump(2) << std::endl;
-  } else {
-    std::cout << to_text(r);
-    if (a.logits) {
-      std::cout << "logits:";
-      for (float v : r.logits) std::cout << ' ' << v;
-      std::cout << '\n';
+  const bool json = a.format == "json";
+  // As jq does: indented for a person at a terminal, one compact line each for a program.
+  const int indent = ::isatty(STDOUT_FILENO) ? 2 : -1;
+  int worst = 0;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    const std::string& input = a.inputs[i];
+    try {
+      Result r = classifier.classify(input);
+      if (json) {
+        std::cout << dump_json(to_json(r, a.logits), indent) << '\n';
+      } else {
+        if (i > 0) std::cout << '\n';
+        print_text(r, a.logits, i == 0 ? std::optional(classifier.load_ms()) : std::nullopt);
+      }
+    } catch (const Error& e) {
+      spdlog::error("{}", e.what());
+      if (json) std::cout << dump_json(error_json(input, e.what()), indent) << '\n';
+      worst = std::max(worst, static_cast<int>(e.code()));
     }
     std::cout << std::flush;
   }
-  return 0;
+  return worst;
 }
 
 }  // namespace
 
 Command add_classify(CLI::App& app) {
   auto args = std::make_shared<ClassifyArgs>();
-  CLI::App* sub = app.add_subcommand("classify", "label one video file or frames folder");
-  sub->add_option("input", args->input, "video file, or a folder of image files (one per frame)")
+  CLI::App* sub = app.add_subcommand("classify", "label video files or frames folders");
+  sub->add_option("input", args->inputs,
+                  "video files, or folders of image files (one per frame); each is labelled in "
+                  "turn")
       ->required();
   add_model_options(sub, args->model);
-  sub->add_option("--format", args->format, "text | json (one object on stdout)")
+  sub->add_option("--format", args->format,
+                  "text | json (an object per input: indented at a terminal, else one line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   sub->add_flag("--logits", args->logits, "also print the raw logits");
-  sub->footer(exit_code_help());
+  sub->footer(exit_code_help(
+      {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_classify(*args); }};
 }
 

@@ -15,9 +15,15 @@ namespace stam::cli {
 
 namespace {
 
-int run_info(const std::string& weights_flag) {
-  std::string path = weights_flag.empty() ? find_model_file("stam_16.pth") : weights_flag;
-  if (path.empty()) throw ModelError("no --weights given and models/stam_16.pth not found");
+struct InfoArgs {
+  std::string positional;  // stam info PATH
+  std::string weights;     // stam info --weights PATH, as in the other commands
+};
+
+int run_info(const InfoArgs& a) {
+  if (!a.positional.empty() && !a.weights.empty() && a.positional != a.weights)
+    throw UsageError("give the checkpoint once: as PATH or as --weights, not both");
+  const std::string path = resolve_weights(a.positional.empty() ? a.weights : a.positional);
   Checkpoint ckpt = Checkpoint::open(path);
   StamConfig cfg = StamConfig::from_checkpoint(ckpt);
   // Build on the meta-free CPU path and load for real: this proves every tensor is readable.
@@ -35,11 +41,12 @@ int run_info(const std::string& weights_flag) {
 }  // namespace
 
 Command add_info(CLI::App& app) {
-  auto weights = std::make_shared<std::string>();
+  auto args = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand("info", "describe and fully load a checkpoint");
-  sub->add_option("-w,--weights", *weights, "checkpoint (default: models/stam_16.pth)");
-  sub->footer(exit_code_help());
-  return {sub, [weights] { return run_info(*weights); }};
+  sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)");
+  sub->add_option("-w,--weights", args->weights, "the same, as in the other commands");
+  sub->footer(exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel}));
+  return {sub, [args] { return run_info(*args); }};
 }
 
 }  // namespace stam::cli

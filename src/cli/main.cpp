@@ -11,6 +11,7 @@
 #include "options.hpp"
 #include "stam/cpu.hpp"
 #include "stam/error.hpp"
+#include "suggest.hpp"
 
 // Chooses OpenBLAS's kernels from the CPU's features before OpenBLAS starts (see cpu.hpp).
 STAM_SELECT_BLAS_KERNELS()
@@ -64,7 +65,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    const std::string hint =
+        stam::cli::suggest_fix(app, std::vector<std::string>(argv + 1, argv + argc));
+    if (hint.empty())
+      app.exit(e);
+    else
+      std::cerr << "stam: " << hint << "\n";
     return static_cast<int>(stam::Exit::kUsage);
   }
 

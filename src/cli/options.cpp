@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <algorithm>
+
 namespace stam::cli {
 
 void add_model_options(CLI::App* app, ModelFlags& f) {
@@ -33,16 +35,24 @@ ModelOptions finish_model_options(const ModelFlags& f) {
   return o;
 }
 
-const char* exit_code_help() {
-  return "Exit codes:\n"
-         "  0    success\n"
-         "  1    internal error (a bug: please report it)\n"
-         "  2    usage error (bad command line)\n"
-         "  3    input error (video or folder missing, unreadable or undecodable)\n"
-         "  4    model error (weights or labels missing, corrupt or mismatched)\n"
-         "  5    device error (requested device or precision not available)\n"
-         "  6    batch: some inputs failed, the others were labelled\n"
-         "  130  interrupted (SIGINT/SIGTERM)\n";
+std::string exit_code_help(std::initializer_list<Exit> codes) {
+  static const std::pair<Exit, const char*> kRows[] = {
+      {Exit::kOk, "success"},
+      {Exit::kInternal, "internal error (a bug: please report it)"},
+      {Exit::kUsage, "usage error (bad command line)"},
+      {Exit::kInput, "input error (video or folder missing, unreadable or undecodable)"},
+      {Exit::kModel, "model error (weights or labels missing, corrupt or mismatched)"},
+      {Exit::kDevice, "device error (requested device or precision not available)"},
+      {Exit::kPartial, "batch: some inputs failed, the others were labelled"},
+      {Exit::kInterrupted, "interrupted (SIGINT/SIGTERM)"},
+  };
+  std::string text = "Exit codes:\n";
+  for (const auto& [code, meaning] : kRows) {
+    if (codes.size() > 0 && std::find(codes.begin(), codes.end(), code) == codes.end()) continue;
+    const std::string number = std::to_string(static_cast<int>(code));
+    text += "  " + number + std::string(5 - number.size(), ' ') + meaning + "\n";
+  }
+  return text;
 }
 
 }  // namespace stam::cli

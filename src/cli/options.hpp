@@ -2,8 +2,10 @@
 // Command-line pieces shared by the subcommands.
 #include <CLI/CLI.hpp>
 
+#include <initializer_list>
 #include <string>
 
+#include "stam/error.hpp"
 #include "stam/pipeline.hpp"
 
 namespace stam::cli {
@@ -20,7 +22,8 @@ void add_model_options(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
 
-// The exit-code table printed in --help footers and README.md.
-const char* exit_code_help();
+// The exit-code table printed in --help footers and README.md: the rows of `codes`, or all of
+// them when it is empty.
+std::string exit_code_help(std::initializer_list<Exit> codes = {});
 
 }  // namespace stam::cli

@@ -13,8 +13,8 @@ namespace {
 
 // Invalid UTF-8 (possible in Linux file names) becomes U+FFFD instead of an exception, so one odd
 // name cannot stop a run; record_key() applies the same mapping for resume.
-std::string dump_line(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+std::string dump_line(const nlohmann::ordered_json& j) {
+  return dump_json(j) + "\n";
 }
 
 bool needs_quotes(std::string_view f) {
@@ -113,7 +113,7 @@ Format parse_format(const std::string& name, const std::string& output_path) {
 }
 
 std::string record_key(const std::string& path) {
-  return nlohmann::json::parse(dump_line(nlohmann::json(path))).get<std::string>();
+  return nlohmann::json::parse(dump_line(nlohmann::ordered_json(path))).get<std::string>();
 }
 
 RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits)

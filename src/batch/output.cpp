@@ -98,10 +98,11 @@ Visited visit_csv(const std::string& path, int64_t top_k, const Visitor& visit) 
   const auto& head = rows.rows.front();
   if (head.empty() || head.front() != "input" || head.back() != "error")
     throw output_error(path, "is not a stam batch CSV file (unexpected header row)");
+  v.header = data.substr(0, rows.row_end.front());
+  if (rows.rows.size() == 1) return v;  // no records yet: any --top-k may start the file
   if (head.size() != width)
     throw output_error(path, "was written with --top-k " + std::to_string((head.size() - 2) / 2) +
                                  "; resume with the same --top-k");
-  v.header = data.substr(0, rows.row_end.front());
   for (size_t i = 1; i < rows.rows.size(); ++i) {
     const auto& r = rows.rows[i];
     if (r.size() == 1 && r[0].empty()) continue;  // blank line
@@ -136,7 +137,81 @@ void fsync_dir(const fs::path& dir) {
   ::close(fd);
 }
 
+// A new version of `target`, written to a temporary file in the same directory and renamed over
+// it by commit() after an fsync: a crash at any point leaves either the old or the new file,
+// never a mix. Without commit() the temporary file is removed.
+class Replacement {
+ public:
+  explicit Replacement(const std::string& target)
+      : target_(target),
+        tmp_(target_.parent_path() /
+             ("." + target_.filename().string() + ".stam-tmp-" + std::to_string(::getpid()))),
+        fd_(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+    if (fd_ < 0)
+      throw output_error(target, "cannot create " + tmp_.string() + ": " + std::strerror(errno));
+  }
+  ~Replacement() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  Replacement(const Replacement&) = delete;
+  Replacement& operator=(const Replacement&) = delete;
+
+  void write(const std::string& bytes) { write_fully(fd_, bytes, tmp_.string()); }
+
+  void commit() {
+    if (::fsync(fd_) != 0)
+      throw output_error(target_.string(), std::string("fsync: ") + std::strerror(errno));
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_.c_str(), target_.c_str()) != 0)
+      throw output_error(target_.string(),
+                         std::string("cannot replace it: ") + std::strerror(errno));
+    committed_ = true;
+    fsync_dir(target_.parent_path());
+  }
+
+ private:
+  fs::path target_, tmp_;
+  int fd_;
+  bool committed_ = false;
+};
+
 }  // namespace
+
+std::string settings_path(const std::string& output) {
+  return output + ".meta.json";
+}
+
+std::vector<std::string> settings_differences(const Settings& recorded, const Settings& now) {
+  const auto text = [](const Settings& s, const std::string& key) {
+    if (!s.contains(key)) return std::string("(not recorded)");
+    const Settings& v = s[key];
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  std::vector<std::string> diffs;
+  Settings keys = Settings::object();  // recorded keys first, then new ones, each once
+  for (const auto& [k, v] : recorded.items()) keys[k] = true;
+  for (const auto& [k, v] : now.items()) keys[k] = true;
+  for (const auto& [key, unused] : keys.items())
+    if (!recorded.contains(key) || !now.contains(key) || recorded[key] != now[key])
+      diffs.push_back(key + ": " + text(recorded, key) + " in the output, " + text(now, key) +
+                      " now");
+  return diffs;
+}
+
+Settings read_settings(const std::string& path) {
+  Settings s = Settings::parse(read_all(path), nullptr, false);
+  if (!s.is_object())
+    throw Error(Exit::kUsage, path + " is not a stam batch settings file (a JSON object)");
+  return s;
+}
+
+void write_settings(const std::string& path, const Settings& settings) {
+  Replacement file(path);
+  file.write(settings.dump(2) + "\n");
+  file.commit();
+}
 
 ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k) {
   ExistingOutput out;
@@ -156,49 +231,27 @@ ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k
 }
 
 int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k) {
-  const fs::path target(path);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".stam-tmp-" +
-                                               std::to_string(::getpid()));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw output_error(path, "cannot create " + tmp.string() + ": " + std::strerror(errno));
+  Replacement file(path);
   int64_t dropped = 0;
-  try {
-    // The header first: visit_csv has checked that any existing one has these very columns.
-    std::string buffer = format == Format::kCsv ? csv_header(top_k) : "";  // ~1 MB writes
-    visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
-      if (!ok) {
-        ++dropped;
-        return;
-      }
-      buffer.append(text);
-      if (buffer.size() > (1u << 20)) {
-        write_fully(fd, buffer, tmp.string());
-        buffer.clear();
-      }
-    });
-    write_fully(fd, buffer, tmp.string());
-    if (::fsync(fd) != 0) throw output_error(path, std::string("fsync: ") + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw output_error(path, std::string("cannot replace it: ") + std::strerror(errno));
-  }
-  fsync_dir(target.parent_path());
+  // The header first: visit_csv has checked that any existing one has these very columns.
+  std::string buffer = format == Format::kCsv ? csv_header(top_k) : "";  // ~1 MB writes
+  visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
+    if (!ok) {
+      ++dropped;
+      return;
+    }
+    buffer.append(text);
+    if (buffer.size() > (1u << 20)) {
+      file.write(buffer);
+      buffer.clear();
+    }
+  });
+  file.write(buffer);
+  file.commit();
   return dropped;
 }
 
-OutputFile::OutputFile(const std::string& path) : path_(path) {
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code ec;
-  if (!parent.empty()) fs::create_directories(parent, ec);  // cluster jobs write to fresh dirs
-  fd_ = open_locked(path);
-}
+OutputFile::OutputFile(const std::string& path) : path_(path), fd_(open_locked(path)) {}
 
 int OutputFile::open_locked(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

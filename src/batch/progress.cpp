@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "stam/batch.hpp"
 
@@ -26,7 +27,7 @@ std::string format_duration(double seconds) {
 }
 
 std::string Progress::format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
-                             int width) {
+                             int width, const std::string& current) {
   std::string line;
   if (width > 0) {
     const int filled = total > 0 ? static_cast<int>(width * done / total) : width;
@@ -39,6 +40,7 @@ std::string Progress::format(int64_t done, int64_t total, int64_t failed, double
                 rate > 0 ? format_duration((total - done) / rate).c_str() : "?");
   line += buf;
   if (failed > 0) line += "  " + std::to_string(failed) + " failed";
+  if (!current.empty()) line += "  decoding " + std::filesystem::path(current).filename().string();
   return line;
 }
 
@@ -50,6 +52,15 @@ Progress::Mode Progress::choose(bool quiet, bool terminal) {
 Progress::Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s)
     : mode_(mode), total_(total), out_(out), line_every_s_(line_every_s), start_s_(now_s()) {}
 
+void Progress::decoding(const std::string& input) {
+  std::lock_guard<std::mutex> lock(current_mu_);
+  current_ = input;
+}
+
+void Progress::refresh() {
+  draw(false);
+}
+
 void Progress::update(int64_t done, int64_t failed) {
   done_ = done;
   failed_ = failed;
@@ -59,6 +70,13 @@ void Progress::update(int64_t done, int64_t failed) {
 void Progress::draw(bool force) {
   const double t = now_s();
   if (mode_ == Mode::kOff) return;
+  std::string current;
+  if (mode_ == Mode::kBar && done_ < total_) {
+    std::lock_guard<std::mutex> lock(current_mu_);
+    current = current_;
+  }
+  // A new file being decoded is worth a redraw: the first one may take the model's whole turn.
+  force = force || current != shown_;
   const double every = mode_ == Mode::kBar ? kRedrawEvery : line_every_s_;
   if (!force && t - last_draw_s_ < every) return;
   // The first periodic line waits a full period: short runs only print the summary.
@@ -66,8 +84,9 @@ void Progress::draw(bool force) {
     if (t - start_s_ < every) return;
   }
   last_draw_s_ = t;
+  shown_ = current;
   const std::string text =
-      format(done_, total_, failed_, t - start_s_, mode_ == Mode::kBar ? kBarWidth : 0);
+      format(done_, total_, failed_, t - start_s_, mode_ == Mode::kBar ? kBarWidth : 0, current);
   if (mode_ == Mode::kBar) {
     std::fprintf(out_, "\r%s\x1b[K", text.c_str());  // \x1b[K: erase what a longer line left
     drawn_ = true;

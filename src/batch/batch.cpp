@@ -18,8 +18,10 @@
 #include <optional>
 #include <thread>
 
+#include "stam/checkpoint.hpp"
 #include "stam/device.hpp"
 #include "stam/error.hpp"
+#include "stam/model.hpp"
 
 namespace stam::batch {
 
@@ -106,12 +108,14 @@ Item prepare_one(const Engine& engine, const std::string& input) {
 class DecodePool {
  public:
   DecodePool(const Engine& engine, const std::vector<std::string>& work, int workers,
-             ClipQueue& queue)
+             ClipQueue& queue, Progress& progress)
       : queue_(queue) {
     for (int i = 0; i < workers; ++i)
-      threads_.emplace_back([this, &engine, &work] {
-        for (size_t k; !stop_requested() && (k = next_++) < work.size();)
+      threads_.emplace_back([this, &engine, &work, &progress] {
+        for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
+          progress.decoding(work[k]);
           if (!queue_.push(prepare_one(engine, work[k]))) break;
+        }
         queue_.producer_done();
       });
   }
@@ -202,6 +206,7 @@ class Runner {
         records_(format_, o.top_k, o.logits),
         start_s_(now_s()) {
     validate();
+    check_output_path();
     InputSet set = collect_inputs(o.inputs, list_stdin);
     s_.ignored = set.ignored;
     if (set.unsearched_dirs > 0)
@@ -211,11 +216,16 @@ class Runner {
     s_.total = static_cast<int64_t>(shard_.size());
   }
 
+  // Nothing is written until the model has loaded: a run that fails on its weights leaves the
+  // output as it found it, so the rerun is not refused as "existing work".
   Summary execute(const EngineFactory& factory) {
-    open_output();
+    inspect_output();
     plan();
-    if (!pending_.empty() && !stop_requested()) {
-      std::unique_ptr<Engine> engine = factory();
+    log_plan();
+    std::unique_ptr<Engine> engine;
+    if (!pending_.empty() && !stop_requested()) engine = factory();
+    open_output();
+    if (engine && !pending_.empty()) {
       progress_ = std::make_unique<Progress>(
           Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
           static_cast<int64_t>(pending_.size()), stderr);
@@ -244,23 +254,69 @@ class Runner {
     if (o_.top_k < 1) throw UsageError("--top-k must be at least 1");
   }
 
-  bool resuming() const { return o_.resume || o_.retry_errors; }
-
-  // Refuses to clobber, takes the lock, repairs a torn tail, drops old errors if asked, and
-  // writes the CSV header once.
-  void open_output() {
+  // Only the file is ever created: a missing folder is more likely a typo than a wish for a new
+  // tree (cluster scripts create theirs).
+  void check_output_path() const {
     std::error_code ec;
     if (std::filesystem::is_directory(o_.output, ec))
-      throw Error(Exit::kUsage, "output " + o_.output + " is a directory; give a file path");
-    const auto size = std::filesystem::file_size(o_.output, ec);
-    if (!ec && size > 0 && !resuming() && !o_.overwrite)
-      throw UsageError("output " + o_.output +
-                       " already has records: add --resume to continue it or --overwrite to "
-                       "replace it");
+      throw UsageError("output " + o_.output + " is a directory; give a file path");
+    const std::filesystem::path parent = std::filesystem::path(o_.output).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      throw UsageError("output folder " + parent.string() + " does not exist (for --output " +
+                       o_.output + "); create it first");
+  }
+
+  bool resuming() const { return o_.resume || o_.retry_errors; }
+
+  // Reads what the output already records, without modifying it, and refuses to add to an
+  // output with records unless asked to. An output without records (a CSV header, blanks or a
+  // torn first line, left by a failed run) is not work to keep: it is started afresh.
+  void inspect_output() {
+    existing_ = ExistingOutput{};
+    fresh_ = false;
+    settings_recorded_ = false;
+    if (o_.overwrite) return;
+    existing_ = scan_output(o_.output, format_, o_.top_k);
+    if (existing_.records == 0) {
+      existing_ = ExistingOutput{};
+      fresh_ = true;
+      return;
+    }
+    if (!resuming())
+      throw UsageError("output " + o_.output + " already has " + std::to_string(existing_.records) +
+                       " record(s): add --resume to continue it or --overwrite to replace it");
+    check_settings();
+  }
+
+  // Records made with other settings must not join the output: nothing in a record tells them
+  // apart. An output without a settings file (older stam, scripts/merge_outputs.sh) cannot be
+  // checked; it gets the current settings recorded.
+  void check_settings() {
+    const std::string meta = settings_path(o_.output);
+    std::error_code ec;
+    settings_recorded_ = std::filesystem::exists(meta, ec);
+    if (!settings_recorded_) return;
+    const std::vector<std::string> diffs = settings_differences(read_settings(meta), o_.settings);
+    if (diffs.empty()) return;
+    std::string list;
+    for (const auto& d : diffs) list += "\n  " + d;
+    throw UsageError("output " + o_.output + " was made with other settings (" + meta +
+                     "):" + list + "\nresume with the same settings, or write to another --output");
+  }
+
+  // Takes the lock, reads the output again under it (another run may have finished in the
+  // meantime), repairs a torn tail, drops old errors if asked, and writes the CSV header once.
+  void open_output() {
     out_ = std::make_unique<OutputFile>(o_.output);
-    if (o_.overwrite) out_->truncate(0);
-    if (resuming()) existing_ = scan_output(o_.output, format_, o_.top_k);
-    if (o_.retry_errors && existing_.error_records > 0) {
+    if (o_.overwrite) {
+      out_->truncate(0);
+    } else {
+      inspect_output();
+      plan();
+    }
+    if (fresh_) {
+      out_->truncate(0);
+    } else if (o_.retry_errors && existing_.error_records > 0) {
       int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
       spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
       out_->reopen();
@@ -271,18 +327,32 @@ class Runner {
       out_->truncate(existing_.valid_bytes);
     }
     if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
+    if (!settings_recorded_ || fresh_ || o_.overwrite) {
+      if (!fresh_ && !o_.overwrite)
+        spdlog::warn(
+            "{} has no settings file (older stam or a merge); recording the current "
+            "settings in {} without checking them",
+            o_.output, settings_path(o_.output));
+      write_settings(settings_path(o_.output), o_.settings);
+    }
   }
 
+  // What is left to do: inputs without a record, and with --retry-errors those with only errors.
   void plan() {
+    pending_.clear();
+    s_.skipped = s_.old_errors = 0;
     for (const auto& input : shard_) {
       auto it = existing_.done.find(record_key(input));
-      if (it == existing_.done.end()) {
+      if (it == existing_.done.end() || (o_.retry_errors && !it->second)) {
         pending_.push_back(input);
         continue;
       }
       ++s_.skipped;
       if (!it->second) ++s_.old_errors;
     }
+  }
+
+  void log_plan() const {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
@@ -298,8 +368,12 @@ class Runner {
     const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
     const auto batch = static_cast<size_t>(o_.batch_size);
     ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
-    DecodePool pool(engine, pending_, workers, queue);
+    // The bar shows at once, 0/N with the first file, not only after the first video.
+    progress_->decoding(pending_.front());
+    progress_->refresh();
+    DecodePool pool(engine, pending_, workers, queue, *progress_);
     while (!stop_requested() && !queue.finished()) {
+      progress_->refresh();
       // Greedy batching: block for the first clip only, then take what is ready. The model
       // never idles waiting to fill a batch; batches fill up by themselves when it is the
       // bottleneck.
@@ -351,6 +425,8 @@ class Runner {
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
   ExistingOutput existing_;
+  bool fresh_ = false;              // the output holds no records: start it afresh
+  bool settings_recorded_ = false;  // OUT.meta.json exists and matches
   std::unique_ptr<OutputFile> out_;
   std::unique_ptr<Progress> progress_;
   Summary s_;
@@ -361,6 +437,32 @@ class Runner {
 int default_decode_workers(bool gpu) {
   const int cores = usable_cpu_cores();
   return gpu ? std::clamp(cores - 1, 1, 8) : std::clamp(cores / 4, 1, 8);
+}
+
+Settings model_settings(const ModelOptions& model, bool logits) {
+  const auto file = [](const std::string& path) {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (ec) throw ModelError("cannot read " + path + ": " + ec.message());
+    return std::make_pair(std::filesystem::path(path).filename().string(), bytes);
+  };
+  const std::string weights_path = resolve_weights(model.weights);
+  const auto [weights, weights_bytes] = file(weights_path);
+  const auto [labels, labels_bytes] = file(resolve_labels(model.labels));
+  const int64_t frames = model.frames > 0
+                             ? model.frames
+                             : StamConfig::from_checkpoint(Checkpoint::open(weights_path)).frames;
+  Settings s = Settings::object();
+  s["weights"] = weights;
+  s["weights_bytes"] = weights_bytes;
+  s["labels"] = labels;
+  s["labels_bytes"] = labels_bytes;
+  s["frames"] = frames;
+  s["sampling"] = to_string(model.sampling);
+  s["precision"] = to_string(model.precision);
+  s["top_k"] = model.top_k;
+  s["logits"] = logits;
+  return s;
 }
 
 EngineFactory classifier_engine(const ModelOptions& options) {

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string_view>
 #include <system_error>
 
 #include "stam/batch.hpp"
@@ -77,15 +79,61 @@ void walk_tree(const std::string& dir, const InputSpec& spec, InputSet& out) {
   }
 }
 
-void add_list(const std::string& name, std::istream& list_stdin, InputSet& out) {
-  std::vector<std::string> paths;
-  if (name == "-") {
-    paths = read_list(list_stdin);
-  } else {
-    std::ifstream in(name);
-    if (!in) throw UsageError("cannot read --list file " + name);
-    paths = read_list(in);
+// Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong
+// forms, surrogates and code points above U+10FFFF included).
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto cont = [&](size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) >= 0xA0)) return 0;
+    return 3;
   }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// A list is text: a NUL byte or invalid UTF-8 means a video or other binary file was given by
+// mistake (e.g. `--list list.txt clip.avi` in older versions), and its bytes must not become
+// inputs.
+void check_text(std::string_view data, const std::string& name) {
+  for (size_t i = 0; i < data.size();) {
+    if (data[i] == '\0')
+      throw UsageError("--list " + name + " is not a text file (NUL byte at offset " +
+                       std::to_string(i) + "); give a file with one path a line");
+    const size_t n = utf8_length(data, i);
+    if (n == 0)
+      throw UsageError("--list " + name + " is not UTF-8 text (invalid byte at offset " +
+                       std::to_string(i) + "); give a file with one path a line");
+    i += n;
+  }
+}
+
+void add_list(const std::string& name, std::istream& list_stdin, InputSet& out) {
+  std::ostringstream data;
+  if (name == "-") {
+    data << list_stdin.rdbuf();
+  } else {
+    std::error_code ec;
+    if (fs::is_directory(name, ec))
+      throw UsageError("--list " + name +
+                       " is a directory; --list takes a text file of paths (give a directory "
+                       "as an INPUT to walk it)");
+    std::ifstream in(name, std::ios::binary);
+    if (!in) throw UsageError("cannot read --list file " + name);
+    data << in.rdbuf();
+  }
+  const std::string text = data.str();
+  check_text(text, name == "-" ? "(stdin)" : name);
+  std::istringstream in(text);
+  std::vector<std::string> paths = read_list(in);
   out.inputs.insert(out.inputs.end(), paths.begin(), paths.end());
 }
 
