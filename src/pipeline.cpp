@@ -1,6 +1,7 @@
 #include "stam/pipeline.hpp"
 
 #include <ATen/Parallel.h>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -8,9 +9,11 @@
 #include <filesystem>
 
 #include "stam/checkpoint.hpp"
+#include "stam/cpu.hpp"
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
 #include "stam/labels.hpp"
+#include "stam/linear.hpp"
 #include "stam/preprocess.hpp"
 
 namespace fs = std::filesystem;
@@ -124,6 +127,12 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   m.load_ms = ms_since(t0);
   spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
                device_name(), to_string(options.precision), m.load_ms, at::get_num_threads());
+  spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt.format(),
+                ckpt.location(), ckpt.entries().size());
+  spdlog::debug("products: {}; LibTorch's BLAS: {}", linear_backend(m.device, m.dtype),
+                gemm_backend().describe());
+  spdlog::debug("cpu: {} ({}), {} threads of {} usable cores", cpu_info().model,
+                fmt::join(cpu_info().features, " "), at::get_num_threads(), usable_cpu_cores());
 }
 
 Classifier::~Classifier() = default;
@@ -136,6 +145,14 @@ Clip Classifier::prepare(const std::string& input) const {
   VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling);
   clip.timings.decode_ms = ms_since(t0);
   if (!frames.warning.empty()) spdlog::warn("{}: {}", input, frames.warning);
+  spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
+                frames.images.size(), clip.timings.decode_ms,
+                is_frames_folder(input) ? "frames folder"
+                : frames.seeked         ? "read on, seeking across long gaps"
+                                        : "read sequentially",
+                frames.frame_count, frames.fps > 0 ? fmt::format(" at {:.3g} fps", frames.fps) : "",
+                frames.width, frames.height);
+  spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
 
   t0 = Clock::now();
   const int64_t s = m.config.image_size, t = static_cast<int64_t>(frames.images.size());
@@ -186,6 +203,8 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   auto clip_emb = m.model->encode_clip(frame_emb.view({b, m.config.frames, -1}));
   auto logits = m.model->classify(clip_emb).to(torch::kCPU, torch::kFloat);
   const double temporal_ms = ms_since(t0);
+  spdlog::debug("model: {} clip{} x {} frames: spatial {:.1f} ms, temporal + head {:.1f} ms", b,
+                b == 1 ? "" : "s", m.config.frames, spatial_ms, temporal_ms);
   auto probs = logits.softmax(1);
 
   std::vector<Result> results;

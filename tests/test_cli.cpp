@@ -314,3 +314,22 @@ TEST(Cli, DownloadScriptSkipsPresentFilesAndVerifiesThem) {
 
   EXPECT_EQ(run_command(env + script + " 12").exit_code, 2);
 }
+
+TEST(Cli, VerboseAddsStageDetailAndVeryVerboseMore) {
+  const std::string cmd = "classify " + video("short_32frames_30fps.mp4") + " " + tiny();
+  auto plain = run_command(stam_cmd(cmd));
+  auto v = run_command(stam_cmd(cmd + " -v"));
+  auto vv = run_command(stam_cmd(cmd + " -vv"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  ASSERT_EQ(vv.exit_code, 0) << vv.err;
+  for (const char* detail : {"products: oneDNN", "threads of", "decoded 8 frames", "read ",
+                             "model: 1 clip x 8 frames: spatial"}) {
+    EXPECT_FALSE(contains(plain.err, detail)) << detail;
+    EXPECT_TRUE(contains(v.err, detail)) << detail << "\n" << v.err;
+  }
+  EXPECT_FALSE(contains(v.err, "frame indices")) << v.err;
+  EXPECT_TRUE(contains(vv.err, "frame indices")) << vv.err;
+  EXPECT_EQ(plain.out.substr(0, plain.out.find("timings")), v.out.substr(0, v.out.find("timings")))
+      << "logs never reach stdout";
+}
