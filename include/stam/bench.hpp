@@ -64,7 +64,7 @@ BenchReport run_bench(const BenchOptions& options,
 // Measures the rate (GFLOP/s) of an m x k by k x n product on the model's backend (`blas`:
 // through LibTorch's addmm instead), best of `reps`.
 double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps = 5);
+                           c10::ScalarType dtype, bool blas, int reps = 10);
 
 // Published Kinetics-400 top-1 (%) of STAM-8/16/32/64 (the official README), else nullopt.
 std::optional<double> published_top1(int64_t frames);
