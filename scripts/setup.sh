@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(build-essential cmake libtorch-dev libopencv-dev libcli11-dev libspdlog-dev libgtest-dev
-          nlohmann-json3-dev libdnnl-dev libopenblas0-openmp ffmpeg ca-certificates curl python3)
+          nlohmann-json3-dev libdnnl-dev libopenblas0-openmp ffmpeg ca-certificates curl python3
+          pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
 if [ "${STAM_FIXTURE_DEPS:-0}" = 1 ]; then
   packages+=(python3-torch python3-numpy python3-pil python3-av)
 fi

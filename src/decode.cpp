@@ -6,10 +6,11 @@
 // "frame k" after a seek is the decoder's k-th output frame only when timestamp and position agree
 // frame for frame; AVI files with B-frames report timestamps out of order (PREPROCESSING.md), and
 // variable-rate or gappy files break the agreement anywhere.
-// So seeking is an optimisation for one case we can check: a long, unfragmented MP4/MOV (its
-// header holds the true number of samples) whose decoded frames all sit on the constant-rate grid
-// at the positions we count. Every seek is verified and any inconsistency discards the attempt and
-// falls back to the sequential read (see "seeking" below).
+// So seeking is an optimisation for what we can check: an MP4/MOV or Matroska/WebM whose packets
+// (listed without decoding, see indexed_reader.hpp) all sit on a constant-rate grid give the true
+// frame count and the key frames; each target is decoded from the key frame at or before it,
+// every decoded frame's timestamp is checked against its position, and any inconsistency
+// discards the attempt and falls back to the sequential read.
 #include "stam/decode.hpp"
 
 #include <opencv2/imgcodecs.hpp>
@@ -28,6 +29,7 @@
 #include <set>
 #include <system_error>
 
+#include "indexed_reader.hpp"
 #include "stam/error.hpp"
 
 namespace fs = std::filesystem;
@@ -181,188 +183,55 @@ double stream_fps(cv::VideoCapture& cap) {
   return std::isfinite(fps) && fps > 0 ? fps : 0.0;
 }
 
-// ---- seeking ----
+// ---- reading through the container's index ----
 
-// Seek only across a gap of more than this many frames. A seek makes the decoder start at the
-// key frame before the target (OpenCV aims 16 frames early) and decode forward, so it costs up to
-// one key-frame interval + 16 frames of decoding. Common encoders put key frames at most 250
-// frames apart (x264/x265 default keyint; cameras and phones use 1-2 s), so above ~300 frames a
-// seek decodes less than reading on for any of them. (2 s of frames would be too eager: a 30 fps
-// x264 file with the default 250-frame interval could then decode 4x more per seek.)
-constexpr int64_t kMinSeekGap = 300;
-// To confirm the frame count, land this many frames before the header's end and read to the end.
-// Not just 1-2: the last few frames, flushed out of the B-frame reorder queue, carry no timestamp
-// in OpenCV 4.6, and the landing frame must have one to be checked.
-constexpr int64_t kEndProbeFrames = 8;
-// A frame is "on the grid" when timestamp x fps is within this of its position. Exact constant-rate
-// files hit the grid to ~1e-9; millisecond-rounded time bases stay within 0.03 even at 60 fps,
-// well inside OpenCV's own rounding of timestamps to positions; a file whose average rate differs
-// from its frame spacing (variable rate, dropped frames) drifts off the grid.
-constexpr double kGridTolerance = 0.1;
+// In exact mode a video is read through its index only when it has more than this many frames;
+// shorter ones cost at most that many frames to read on from the start, as they always have been.
+constexpr int64_t kMinIndexedFrames = 300;
 
-uint64_t read_be(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
-  return v;
+// Turns a frame upright as OpenCV's CAP_PROP_ORIENTATION_AUTO does for `angle`
+// (CAP_PROP_ORIENTATION_META: 0, 90, 180 or 270).
+cv::Mat rotated(cv::Mat img, int angle) {
+  if (angle == 90) cv::rotate(img, img, cv::ROTATE_90_CLOCKWISE);
+  if (angle == 180) cv::rotate(img, img, cv::ROTATE_180);
+  if (angle == 270) cv::rotate(img, img, cv::ROTATE_90_COUNTERCLOCKWISE);
+  return img;
 }
 
-// True for an ISO base media file (MP4, MOV, M4V, 3GP: first box 'ftyp') with a 'moov' box and no
-// 'moof' fragments. Only then is the header's frame count the number of samples actually stored
-// (Matroska/WebM, AVI and fragmented MP4 give an estimate from duration x rate, which cannot
-// reveal a dropped frame). Walks the top-level boxes only; the file's extension is not trusted.
-bool is_unfragmented_mp4(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::error_code ec;
-  const uint64_t size = fs::file_size(path, ec);
-  if (!in || ec) return false;
-  bool moov = false;
-  for (uint64_t offset = 0; offset + 8 <= size;) {
-    unsigned char h[16];
-    in.seekg(static_cast<std::streamoff>(offset));
-    if (!in.read(reinterpret_cast<char*>(h), 8)) return false;
-    const std::string type(reinterpret_cast<const char*>(h) + 4, 4);
-    uint64_t box = read_be(h, 4), header = 8;
-    if (box == 1) {  // 64-bit size follows the type
-      if (!in.read(reinterpret_cast<char*>(h) + 8, 8)) return false;
-      box = read_be(h + 8, 8);
-      header = 16;
-    } else if (box == 0) {  // box runs to the end of the file
-      box = size - offset;
-    }
-    if (box < header || (offset == 0 && type != "ftyp") || type == "moof") return false;
-    moov |= type == "moov";
-    offset += box;
+// Reads the chosen frames (exact) or the key frames at or before them (keyframe) through
+// IndexedReader, which counts the frames from the container's packets. nullopt when the file
+// does not qualify or any check fails; the caller then reads sequentially.
+std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::VideoCapture& cap,
+                                              const Chooser& choose, Seek seek) {
+  const auto reader = IndexedReader::open(path);
+  if (!reader || (seek == Seek::kExact && reader->frame_count() <= kMinIndexedFrames)) {
+    return std::nullopt;
   }
-  return moov;
-}
-
-bool worth_seeking(int64_t pos, int64_t target) {
-  return target - pos > kMinSeekGap;
-}
-
-// What a seeking read has to do, from the header's frame count `n` and rate.
-struct SeekPlan {
-  int64_t n = 0;
-  double fps = 0.0;
-  std::vector<int64_t> indices;  // in sample order
-  std::vector<int64_t> wanted;   // sorted, unique
-  bool confirm_end = false;      // the choice depends on n: check that the file ends at n
-  int64_t end_probe = 0;         // where the end check lands
-};
-
-// True when some stretch of the plan is long enough to seek over (reading starts at frame 0).
-bool plan_has_long_gap(const SeekPlan& plan) {
-  int64_t pos = 1;  // frame 0 is always read: it fixes the timestamp origin
-  for (int64_t w : plan.wanted) {
-    if (worth_seeking(pos, w)) return true;
-    pos = std::max(pos, w + 1);
-  }
-  return plan.confirm_end && worth_seeking(pos, plan.end_probe);
-}
-
-// Reads a video frame by frame, tracking the position of the next frame itself and checking each
-// frame's timestamp against it. Any failed check makes the caller give up seeking.
-class CheckedReader {
- public:
-  CheckedReader(cv::VideoCapture& cap, double fps) : cap_(cap), fps_(fps) {}
-  int64_t pos() const { return pos_; }
-
-  // Grabs frame pos(). A frame without a timestamp is accepted only when `need_time` is false.
-  bool grab(bool need_time) {
-    if (!cap_.grab()) return false;
-    const double ms = cap_.get(cv::CAP_PROP_POS_MSEC);
-    const int64_t i = pos_++;
-    const double x = ms * fps_ / 1000.0;
-    if (i == 0) {  // OpenCV counts positions from the first frame's timestamp; so do we
-      origin_ = x;
-      return true;
-    }
-    if (ms <= 0) return !need_time;  // OpenCV reports 0 for "no timestamp"
-    return std::abs(x - origin_ - static_cast<double>(i)) < kGridTolerance;
-  }
-
-  // OpenCV 4.6 seeks to the key frame before the target's timestamp and decodes forward,
-  // counting frames by timestamp. Accept the result only if OpenCV says it is at `k` and the
-  // frame it delivers next has the timestamp of position k.
-  bool seek(int64_t k) {
-    if (!cap_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(k))) return false;
-    if (std::llround(cap_.get(cv::CAP_PROP_POS_FRAMES)) != k) return false;
-    pos_ = k;
-    return grab(true);
-  }
-
-  // Seeks to or reads on to frame k and leaves it as the current frame.
-  bool go_to(int64_t k) {
-    if (worth_seeking(pos_, k)) return seek(k);
-    while (pos_ <= k) {
-      if (!grab(false)) return false;
-    }
-    return true;
-  }
-
-  bool retrieve(std::map<int64_t, cv::Mat>& frames) {
-    cv::Mat bgr;
-    if (!cap_.retrieve(bgr) || bgr.empty() || bgr.type() != CV_8UC3) return false;
-    frames[pos_ - 1] = bgr_to_rgb(bgr);
-    return true;
-  }
-
-  // Reads to the end of the file; true when it ends exactly after frame n-1.
-  bool ends_at(int64_t n) {
-    while (grab(false)) {
-    }
-    return pos_ == n;
-  }
-
- private:
-  cv::VideoCapture& cap_;
-  double fps_;
-  int64_t pos_ = 0;
-  double origin_ = 0.0;
-};
-
-// The plan for reading `path` by seeking, when that applies: the container keeps a true frame
-// count (see is_unfragmented_mp4) and some gap is long enough to pay for a seek.
-std::optional<SeekPlan> make_seek_plan(const std::string& path, cv::VideoCapture& cap,
-                                       const Chooser& choose) {
-  SeekPlan plan;
-  plan.fps = stream_fps(cap);
-  plan.n = header_frame_count(cap);
-  if (plan.fps <= 0 || plan.n <= kMinSeekGap || !is_unfragmented_mp4(path)) return std::nullopt;
-  const Selection sel = choose(plan.n, plan.fps);
-  plan.indices = sel.indices;
-  plan.wanted = sorted_unique(sel.indices);
-  plan.confirm_end = sel.depends_on_end;
-  plan.end_probe = plan.n - kEndProbeFrames;
-  if (!plan_has_long_gap(plan)) return std::nullopt;
-  return plan;
-}
-
-// Reads the plan, seeking across its long gaps. nullopt when any check fails; the capture is then
-// in an unknown state and must not be reused.
-std::optional<std::map<int64_t, cv::Mat>> read_plan(cv::VideoCapture& cap, const SeekPlan& plan) {
-  CheckedReader reader(cap, plan.fps);
-  std::map<int64_t, cv::Mat> frames;
-  if (!reader.grab(true)) return std::nullopt;  // frame 0: the timestamp origin
-  for (int64_t w : plan.wanted) {
-    if (w > 0 && !reader.go_to(w)) return std::nullopt;
-    if (!reader.retrieve(frames)) return std::nullopt;
-  }
-  if (plan.confirm_end) {
-    if (reader.pos() <= plan.end_probe && !reader.go_to(plan.end_probe)) return std::nullopt;
-    if (!reader.ends_at(plan.n)) return std::nullopt;
-  }
-  return frames;
-}
-
-std::optional<VideoFrames> read_video_seeking(cv::VideoCapture& cap, const SeekPlan& plan) {
-  auto frames = read_plan(cap, plan);
-  if (!frames) return std::nullopt;
   VideoFrames out;
-  out.fps = plan.fps;
-  out.frame_count = plan.n;
-  out.seeked = true;
-  fill_images(out, plan.indices, *frames);
+  out.fps = stream_fps(cap);
+  out.frame_count = reader->frame_count();
+  const Selection sel = choose(out.frame_count, out.fps);
+  std::vector<int64_t> indices = sel.indices;
+  if (seek == Seek::kKeyframe) {
+    for (int64_t& i : indices) i = reader->key_frame_at_or_before(i);
+  }
+  const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
+  std::map<int64_t, cv::Mat> frames;
+  for (int64_t w : sorted_unique(indices)) {
+    cv::Mat bgr;
+    const bool ok = seek == Seek::kKeyframe ? reader->read_key_frame(w, bgr) : reader->read(w, bgr);
+    if (!ok) return std::nullopt;
+    frames[w] = bgr_to_rgb(rotated(bgr, angle));
+  }
+  // When the choice depends on the count, decode the last frame too: a file cut or damaged at
+  // its end fails here rather than yielding a count a sequential read would not give. (Keyframe
+  // mode trusts the packets, to decode nothing but key frames.)
+  if (seek == Seek::kExact && sel.depends_on_end && frames.count(out.frame_count - 1) == 0) {
+    cv::Mat last;
+    if (!reader->read(out.frame_count - 1, last)) return std::nullopt;
+  }
+  out.seeked = reader->seeked();
+  fill_images(out, indices, frames);
   return out;
 }
 
@@ -420,14 +289,17 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   return out;
 }
 
-VideoFrames read_video(const std::string& path, const Chooser& choose) {
+VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek) {
   check_video_file(path);
   cv::VideoCapture cap = open_video(path);
-  if (const auto plan = make_seek_plan(path, cap, choose)) {
-    if (auto out = read_video_seeking(cap, *plan)) return std::move(*out);
-    cap = open_video(path);  // the failed attempt left the capture somewhere mid-file
+  if (auto out = read_video_indexed(path, cap, choose, seek)) return std::move(*out);
+  VideoFrames out = read_video_sequential(path, std::move(cap), choose);
+  if (seek == Seek::kKeyframe) {
+    append_warning(out.warning,
+                   "no usable key-frame index (not MP4/MOV/Matroska/WebM, or its packets do "
+                   "not give frame positions); the exact sampled frames were read instead");
   }
-  return read_video_sequential(path, std::move(cap), choose);
+  return out;
 }
 
 // ---- frames folder ----
@@ -486,10 +358,11 @@ VideoFrames read_folder(const std::string& dir, const Chooser& choose) {
   return out;
 }
 
-VideoFrames read_any(const std::string& path, const Chooser& choose) {
+// A frames folder has no key frames to prefer: every image is read as it is.
+VideoFrames read_any(const std::string& path, const Chooser& choose, Seek seek) {
   if (path.empty()) throw InputError("empty input path");
   if (is_frames_folder(path)) return read_folder(path, choose);
-  return read_video(path, choose);
+  return read_video(path, choose, seek);
 }
 
 }  // namespace
@@ -499,7 +372,13 @@ bool is_frames_folder(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
-VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling) {
+Seek parse_seek(const std::string& name) {
+  if (name == "exact") return Seek::kExact;
+  if (name == "keyframe") return Seek::kKeyframe;
+  throw UsageError("--seek: unknown value '" + name + "' (expected 'exact' or 'keyframe')");
+}
+
+VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek) {
   if (t < 1) throw UsageError("number of frames to sample must be >= 1, got " + std::to_string(t));
   auto choose = [&](int64_t n, double fps) {
     Selection s;
@@ -519,7 +398,7 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling) {
         reference_indices(std::numeric_limits<int64_t>::max() / 4, fps, t) != s.indices;
     return s;
   };
-  return read_any(path, choose);
+  return read_any(path, choose, seek);
 }
 
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices) {
@@ -537,7 +416,7 @@ VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& 
     clamped = s.depends_on_end;
     return s;
   };
-  VideoFrames out = read_any(path, choose);
+  VideoFrames out = read_any(path, choose, Seek::kExact);
   if (clamped) append_warning(out.warning, "positions past the last frame were clamped");
   return out;
 }

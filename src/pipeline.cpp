@@ -142,7 +142,7 @@ Clip Classifier::prepare(const std::string& input) const {
   Clip clip;
   clip.input = input;
   auto t0 = Clock::now();
-  VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling);
+  VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling, m.opts.seek);
   clip.timings.decode_ms = ms_since(t0);
   if (!frames.warning.empty()) spdlog::warn("{}: {}", input, frames.warning);
   spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,

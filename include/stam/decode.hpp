@@ -29,18 +29,33 @@ constexpr double kFramesFolderFps = 30.0;
 // True when `path` is a directory (treated as a frames folder).
 bool is_frames_folder(const std::string& path);
 
+// How the sampled frames of a video file are reached.
+enum class Seek {
+  kExact,     // the sampled frames themselves, the pixels a sequential read gives
+  kKeyframe,  // for each sampled position the key frame at or before it, decoded alone (as
+              // MMAction2's "efficient" PyAV mode does); `indices` are the key frames' positions
+};
+
+// Parses "exact" / "keyframe"; throws UsageError otherwise.
+Seek parse_seek(const std::string& name);
+
 // Samples `t` frames with `sampling`. Throws InputError naming the path and the problem (missing,
 // not a video, no decodable frames, empty folder, unreadable image).
-// Video files are read sequentially (grab() every frame, retrieve() only the sampled ones), never
-// by seeking, so every index is exactly the decoder's n-th output frame. When the header's frame
-// count turns out wrong (the file ends early, or has frames past it under uniform sampling), the
-// real count is used, the frames are sampled again and `warning` says so. With reference sampling
-// and a header count covering all sampled positions, frame_count is the header's count.
-// Exception to "never by seeking": in a long, unfragmented MP4/MOV whose timestamps show a
-// constant frame rate, long stretches between sampled frames are skipped by seeking and the end
-// is confirmed by seeking near it (`seeked` is then set). Every seek is checked, and anything
-// inconsistent falls back to the sequential read, so the frames returned are the same.
-VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling);
+// Every index is exactly the decoder's n-th output frame, as a sequential read (grab() every
+// frame, retrieve() only the sampled ones) counts it. When the header's frame count turns out
+// wrong (the file ends early, or has frames past it under uniform sampling), the real count is
+// used, the frames are sampled again and `warning` says so. With reference sampling and a header
+// count covering all sampled positions, frame_count is the header's count.
+// In an MP4/MOV or Matroska/WebM file of more than 300 frames whose packets show a constant
+// frame rate, the count and the key frames come from the packets and each sampled frame is
+// decoded from the key frame at or before it (`seeked` is set when that skipped anything). Every
+// decoded frame is checked, and anything inconsistent falls back to the sequential read, so the
+// frames returned are the same.
+// With Seek::kKeyframe, such files (any length) give the key frames at or before the sampled
+// positions, one seek and one decoded packet each; other files, and files whose packets do not
+// qualify, are read exactly with `warning` saying so. A frames folder is read exactly.
+VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling,
+                        Seek seek = Seek::kExact);
 
 // Reads the frames at the given positions (any order, repeats allowed) of a video file or frames
 // folder; positions past the real end are clamped to the last frame, with `warning` set.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "stam/decode.hpp"
 #include "stam/device.hpp"
 #include "stam/model.hpp"
 #include "stam/sample.hpp"
@@ -24,6 +25,7 @@ struct ModelOptions {
   Precision precision = Precision::kFp32;
   int threads = 0;  // 0 = LibTorch's default
   Sampling sampling = Sampling::kUniform;
+  Seek seek = Seek::kExact;
 };
 
 // Where the model files are looked for by default: $STAM_MODELS_DIR, models/ beside the binary,

@@ -24,6 +24,11 @@ void add_model_options(CLI::App* app, ModelFlags& f) {
                   "protocol (T/10 fps from the start)")
       ->check(CLI::IsMember({"uniform", "reference"}))
       ->capture_default_str();
+  app->add_option("--seek", f.seek,
+                  "exact: the sampled frames themselves; keyframe: for each, the key frame at or "
+                  "before it (much faster on long videos, positions shift)")
+      ->check(CLI::IsMember({"exact", "keyframe"}))
+      ->capture_default_str();
   app->add_option("--labels", f.opts.labels,
                   "class names, one a line (default: models/kinetics400_labels.txt)");
 }
@@ -32,6 +37,7 @@ ModelOptions finish_model_options(const ModelFlags& f) {
   ModelOptions o = f.opts;
   o.precision = parse_precision(f.precision);
   o.sampling = parse_sampling(f.sampling);
+  o.seek = parse_seek(f.seek);
   return o;
 }
 

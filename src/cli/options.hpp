@@ -16,6 +16,7 @@ struct ModelFlags {
   ModelOptions opts;
   std::string precision = "fp32";
   std::string sampling = "uniform";
+  std::string seek = "exact";
 };
 
 void add_model_options(CLI::App* app, ModelFlags& flags);

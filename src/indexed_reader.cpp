@@ -1,0 +1,261 @@
+// Random access through the container's packets. A position is the rank of a packet's
+// presentation timestamp among all of the stream's: that is the decoder's output order, as long
+// as every packet yields exactly one frame, which the checks in open() and the timestamp of
+// every decoded frame make sure of.
+#include "indexed_reader.hpp"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libswscale/swscale.h>
+}
+
+#include <algorithm>
+#include <cmath>
+#include <string_view>
+#include <vector>
+
+namespace stam {
+namespace {
+
+// A timestamp is "on the grid" when it is within this fraction of a frame interval of
+// first + position x interval. Millisecond timestamps (Matroska) of 30 or 60 fps video stay
+// within 0.03; a dropped frame or a variable rate moves later frames by whole intervals.
+constexpr double kGridTolerance = 0.1;
+
+struct FormatCloser {
+  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
+};
+struct CodecFreer {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct PacketFreer {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct FrameFreer {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct SwsFreer {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+struct IndexedReader::Impl {
+  std::unique_ptr<AVFormatContext, FormatCloser> format;
+  std::unique_ptr<AVCodecContext, CodecFreer> codec;
+  std::unique_ptr<AVPacket, PacketFreer> packet{av_packet_alloc()};
+  std::unique_ptr<AVFrame, FrameFreer> frame{av_frame_alloc()};
+  std::unique_ptr<AVFrame, FrameFreer> bgr{av_frame_alloc()};
+  std::unique_ptr<SwsContext, SwsFreer> sws;
+  int stream = -1;
+  std::vector<int64_t> pts;   // presentation timestamp of each position, ascending
+  std::vector<int64_t> keys;  // positions of the key frames, ascending, starting with 0
+
+  // Decoder state: its next frame is position `next` (-1: unknown, seek first). Frames stamped
+  // before `skip_below` are leftovers of a seek that landed early and are not counted.
+  int64_t next = -1;
+  int64_t skip_below = 0;
+  bool draining = false;  // the end of the stream was sent to the decoder
+  bool seeked = false;
+
+  // Reads every packet of the stream; false when positions cannot be told from them.
+  bool scan() {
+    struct Entry {
+      int64_t pts;
+      bool key;
+    };
+    std::vector<Entry> entries;
+    int ret = 0;
+    while ((ret = av_read_frame(format.get(), packet.get())) >= 0) {
+      const AVPacket& p = *packet;
+      bool usable = true;
+      if (p.stream_index == stream) {
+        usable =
+            p.pts != AV_NOPTS_VALUE && (p.flags & (AV_PKT_FLAG_CORRUPT | AV_PKT_FLAG_DISCARD)) == 0;
+        entries.push_back({p.pts, (p.flags & AV_PKT_FLAG_KEY) != 0});
+      }
+      av_packet_unref(packet.get());
+      if (!usable) return false;
+    }
+    const int64_t n = static_cast<int64_t>(entries.size());
+    const int64_t listed = format->streams[stream]->nb_frames;  // MP4's sample count; else 0
+    if (ret != AVERROR_EOF || n < 2 || (listed > 0 && listed != n)) return false;
+
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.pts < b.pts; });
+    const double step =
+        static_cast<double>(entries.back().pts - entries.front().pts) / static_cast<double>(n - 1);
+    if (!(step > 0)) return false;
+    for (int64_t i = 0; i < n; ++i) {
+      const Entry& e = entries[static_cast<size_t>(i)];
+      const double off =
+          static_cast<double>(e.pts - entries.front().pts) - step * static_cast<double>(i);
+      if (std::abs(off) >= kGridTolerance * step) return false;
+      pts.push_back(e.pts);
+      if (e.key) keys.push_back(i);
+    }
+    return !keys.empty() && keys.front() == 0;
+  }
+
+  bool open_decoder() {
+    const AVCodecParameters* par = format->streams[stream]->codecpar;
+    const AVCodec* decoder = avcodec_find_decoder(par->codec_id);
+    if (decoder == nullptr) return false;
+    codec.reset(avcodec_alloc_context3(decoder));
+    return codec && avcodec_parameters_to_context(codec.get(), par) >= 0 &&
+           avcodec_open2(codec.get(), decoder, nullptr) >= 0;
+  }
+
+  // Positions the demuxer at (or before) key frame `k` and empties the decoder.
+  bool seek_to(int64_t k) {
+    const int64_t ts = pts[static_cast<size_t>(k)];
+    if (av_seek_frame(format.get(), stream, ts, AVSEEK_FLAG_BACKWARD) < 0) return false;
+    avcodec_flush_buffers(codec.get());
+    next = k;
+    skip_below = ts;
+    draining = false;
+    return true;
+  }
+
+  // Reads the stream's next packet into `packet`; false at the end or on error.
+  bool next_packet() {
+    for (;;) {
+      av_packet_unref(packet.get());
+      if (av_read_frame(format.get(), packet.get()) < 0) return false;
+      if (packet->stream_index == stream) return true;
+    }
+  }
+
+  // Feeds the decoder one more packet, or the end of the stream.
+  bool feed() {
+    if (!next_packet()) {
+      draining = true;
+      return avcodec_send_packet(codec.get(), nullptr) >= 0;
+    }
+    return avcodec_send_packet(codec.get(), packet.get()) >= 0;
+  }
+
+  // Takes decoded frames up to position `pos`, checking each one's timestamp, and converts
+  // that one.
+  bool decode_to(int64_t pos, cv::Mat& out) {
+    const int64_t n = static_cast<int64_t>(pts.size());
+    for (;;) {
+      const int ret = avcodec_receive_frame(codec.get(), frame.get());
+      if (ret == AVERROR(EAGAIN)) {
+        if (draining || !feed()) return false;
+        continue;
+      }
+      if (ret < 0) return false;
+      const int64_t ts = frame->pts;
+      if (ts == AV_NOPTS_VALUE) return false;
+      if (ts < skip_below) continue;
+      if (next >= n || ts != pts[static_cast<size_t>(next)]) return false;
+      if (next++ == pos) return convert(out);
+    }
+  }
+
+  // The current frame to BGR exactly as OpenCV 4.6's FFmpeg backend does it: swscale over the
+  // decoder's coded size with SWS_BICUBIC (an unscaled conversion; the size and flags choose
+  // the same code path, so the same pixels), into a 32-byte aligned buffer, then the visible
+  // part.
+  bool convert(cv::Mat& out) {
+    const AVCodecParameters* par = format->streams[stream]->codecpar;
+    const int w = codec->coded_width, h = codec->coded_height;
+    if (frame->width != par->width || frame->height != par->height || w < frame->width ||
+        h < frame->height) {
+      return false;
+    }
+    sws.reset(sws_getCachedContext(sws.release(), w, h, static_cast<AVPixelFormat>(frame->format),
+                                   w, h, AV_PIX_FMT_BGR24, SWS_BICUBIC, nullptr, nullptr, nullptr));
+    if (!sws) return false;
+    if (bgr->width != w || bgr->height != h) {
+      av_frame_unref(bgr.get());
+      bgr->format = AV_PIX_FMT_BGR24;
+      bgr->width = w;
+      bgr->height = h;
+      if (av_frame_get_buffer(bgr.get(), 32) < 0) return false;
+    }
+    sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, bgr->data, bgr->linesize);
+    out = cv::Mat(frame->height, frame->width, CV_8UC3, bgr->data[0],
+                  static_cast<size_t>(bgr->linesize[0]))
+              .clone();
+    return true;
+  }
+};
+
+IndexedReader::IndexedReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+IndexedReader::~IndexedReader() = default;
+
+std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path) {
+  auto m = std::make_unique<Impl>();
+  if (!m->packet || !m->frame || !m->bgr) return nullptr;
+  AVFormatContext* format = nullptr;
+  if (avformat_open_input(&format, path.c_str(), nullptr, nullptr) < 0) return nullptr;
+  m->format.reset(format);
+  // Containers whose packets carry presentation timestamps and whose index libavformat seeks
+  // by (AVI, for one, stamps packets in decode order).
+  const std::string_view name = format->iformat->name;
+  if (!starts_with(name, "mov,") && !starts_with(name, "matroska,")) return nullptr;
+  // OpenCV decodes the first video stream: so do we.
+  for (unsigned i = 0; i < format->nb_streams; ++i) {
+    if (m->stream < 0 && format->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) {
+      m->stream = static_cast<int>(i);
+    } else {
+      format->streams[i]->discard = AVDISCARD_ALL;
+    }
+  }
+  if (m->stream < 0 || (format->streams[m->stream]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+    return nullptr;
+  }
+  if (!m->scan() || !m->open_decoder() || !m->seek_to(0)) return nullptr;
+  return std::unique_ptr<IndexedReader>(new IndexedReader(std::move(m)));
+}
+
+int64_t IndexedReader::frame_count() const {
+  return static_cast<int64_t>(impl_->pts.size());
+}
+
+int64_t IndexedReader::key_frame_at_or_before(int64_t pos) const {
+  const auto& keys = impl_->keys;
+  return *std::prev(std::upper_bound(keys.begin(), keys.end(), pos));
+}
+
+bool IndexedReader::seeked() const {
+  return impl_->seeked;
+}
+
+bool IndexedReader::read(int64_t pos, cv::Mat& bgr) {
+  Impl& m = *impl_;
+  const int64_t key = key_frame_at_or_before(pos);
+  if (m.next < 0 || pos < m.next || key > m.next) {
+    if (!m.seek_to(key)) return false;
+    m.seeked = true;
+  }
+  return m.decode_to(pos, bgr);
+}
+
+bool IndexedReader::read_key_frame(int64_t pos, cv::Mat& bgr) {
+  Impl& m = *impl_;
+  if (!m.seek_to(pos)) return false;
+  m.seeked |= pos > 0;
+  m.next = -1;  // the decoder is drained below: the next read seeks
+  // Packets before the key frame (the seek may land on an earlier one) are passed undecoded.
+  const int64_t ts = m.pts[static_cast<size_t>(pos)];
+  do {
+    if (!m.next_packet()) return false;
+    if (m.packet->pts > ts) return false;
+  } while (m.packet->pts != ts);
+  if (avcodec_send_packet(m.codec.get(), m.packet.get()) < 0 ||
+      avcodec_send_packet(m.codec.get(), nullptr) < 0 ||
+      avcodec_receive_frame(m.codec.get(), m.frame.get()) < 0 || m.frame->pts != ts) {
+    return false;
+  }
+  return m.convert(bgr);
+}
+
+}  // namespace stam

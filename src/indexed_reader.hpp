@@ -1,0 +1,46 @@
+#pragma once
+// Frame-exact random access to MP4/MOV and Matroska/WebM videos, for decode.cpp: libavformat
+// lists every packet of the video stream (no decoding), libavcodec decodes from the key frame a
+// target needs. Internal header.
+#include <opencv2/core.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace stam {
+
+class IndexedReader {
+ public:
+  // Opens `path` and reads the timestamp and key flag of every packet of its first video stream.
+  // nullptr unless positions can be told from packets alone, as a sequential decode counts them:
+  // an MP4/MOV or Matroska/WebM container; every packet timestamped, none flagged corrupt or to
+  // be discarded, the demuxer reaching the end cleanly; timestamps evenly spaced (constant rate:
+  // nothing dropped, one frame per packet); for MP4/MOV, as many packets as the header lists.
+  static std::unique_ptr<IndexedReader> open(const std::string& path);
+  ~IndexedReader();
+  IndexedReader(const IndexedReader&) = delete;
+  IndexedReader& operator=(const IndexedReader&) = delete;
+
+  int64_t frame_count() const;
+  // Position of the last key frame at or before `pos`.
+  int64_t key_frame_at_or_before(int64_t pos) const;
+  // True once a read has skipped frames by seeking.
+  bool seeked() const;
+
+  // Frame `pos` (in [0, frame_count())) as BGR, converted as OpenCV's FFmpeg backend converts
+  // (before its rotation). Decodes on from the last frame read when no key frame lies between,
+  // otherwise seeks to the key frame at or before `pos`; every frame decoded on the way must
+  // carry the timestamp of its position. False on any mismatch or error: the reader is then in
+  // an unknown state and must be dropped.
+  bool read(int64_t pos, cv::Mat& bgr);
+  // Key frame `pos` alone: one seek and one decoded packet. Same conversion and checks.
+  bool read_key_frame(int64_t pos, cv::Mat& bgr);
+
+ private:
+  struct Impl;
+  explicit IndexedReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stam
