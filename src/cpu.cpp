@@ -2,11 +2,14 @@
 
 #include <cpuid.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace stam {
 
@@ -75,8 +78,8 @@ Features detect() {
   return f;
 }
 
-// Set when select_blas_kernels_at_startup() chose the kernels (zero-initialised, no constructor).
-bool g_core_set_by_stam = false;
+// Marks a process that stam re-started with OPENBLAS_CORETYPE chosen from the CPU's features.
+constexpr const char* kMarker = "STAM_CHOSE_OPENBLAS_CORETYPE";
 
 const char* best_core(const Features& f) {
   // OpenBLAS's SkylakeX kernels need AVX-512 F/DQ/CD/BW/VL, its Haswell kernels AVX2 + FMA.
@@ -139,12 +142,29 @@ std::string best_openblas_core() {
   return core ? core : "";
 }
 
-bool select_blas_kernels_at_startup() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return false;  // the user's choice wins
+void select_blas_kernels_at_startup(char** argv, char** envp) {
+  // Runs from .preinit_array: before libc sets `environ` (so getenv/setenv cannot be used) and
+  // before any library initialises. Only the kernel-provided envp is read.
+  size_t n = 0;
+  for (; envp && envp[n]; ++n)
+    if (std::strncmp(envp[n], "OPENBLAS_CORETYPE=", 18) == 0) return;  // set: the user's choice
   const char* core = best_core(detect());
-  if (!core) return false;
-  g_core_set_by_stam = setenv("OPENBLAS_CORETYPE", core, 0) == 0;
-  return g_core_set_by_stam;
+  if (!core || !argv || !envp) return;
+  char exe[4096];
+  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) return;
+  exe[len] = '\0';
+  if (std::strstr(exe, "/ld-")) return;  // started through the dynamic loader: leave it be
+  // Start again with the variable set. Nothing heavy has run yet (LibTorch initialises after
+  // this), so the restart costs only the dynamic loader's work. execve returns only on failure.
+  static char setting[64], marker[64];
+  std::snprintf(setting, sizeof setting, "OPENBLAS_CORETYPE=%s", core);
+  std::snprintf(marker, sizeof marker, "%s=1", kMarker);
+  std::vector<char*> env(envp, envp + n);
+  env.push_back(setting);
+  env.push_back(marker);
+  env.push_back(nullptr);
+  execve(exe, argv, env.data());
 }
 
 std::string GemmBackend::describe() const {
@@ -168,7 +188,7 @@ GemmBackend gemm_backend() {
   const auto second_space = c.find(' ', c.find(' ') + 1);
   g.library = c.substr(0, second_space);
   g.kernels = corename();
-  g.chosen_by = g_core_set_by_stam                 ? "stam from the CPU features"
+  g.chosen_by = std::getenv(kMarker)               ? "stam from the CPU features"
                 : std::getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE"
                                                    : "OpenBLAS from the CPU model";
   return g;

@@ -6,6 +6,7 @@
 #include "stam/attention.hpp"
 #include "stam/cpu.hpp"
 #include "stam/linear.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -109,4 +110,24 @@ TEST(Cpu, FeaturesAgreeWithTheKernelChoice) {
   if (cpu.has("avx512_bf16")) {
     EXPECT_TRUE(cpu.has("avx512f"));
   }
+}
+
+TEST(Cpu, TheExecutableStartsOpenBlasOnKernelsChosenFromFeatures) {
+  const std::string core = stam::best_openblas_core();
+  if (core.empty()) GTEST_SKIP() << "no AVX2 here: OpenBLAS's own choice stands";
+  const std::string run = stam::test::shell_quote(stam::test::stam_binary()) + " classify " +
+                          stam::test::shell_quote(stam::test::shared_path(
+                              "testdata/videos/short_32frames_30fps.mp4")) +
+                          " -w " +
+                          stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) +
+                          " -v";
+  auto unset = stam::test::run_command("env -u OPENBLAS_CORETYPE " + run);
+  ASSERT_EQ(unset.exit_code, 0) << unset.err;
+  EXPECT_NE(unset.err.find(core + " kernels (chosen by stam from the CPU features)"),
+            std::string::npos)
+      << unset.err;
+  auto user = stam::test::run_command("OPENBLAS_CORETYPE=Prescott " + run);
+  ASSERT_EQ(user.exit_code, 0) << user.err;
+  EXPECT_NE(user.err.find("Prescott kernels (chosen by OPENBLAS_CORETYPE)"), std::string::npos)
+      << "the user's setting wins: " << user.err;
 }

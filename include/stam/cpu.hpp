@@ -5,7 +5,8 @@
 // its kernels from the CPU *model*, and on models it does not know (new or virtualised CPUs) it
 // falls back to SSE3 kernels that are 4-7x slower than the AVX-512 ones the CPU supports. stam
 // therefore chooses the kernels from the CPU's *features* instead, through OpenBLAS's own
-// OPENBLAS_CORETYPE setting, before OpenBLAS starts (see select_blas_kernels_at_startup()).
+// OPENBLAS_CORETYPE setting, before OpenBLAS starts (see select_blas_kernels_at_startup()). The
+// model's own products do not depend on it: they run on oneDNN (linear.hpp).
 #include <string>
 #include <vector>
 
@@ -33,20 +34,23 @@ struct GemmBackend {
 };
 GemmBackend gemm_backend();
 
-// Sets OPENBLAS_CORETYPE to best_openblas_core() unless the user set it. Must run before
-// OpenBLAS initialises, which happens before main() and before any C++ static constructor:
-// executables call it from an ELF .preinit_array entry (STAM_SELECT_BLAS_KERNELS below).
-// Returns true when it set the variable.
-bool select_blas_kernels_at_startup();
+// Makes OpenBLAS start with best_openblas_core() unless the user set OPENBLAS_CORETYPE.
+// OpenBLAS reads that variable when it initialises, before main() and before any C++ static
+// constructor; at that point only an ELF .preinit_array entry of the executable has run, and
+// libc has not yet set `environ`. So this re-executes the program (execve of /proc/self/exe)
+// with the variable added: nothing heavy has run yet, LibTorch initialises later. Executables
+// call it through STAM_SELECT_BLAS_KERNELS() below. Returns only when nothing was to be done (or
+// the re-execution failed: OpenBLAS then keeps its own choice).
+void select_blas_kernels_at_startup(char** argv, char** envp);
 
 }  // namespace stam
 
 // Place once in an executable's main file: runs select_blas_kernels_at_startup() before any
-// shared library initialises. (.preinit_array is honoured only in executables.)
+// shared library initialises (.preinit_array is honoured only in executables).
 #define STAM_SELECT_BLAS_KERNELS()                                                        \
   extern "C" {                                                                            \
-  static void stam_preinit_blas(int, char**, char**) {                                    \
-    stam::select_blas_kernels_at_startup();                                               \
+  static void stam_preinit_blas(int, char** argv, char** envp) {                          \
+    stam::select_blas_kernels_at_startup(argv, envp);                                     \
   }                                                                                       \
   __attribute__((section(".preinit_array"),                                               \
                  used)) static void (*stam_preinit_blas_ptr)(int, char**,                 \
