@@ -333,3 +333,29 @@ TEST(Cli, VerboseAddsStageDetailAndVeryVerboseMore) {
   EXPECT_EQ(plain.out.substr(0, plain.out.find("timings")), v.out.substr(0, v.out.find("timings")))
       << "logs never reach stdout";
 }
+
+TEST(Cli, SeekKeyframeTakesKeyFramesAndReportsTheirPositions) {
+  stam::test::TempDir dir;
+  const std::string clip = dir.file("gop50.mkv");
+  // 500 frames, a key frame exactly every 50.
+  auto made = run_command(
+      "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=160x120:rate=25 -t 20 "
+      "-c:v libx264 -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p " +
+      shell_quote(clip));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string cmd = "classify " + shell_quote(clip) + " " + tiny() + " --format json -q";
+  auto exact = run_command(stam_cmd(cmd));
+  auto key = run_command(stam_cmd(cmd + " --seek keyframe"));
+  ASSERT_EQ(exact.exit_code, 0) << exact.err;
+  ASSERT_EQ(key.exit_code, 0) << key.err;
+  const auto exact_idx = nlohmann::json::parse(exact.out)["frame_indices"];
+  const auto key_idx = nlohmann::json::parse(key.out)["frame_indices"];
+  ASSERT_EQ(key_idx.size(), exact_idx.size());
+  for (size_t i = 0; i < key_idx.size(); ++i) {
+    const int64_t k = key_idx[i], e = exact_idx[i];
+    EXPECT_EQ(k % 50, 0) << "not a key frame: " << k;
+    EXPECT_TRUE(k <= e && e - k < 50) << "key frame " << k << " for sample " << e;
+  }
+  EXPECT_NE(key_idx, exact_idx);
+  EXPECT_EQ(run_command(stam_cmd(cmd + " --seek fast")).exit_code, 2);
+}
