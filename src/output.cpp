@@ -12,13 +12,13 @@ double tenth_ms(double ms) {
   return std::round(ms * 10.0) / 10.0;
 }
 
-std::string fmt(const char* pattern, double v) {
+}  // namespace
+
+std::string format_number(const char* pattern, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, v);
   return buf;
 }
-
-}  // namespace
 
 nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
   using Json = nlohmann::ordered_json;
@@ -65,15 +65,17 @@ std::string to_text(const Result& r, std::optional<double> load_ms) {
   for (auto i : r.frame_indices) o << ' ' << i;
   o << "\n\n  rank  score   class\n";
   for (size_t i = 0; i < r.top_k.size(); ++i)
-    o << fmt("  %4.0f", static_cast<double>(i + 1)) << fmt("  %6.4f", r.top_k[i].score) << "  "
-      << r.top_k[i].label << " (" << r.top_k[i].index << ")\n";
+    o << format_number("  %4.0f", static_cast<double>(i + 1))
+      << format_number("  %6.4f", r.top_k[i].score) << "  " << r.top_k[i].label << " ("
+      << r.top_k[i].index << ")\n";
   const auto& t = r.timings;
   o << "\ntimings: ";
-  if (load_ms) o << "model load " << fmt("%.1f", *load_ms) << " ms | ";
-  o << "decode " << fmt("%.1f", t.decode_ms) << " ms | preprocess " << fmt("%.1f", t.preprocess_ms)
-    << " ms | spatial " << fmt("%.1f", t.spatial_ms) << " ms | temporal "
-    << fmt("%.1f", t.temporal_ms) << " ms | total " << fmt("%.1f", t.total_ms) << " ms | "
-    << r.device << " " << r.precision << "\n";
+  if (load_ms) o << "model load " << format_number("%.1f", *load_ms) << " ms | ";
+  o << "decode " << format_number("%.1f", t.decode_ms) << " ms | preprocess "
+    << format_number("%.1f", t.preprocess_ms) << " ms | spatial "
+    << format_number("%.1f", t.spatial_ms) << " ms | temporal "
+    << format_number("%.1f", t.temporal_ms) << " ms | total " << format_number("%.1f", t.total_ms)
+    << " ms | " << r.device << " " << r.precision << "\n";
   return o.str();
 }
 

@@ -15,6 +15,9 @@ namespace stam {
 nlohmann::ordered_json to_json(const Result& r, bool with_logits);
 // {"input": ..., "error": ...}
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
+// One number through a printf pattern ("%.1f"), for tables and labels.
+std::string format_number(const char* pattern, double v);
+
 // `indent` < 0: one line. Invalid UTF-8 (possible in file names) becomes U+FFFD, so the text is
 // always valid JSON.
 std::string dump_json(const nlohmann::ordered_json& j, int indent = -1);

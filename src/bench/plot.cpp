@@ -11,6 +11,7 @@
 
 #include "stam/bench.hpp"
 #include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace stam {
 
@@ -104,12 +105,6 @@ class MatCanvas : public Canvas {
   cv::Mat mat_;
 };
 
-std::string num(const char* pattern, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, pattern, v);
-  return buf;
-}
-
 // A "nice" axis top (1, 2 or 5 x 10^k) at or above v.
 double nice_ceiling(double v) {
   if (v <= 0) return 1;
@@ -148,8 +143,8 @@ void draw(const BenchReport& r, Canvas& c) {
   for (int i = 0; i <= 5; ++i) {  // grid and both y axes' ticks
     const double y = kBottom - i / 5.0 * (kBottom - kTop);
     c.line(kLeft, y, kRight, y, kGrid, 1);
-    c.text(kLeft - 8, y + 4, num("%.0f", top_ms * i / 5.0), kLatency, 12, Align::kRight);
-    c.text(kRight + 8, y + 4, num("%.3g", top_rate * i / 5.0), kRate, 12);
+    c.text(kLeft - 8, y + 4, format_number("%.0f", top_ms * i / 5.0), kLatency, 12, Align::kRight);
+    c.text(kRight + 8, y + 4, format_number("%.3g", top_rate * i / 5.0), kRate, 12);
   }
   c.line(kLeft, kTop, kLeft, kBottom, kInk, 1);
   c.line(kRight, kTop, kRight, kBottom, kInk, 1);
@@ -169,9 +164,10 @@ void draw(const BenchReport& r, Canvas& c) {
     }
     c.dot(x, y_ms(b.median_ms), 5, kLatency);
     c.dot(x, y_rate(b.videos_per_s), 4, kRate);
-    c.text(x, y_ms(b.median_ms) - 12, num("%.0f ms", b.median_ms), kLatency, 12, Align::kCenter);
+    c.text(x, y_ms(b.median_ms) - 12, format_number("%.0f ms", b.median_ms), kLatency, 12,
+           Align::kCenter);
     if (b.published_top1)
-      c.text(x, y_ms(b.median_ms) - 27, num("%.2f%% top-1", *b.published_top1), kInk, 12,
+      c.text(x, y_ms(b.median_ms) - 27, format_number("%.2f%% top-1", *b.published_top1), kInk, 12,
              Align::kCenter);
   }
 }

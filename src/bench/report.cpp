@@ -3,16 +3,11 @@
 #include <sstream>
 
 #include "stam/bench.hpp"
+#include "stam/output.hpp"
 
 namespace stam {
 
 namespace {
-
-std::string fmt(const char* pattern, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, pattern, v);
-  return buf;
-}
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string s;
@@ -76,28 +71,31 @@ std::string bench_text(const BenchReport& r) {
   o << "cpu:    " << s.cpu << " (" << join(s.cpu_features, " ") << ")\n"
     << "run:    " << s.device << " " << s.precision << ", " << s.threads << " threads, LibTorch "
     << s.libtorch << ", OpenCV " << s.opencv << "\n"
-    << "gemm:   " << s.gemm_backend << ": " << fmt("%.0f", s.gemm_gflops) << " GFLOP/s on "
-    << s.gemm_shape << "\n";
+    << "gemm:   " << s.gemm_backend << ": " << format_number("%.0f", s.gemm_gflops)
+    << " GFLOP/s on " << s.gemm_shape << "\n";
   if (s.blas_gemm_gflops > 0)
-    o << "blas:   " << s.blas << ": " << fmt("%.0f", s.blas_gemm_gflops) << " GFLOP/s\n";
+    o << "blas:   " << s.blas << ": " << format_number("%.0f", s.blas_gemm_gflops) << " GFLOP/s\n";
   const bool video = !r.rows.empty() && r.rows.front().decode_ms.has_value();
   o << "\nframes  batch  median ms  p90 ms   min ms  spatial  temporal  videos/s  frames/s  "
        "GFLOP  GFLOP/s  floor ms  of floor  top-1*";
   o << (video ? "  decode ms  prep ms\n" : "\n");
   for (const auto& b : r.rows) {
-    o << fmt("%6.0f", double(b.frames)) << fmt("%7.0f", double(b.batch))
-      << fmt("%11.1f", b.median_ms) << fmt("%8.1f", b.p90_ms) << fmt("%9.1f", b.min_ms)
-      << fmt("%9.1f", b.spatial_ms) << fmt("%10.1f", b.temporal_ms) << fmt("%10.3f", b.videos_per_s)
-      << fmt("%10.2f", b.frames_per_s) << fmt("%7.0f", b.gflop) << fmt("%9.1f", b.gflop_per_s)
-      << fmt("%10.1f", b.floor_ms) << fmt("%9.0f%%", 100.0 * b.floor_ms / b.median_ms)
-      << (b.published_top1 ? fmt("%8.2f", *b.published_top1) : std::string("       -"));
-    if (video) o << fmt("%11.1f", *b.decode_ms) << fmt("%9.1f", *b.preprocess_ms);
+    o << format_number("%6.0f", double(b.frames)) << format_number("%7.0f", double(b.batch))
+      << format_number("%11.1f", b.median_ms) << format_number("%8.1f", b.p90_ms)
+      << format_number("%9.1f", b.min_ms) << format_number("%9.1f", b.spatial_ms)
+      << format_number("%10.1f", b.temporal_ms) << format_number("%10.3f", b.videos_per_s)
+      << format_number("%10.2f", b.frames_per_s) << format_number("%7.0f", b.gflop)
+      << format_number("%9.1f", b.gflop_per_s) << format_number("%10.1f", b.floor_ms)
+      << format_number("%9.0f%%", 100.0 * b.floor_ms / b.median_ms)
+      << (b.published_top1 ? format_number("%8.2f", *b.published_top1) : std::string("       -"));
+    if (video)
+      o << format_number("%11.1f", *b.decode_ms) << format_number("%9.1f", *b.preprocess_ms);
     o << "\n";
   }
   o << "* published Kinetics-400 top-1 (%) of STAM at that frame count\n"
-    << "floor: the GFLOP at " << fmt("%.0f", s.floor_gflops)
+    << "floor: the GFLOP at " << format_number("%.0f", s.floor_gflops)
     << " GFLOP/s, the faster measured rate of the model's largest product\n"
-    << "model at " << fmt("%.0f", 100.0 * share_of_floor(r)) << "% of the floor over "
+    << "model at " << format_number("%.0f", 100.0 * share_of_floor(r)) << "% of the floor over "
     << r.rows.size() << " frame count" << (r.rows.size() == 1 ? "" : "s") << "\n";
   return o.str();
 }
@@ -106,14 +104,17 @@ std::string bench_csv(const BenchReport& r) {
   std::ostringstream o;
   o << "frames,batch,median_ms,p90_ms,min_ms,spatial_ms,temporal_ms,videos_per_s,frames_per_s,"
        "gflop,gflop_per_s,floor_ms,published_top1,decode_ms,preprocess_ms\n";
-  auto opt = [](const std::optional<double>& v) { return v ? fmt("%.3f", *v) : std::string(); };
+  auto opt = [](const std::optional<double>& v) {
+    return v ? format_number("%.3f", *v) : std::string();
+  };
   for (const auto& b : r.rows)
-    o << b.frames << ',' << b.batch << ',' << fmt("%.3f", b.median_ms) << ','
-      << fmt("%.3f", b.p90_ms) << ',' << fmt("%.3f", b.min_ms) << ',' << fmt("%.3f", b.spatial_ms)
-      << ',' << fmt("%.3f", b.temporal_ms) << ',' << fmt("%.4f", b.videos_per_s) << ','
-      << fmt("%.3f", b.frames_per_s) << ',' << fmt("%.3f", b.gflop) << ','
-      << fmt("%.3f", b.gflop_per_s) << ',' << fmt("%.3f", b.floor_ms) << ','
-      << opt(b.published_top1) << ',' << opt(b.decode_ms) << ',' << opt(b.preprocess_ms) << '\n';
+    o << b.frames << ',' << b.batch << ',' << format_number("%.3f", b.median_ms) << ','
+      << format_number("%.3f", b.p90_ms) << ',' << format_number("%.3f", b.min_ms) << ','
+      << format_number("%.3f", b.spatial_ms) << ',' << format_number("%.3f", b.temporal_ms) << ','
+      << format_number("%.4f", b.videos_per_s) << ',' << format_number("%.3f", b.frames_per_s)
+      << ',' << format_number("%.3f", b.gflop) << ',' << format_number("%.3f", b.gflop_per_s) << ','
+      << format_number("%.3f", b.floor_ms) << ',' << opt(b.published_top1) << ','
+      << opt(b.decode_ms) << ',' << opt(b.preprocess_ms) << '\n';
   return o.str();
 }
 
