@@ -48,8 +48,8 @@ OsSupport os_support() {
 
 // Plain data and no allocation: this also runs from .preinit_array, before C++ start-up.
 struct Features {
-  bool sse3, avx, fma, avx2, avx512f, avx512dq, avx512cd, avx512bw, avx512vl, avx512_vnni,
-      avx512_bf16, avx512_fp16, amx_tile, amx_bf16;
+  bool avx, fma, avx2, avx512f, avx512dq, avx512cd, avx512bw, avx512vl, avx512_vnni, avx512_bf16,
+      avx512_fp16, amx_tile, amx_bf16;
 };
 
 Features detect() {
@@ -57,7 +57,6 @@ Features detect() {
   const unsigned max_leaf = cpuid(0).a;
   const Regs l1 = cpuid(1);
   const OsSupport os = os_support();
-  f.sse3 = bit(l1.c, 0);
   f.avx = os.avx && bit(l1.c, 28);
   f.fma = f.avx && bit(l1.c, 12);
   if (max_leaf >= 7) {

@@ -92,14 +92,13 @@ int usable_cpu_cores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-int configure_cpu_runtime(int threads) {
+void configure_cpu_runtime(int threads) {
   at::set_num_threads(threads > 0 ? threads : usable_cpu_cores());
   // glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free;
   // the largest activation of a frame chunk (8 frames x 197 tokens x 3072 x 4 B = 19 MiB) sits
   // below 32 MiB, glibc's upper bound for the threshold.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  return at::get_num_threads();
 }
 
 void synchronize(const torch::Device& device) {

@@ -26,8 +26,8 @@ int usable_cpu_cores();
 // Prepares the CPU side of a run: `threads` intra-op threads (0 = usable_cpu_cores(); LibTorch's
 // OpenMP pool can start at 1 thread, seen with Debian's build), and an allocator that keeps
 // freed activation buffers (up to 32 MiB each) for reuse instead of returning them to the OS,
-// which would make every layer fault its output pages in afresh. Returns the thread count.
-int configure_cpu_runtime(int threads);
+// which would make every layer fault its output pages in afresh.
+void configure_cpu_runtime(int threads);
 
 // Waits for queued device work so that wall-clock timings are honest on CUDA; no-op on CPU.
 void synchronize(const torch::Device& device);
