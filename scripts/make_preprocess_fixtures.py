@@ -2,7 +2,7 @@
 """Generates the reference fixtures tests/fixtures/pre_* for the sampling, decoding and
 preprocessing tests, using the real libraries the published STAM numbers were computed with:
 
-* PyAV (`to_ndarray(format="rgb24")`) to decode frames of every video in ../shared/testdata/videos,
+* PyAV (`to_ndarray(format="rgb24")`) to decode frames of every video in tests/data/videos,
 * Pillow's `Image.resize(..., Image.BILINEAR)` for the resampling, with torchvision's Resize(int)
   size rule and CenterCrop offsets re-implemented below (torchvision is not installed here; only
   its size/offset arithmetic is copied, the pixels all come from PIL),
@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VIDEOS = os.path.join(ROOT, "..", "shared", "testdata", "videos")
+VIDEOS = os.path.join(ROOT, "tests", "data", "videos")
 OUT = os.path.join(ROOT, "tests", "fixtures")
 CROP = 224
 

@@ -185,8 +185,7 @@ def main():
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures"))
-    ap.add_argument("--videos", default=os.path.join(here, "..", "..", "shared", "testdata",
-                                                     "videos"))
+    ap.add_argument("--videos", default=os.path.join(here, "..", "tests", "data", "videos"))
     args = ap.parse_args()
     torch.manual_seed(0)
     model = Stam(**TINY).eval()

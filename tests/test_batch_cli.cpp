@@ -1,5 +1,5 @@
-// stam batch end to end: the real binary, the tiny checkpoint, real videos (symlinked from the
-// shared test data), kills at random moments, shards and CSV read back by Python's csv module.
+// stam batch end to end: the real binary, the tiny checkpoint, real videos (symlinked from
+// tests/data/videos), kills at random moments, shards and CSV read back by Python's csv module.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +19,7 @@ namespace {
 
 void link_video(const std::string& video, const fs::path& at) {
   fs::create_directories(at.parent_path());
-  fs::create_symlink(shared_path("testdata/videos/" + video), at);
+  fs::create_symlink(video_path(video), at);
 }
 
 // Small frame counts and the tiny model keep a run to well under a second of model time;
@@ -263,8 +263,8 @@ TEST(BatchCli, ListFromStdinWithAFramesFolderAndQuietMode) {
   const std::string frames = d.dir.file("frames of one clip");
   fs::create_directories(frames);
   auto ff = run_command("ffmpeg -loglevel error -i " +
-                        shell_quote(shared_path("testdata/videos/short_32frames_30fps.mp4")) +
-                        " -frames:v 6 " + shell_quote(frames + "/img_%03d.jpg"));
+                        shell_quote(video_path("short_32frames_30fps.mp4")) + " -frames:v 6 " +
+                        shell_quote(frames + "/img_%03d.jpg"));
   ASSERT_EQ(ff.exit_code, 0) << ff.err;
   const std::string list = d.dir.file("list.txt");
   std::ofstream(list) << d.root << "/clip10.mp4\n\n" << frames << "\n";
@@ -315,7 +315,7 @@ TEST(BatchCli, AListThatIsNotTextIsAUsageError) {
   std::ofstream(d.dir.file("nul.txt")) << d.root << "/clip10.mp4\n" << std::string(1, '\0');
   std::ofstream(d.dir.file("latin1.txt")) << d.root << "/clip\xe9.mp4\n";
   for (const std::string& list : {d.dir.file("nul.txt"), d.dir.file("latin1.txt"), d.root,
-                                  shared_path("testdata/videos/mpeg4_320x240_25fps.avi")}) {
+                                  video_path("mpeg4_320x240_25fps.avi")}) {
     auto r = batch("--list " + shell_quote(list) + " -o " + shell_quote(d.out));
     EXPECT_EQ(r.exit_code, 2) << list << ": " << r.err;
     EXPECT_NE(r.err.find(list), std::string::npos) << r.err;

@@ -102,9 +102,8 @@ TEST(Bench, CsvHasAHeaderAndARowPerFrameCount) {
 }
 
 TEST(Bench, VideoAddsDecodeAndPreprocessTimes) {
-  auto r = run_command(
-      bench_cmd("--frames 4 --format json -q --video " +
-                shell_quote(stam::test::shared_path("testdata/videos/short_32frames_30fps.mp4"))));
+  auto r = run_command(bench_cmd("--frames 4 --format json -q --video " +
+                                 shell_quote(stam::test::video_path("short_32frames_30fps.mp4"))));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto row = nlohmann::json::parse(r.out)["results"][0];
   EXPECT_GT(row["decode_ms"].get<double>(), 0);

@@ -15,8 +15,8 @@
 
 using stam::test::fixture_path;
 using stam::test::run_command;
-using stam::test::shared_path;
 using stam::test::shell_quote;
+using stam::test::video_path;
 
 namespace {
 
@@ -29,7 +29,7 @@ std::string tiny() {
 }
 
 std::string video(const std::string& name) {
-  return shell_quote(shared_path("testdata/videos/" + name));
+  return shell_quote(video_path(name));
 }
 
 bool contains(const std::string& hay, const std::string& needle) {

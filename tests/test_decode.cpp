@@ -1,4 +1,4 @@
-// Decoding: the shared test videos, odd files made here with the ffmpeg command-line tool (each
+// Decoding: the repository's test videos (tests/data/videos), odd files made here with the ffmpeg command-line tool (each
 // test says how), frames folders and every kind of bad input.
 #include <gtest/gtest.h>
 
@@ -76,8 +76,7 @@ const std::vector<SharedVideo> kVideos = {
 TEST(Decode, SharedVideosGiveSixteenFrames) {
   for (const auto& v : kVideos) {
     SCOPED_TRACE(v.name);
-    const VideoFrames f =
-        read_frames(test::shared_path("testdata/videos/" + v.name), 16, Sampling::kUniform);
+    const VideoFrames f = read_frames(test::video_path(v.name), 16, Sampling::kUniform);
     EXPECT_EQ(f.frame_count, v.frames);
     EXPECT_EQ(f.indices, uniform_indices(v.frames, 16));
     ASSERT_EQ(f.images.size(), 16u);
@@ -96,15 +95,14 @@ TEST(Decode, SharedVideosGiveSixteenFrames) {
 TEST(Decode, ReferenceSamplingUsesStreamRate) {
   for (const auto& v : kVideos) {
     SCOPED_TRACE(v.name);
-    const VideoFrames f =
-        read_frames(test::shared_path("testdata/videos/" + v.name), 16, Sampling::kReference);
+    const VideoFrames f = read_frames(test::video_path(v.name), 16, Sampling::kReference);
     EXPECT_EQ(f.indices, reference_indices(v.frames, f.fps, 16));
     EXPECT_EQ(f.images.size(), 16u);
     EXPECT_EQ(f.warning, "");
   }
   // The AVI's positions at 25 fps, all inside its 164 frames: 0, 15, 31, ..., 156 then clamped.
-  const VideoFrames avi = read_frames(test::shared_path("testdata/videos/mpeg4_320x240_25fps.avi"),
-                                      16, Sampling::kReference);
+  const VideoFrames avi =
+      read_frames(test::video_path("mpeg4_320x240_25fps.avi"), 16, Sampling::kReference);
   EXPECT_EQ(avi.fps, 25.0);
   EXPECT_EQ(Idx(avi.indices.begin(), avi.indices.begin() + 3), (Idx{0, 15, 31}));
   EXPECT_EQ(avi.indices.back(), 163);
@@ -121,7 +119,7 @@ TEST(Decode, RateMatchesPyAv) {
     }
     in >> file >> frames >> fps;
     std::getline(in, rest);
-    const VideoFrames f = read_frames_at(test::shared_path("testdata/videos/" + file), {0});
+    const VideoFrames f = read_frames_at(test::video_path(file), {0});
     EXPECT_EQ(f.fps, std::strtod(fps.c_str(), nullptr)) << file;
     EXPECT_EQ(f.frame_count, std::stoll(frames)) << file;
     ++checked;
@@ -668,8 +666,7 @@ TEST(DecodeErrors, FifoIsRefusedNotWaitedOn) {
 }
 
 TEST(DecodeErrors, BadSampleCount) {
-  EXPECT_THROW(read_frames(test::shared_path("testdata/videos/short_32frames_30fps.mp4"), 0,
-                           Sampling::kUniform),
+  EXPECT_THROW(read_frames(test::video_path("short_32frames_30fps.mp4"), 0, Sampling::kUniform),
                UsageError);
 }
 

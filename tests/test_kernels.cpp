@@ -115,12 +115,10 @@ TEST(Cpu, FeaturesAgreeWithTheKernelChoice) {
 TEST(Cpu, TheExecutableStartsOpenBlasOnKernelsChosenFromFeatures) {
   const std::string core = stam::best_openblas_core();
   if (core.empty()) GTEST_SKIP() << "no AVX2 here: OpenBLAS's own choice stands";
-  const std::string run = stam::test::shell_quote(stam::test::stam_binary()) + " classify " +
-                          stam::test::shell_quote(stam::test::shared_path(
-                              "testdata/videos/short_32frames_30fps.mp4")) +
-                          " -w " +
-                          stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) +
-                          " -v";
+  const std::string run =
+      stam::test::shell_quote(stam::test::stam_binary()) + " classify " +
+      stam::test::shell_quote(stam::test::video_path("short_32frames_30fps.mp4")) + " -w " +
+      stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) + " -v";
   auto unset = stam::test::run_command("env -u OPENBLAS_CORETYPE " + run);
   ASSERT_EQ(unset.exit_code, 0) << unset.err;
   EXPECT_NE(unset.err.find(core + " kernels (chosen by stam from the CPU features)"),

@@ -12,7 +12,7 @@
 #include "test_util.hpp"
 
 using stam::test::fixture_path;
-using stam::test::shared_path;
+using stam::test::video_path;
 
 namespace {
 
@@ -32,7 +32,7 @@ TEST_P(VideoParity, LogitsMatchTheReferencePipeline) {
   std::ifstream in(fixture_path("tiny_stam_expected.json"));
   const auto want = nlohmann::json::parse(in)["videos"][GetParam()];
   stam::Classifier classifier(tiny_options());
-  auto r = classifier.classify(shared_path("testdata/videos/" + GetParam()));
+  auto r = classifier.classify(video_path(GetParam()));
 
   EXPECT_EQ(r.frame_indices, want["indices"].get<std::vector<int64_t>>());
   const auto ref = want["logits"].get<std::vector<double>>();
@@ -62,7 +62,7 @@ TEST(Pipeline, ScoresAreSoftmaxProbabilities) {
   auto opts = tiny_options();
   opts.top_k = 400;
   stam::Classifier classifier(opts);
-  auto r = classifier.classify(shared_path("testdata/videos/short_32frames_30fps.mp4"));
+  auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
   double sum = 0;
   for (const auto& p : r.top_k) sum += p.score;
   EXPECT_NEAR(sum, 1.0, 1e-4);
@@ -72,8 +72,8 @@ TEST(Pipeline, ScoresAreSoftmaxProbabilities) {
 
 TEST(Pipeline, BatchOfClipsEqualsOneByOne) {
   stam::Classifier classifier(tiny_options());
-  auto a = classifier.prepare(shared_path("testdata/videos/short_32frames_30fps.mp4"));
-  auto b = classifier.prepare(shared_path("testdata/videos/mpeg4_320x240_25fps.avi"));
+  auto a = classifier.prepare(video_path("short_32frames_30fps.mp4"));
+  auto b = classifier.prepare(video_path("mpeg4_320x240_25fps.avi"));
   auto both = classifier.infer({a, b});
   auto one = classifier.infer({b});
   ASSERT_EQ(both.size(), 2u);
@@ -108,7 +108,7 @@ TEST(Pipeline, Bf16RunsOnCpu) {
   auto opts = tiny_options();
   opts.precision = stam::Precision::kBf16;
   stam::Classifier classifier(opts);
-  auto r = classifier.classify(shared_path("testdata/videos/short_32frames_30fps.mp4"));
+  auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
   EXPECT_EQ(r.precision, "bf16");
   EXPECT_EQ(r.top_k.size(), 5u);
 }

@@ -144,8 +144,7 @@ TEST(Preprocess, RealFramesEqualPil) {
   double worst = 0;
   for (const auto& r : rows) {
     SCOPED_TRACE(r[1] + " frame " + r[6]);
-    const VideoFrames v =
-        read_frames_at(test::shared_path("testdata/videos/" + r[1]), {std::stoll(r[6])});
+    const VideoFrames v = read_frames_at(test::video_path(r[1]), {std::stoll(r[6])});
     ASSERT_EQ(v.images.size(), 1u);
     EXPECT_EQ(v.images[0].size(), cv::Size(std::stoi(r[4]), std::stoi(r[5])));
     const cv::Mat pil = read_rgb_png(r[7]);

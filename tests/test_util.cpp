@@ -20,8 +20,8 @@ namespace stam::test {
 std::string source_path(const std::string& rel) {
   return std::string(STAM_SOURCE_DIR) + "/" + rel;
 }
-std::string shared_path(const std::string& rel) {
-  return std::string(STAM_SHARED_DIR) + "/" + rel;
+std::string video_path(const std::string& name) {
+  return source_path("tests/data/videos/" + name);
 }
 std::string fixture_path(const std::string& name) {
   return source_path("tests/fixtures/" + name);

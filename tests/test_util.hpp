@@ -7,7 +7,7 @@
 namespace stam::test {
 
 std::string source_path(const std::string& rel);    // <repo>/rel
-std::string shared_path(const std::string& rel);    // <repo>/../shared/rel
+std::string video_path(const std::string& name);    // <repo>/tests/data/videos/name
 std::string fixture_path(const std::string& name);  // <repo>/tests/fixtures/name
 std::string stam_binary();
 
