@@ -16,18 +16,21 @@ double scale_for(int64_t head_dim) {
 
 // Three oneDNN primitives over all items and heads at once, reading q, k and v where the
 // projection wrote them (strided views of qkv) and writing the heads straight into their
-// columns of the output: scores = scale * q k^T; softmax in place; out = scores v.
+// columns of the output: scores = scale * q k^T, in fp32 whatever qkv's dtype; probabilities =
+// softmax(scores), in fp32, stored in qkv's dtype (in place for fp32); out = probabilities v.
 torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) {
   const torch::Tensor qkv = qkv_in.contiguous();
   const memory::dim b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3, h = heads, hd = d / h;
   const auto dt = *onednn::data_type(qkv.scalar_type());
-  auto scores = torch::empty({b, h, l, l}, qkv.options());
+  auto scores = torch::empty({b, h, l, l}, qkv.options().dtype(torch::kFloat));
+  auto probs = dt == memory::data_type::f32 ? scores : torch::empty({b, h, l, l}, qkv.options());
   auto out = torch::empty({b, l, d}, qkv.options());
 
   const memory::dims row = {l * 3 * d, hd, 3 * d, 1};  // q or v as (B, H, L, hd) in qkv
   const memory::desc q_md({b, h, l, hd}, dt, row), v_md = q_md;
   const memory::desc kt_md({b, h, hd, l}, dt, {l * 3 * d, hd, 1, 3 * d});  // k^T, same buffer
-  const memory::desc s_md({b, h, l, l}, dt, memory::format_tag::abcd);
+  const memory::desc s_md({b, h, l, l}, memory::data_type::f32, memory::format_tag::abcd);
+  const memory::desc p_md({b, h, l, l}, dt, memory::format_tag::abcd);
   const memory::desc o_md({b, h, l, hd}, dt, {l * d, hd, d, 1});  // (B, L, H*hd) output
   const std::string shape = std::to_string(b) + "x" + std::to_string(h) + "x" + std::to_string(l) +
                             "x" + std::to_string(hd) + " dt" + std::to_string(int(dt));
@@ -39,22 +42,23 @@ torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) 
                                                      onednn::engine()));
   });
   auto& softmax = onednn::cached("attention softmax " + shape, [&] {
-    return dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
-        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, s_md, 3),
+    return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                       dnnl::algorithm::softmax_accurate, s_md, p_md, 3),
         onednn::engine()));
   });
   auto& pv = onednn::cached("attention pv " + shape, [&] {
     return dnnl::matmul(
-        dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md), onednn::engine()));
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, v_md, o_md), onednn::engine()));
   });
 
   auto& stream = onednn::stream();
-  const auto s_mem = onednn::wrap(s_md, scores);
+  const auto s_mem = onednn::wrap(s_md, scores), p_mem = onednn::wrap(p_md, probs);
   qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, qkv)},
                       {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, qkv, d)},
                       {DNNL_ARG_DST, s_mem}});
-  softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, s_mem}});
-  pv.execute(stream, {{DNNL_ARG_SRC, s_mem},
+  softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, p_mem}});
+  pv.execute(stream, {{DNNL_ARG_SRC, p_mem},
                       {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, qkv, 2 * d)},
                       {DNNL_ARG_DST, onednn::wrap(o_md, out)}});
   stream.wait();
@@ -66,8 +70,10 @@ torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) 
 torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) {
   const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
   auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
-  auto scores = torch::matmul(t[0], t[1].transpose(-2, -1)) * scale_for(d / heads);
-  return torch::matmul(scores.softmax(-1), t[2]).transpose(1, 2).reshape({b, l, d});
+  auto scores =
+      torch::matmul(t[0], t[1].transpose(-2, -1)).to(torch::kFloat) * scale_for(d / heads);
+  auto probs = scores.softmax(-1).to(qkv.scalar_type());
+  return torch::matmul(probs, t[2]).transpose(1, 2).reshape({b, l, d});
 }
 
 torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads) {

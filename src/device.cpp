@@ -6,10 +6,16 @@
 #include <sched.h>
 #include <torch/cuda.h>
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
+#include <stdexcept>
 #include <thread>
 
+#include "stam/cpu.hpp"
 #include "stam/error.hpp"
+#include "stam/linear.hpp"
+#include "stam/model.hpp"
 
 namespace stam {
 
@@ -17,7 +23,8 @@ Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "bf16") return Precision::kBf16;
   if (name == "fp16") return Precision::kFp16;
-  throw UsageError("unknown precision '" + name + "' (expected fp32, bf16 or fp16)");
+  if (name == "auto") return Precision::kAuto;
+  throw UsageError("unknown precision '" + name + "' (expected auto, fp32, bf16 or fp16)");
 }
 
 std::string to_string(Precision p) {
@@ -26,6 +33,8 @@ std::string to_string(Precision p) {
       return "bf16";
     case Precision::kFp16:
       return "fp16";
+    case Precision::kAuto:
+      return "auto";
     case Precision::kFp32:
       break;
   }
@@ -38,6 +47,8 @@ c10::ScalarType scalar_type(Precision p) {
       return torch::kBFloat16;
     case Precision::kFp16:
       return torch::kHalf;
+    case Precision::kAuto:
+      throw std::logic_error("scalar_type(Precision::kAuto): choose_precision() first");
     case Precision::kFp32:
       break;
   }
@@ -83,6 +94,34 @@ void check_precision(const torch::Device& device, Precision p) {
   // LibTorch's CPU kernels have no half-precision matrix multiply; bf16 has one.
   if (p == Precision::kFp16 && device.is_cpu())
     throw DeviceError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32");
+}
+
+PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {
+  const torch::Device cpu(torch::kCPU);
+  PrecisionChoice c;
+  c.fp32_gflops = measure_gemm_gflops(m, k, n, cpu, torch::kFloat, false, 3);
+  c.bf16_gflops = measure_gemm_gflops(m, k, n, cpu, torch::kBFloat16, false, 3);
+  const bool bf16 = c.bf16_gflops > c.fp32_gflops;
+  c.precision = bf16 ? Precision::kBf16 : Precision::kFp32;
+  c.reason = fmt::format("auto: {} measured {:.2f}x as fast as {} ({:.0f} against {:.0f} GFLOP/s)",
+                         bf16 ? "bf16" : "fp32",
+                         bf16 ? c.bf16_gflops / c.fp32_gflops : c.fp32_gflops / c.bf16_gflops,
+                         bf16 ? "fp32" : "bf16", std::max(c.fp32_gflops, c.bf16_gflops),
+                         std::min(c.fp32_gflops, c.bf16_gflops));
+  return c;
+}
+
+PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
+                                 const StamConfig& config) {
+  if (requested != Precision::kAuto) {
+    check_precision(device, requested);
+    return {requested, "requested", 0, 0};
+  }
+  if (!device.is_cpu()) return {Precision::kFp16, "auto: fp16 on " + device.str(), 0, 0};
+  if (!cpu_info().has("avx512_bf16") && !cpu_info().has("amx_bf16"))
+    return {Precision::kFp32, "auto: fp32, this CPU has no bf16 instructions", 0, 0};
+  const int64_t grid = config.image_size / config.patch_size;
+  return measure_cpu_precision(2 * (grid * grid + 1), config.embed_dim, config.mlp_hidden);
 }
 
 int usable_cpu_cores() {

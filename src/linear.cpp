@@ -3,7 +3,11 @@
 #include <ATen/ops/gelu.h>
 #include <dnnl_version.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "onednn.hpp"
+#include "stam/device.hpp"
 
 namespace stam {
 
@@ -84,6 +88,24 @@ std::string linear_backend(const torch::Device& device, c10::ScalarType dtype) {
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md, wmd, md), onednn::engine());
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
          std::to_string(v->patch) + " (" + pd.impl_info_str() + ")";
+}
+
+double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                           c10::ScalarType dtype, bool blas, int reps) {
+  using Clock = std::chrono::steady_clock;
+  torch::NoGradGuard no_grad;
+  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  const auto a = torch::rand({m, k}, opts), w = torch::rand({n, k}, opts) * 0.01,
+             b = torch::zeros({n}, opts);
+  double best = 0;
+  for (int i = 0; i <= reps; ++i) {  // the first call warms up (kernel JIT, page faults)
+    const auto t0 = Clock::now();
+    auto y = blas ? torch::addmm(b, a, w.t()) : linear(a, w, b);
+    synchronize(device);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i > 0) best = std::max(best, 2.0 * double(m) * double(k) * double(n) / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace stam

@@ -36,8 +36,10 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
   bias = register_parameter("bias", torch::empty({dim}));
 }
 
+// Computes in the parameters' dtype and answers in the input's (no copies when they agree).
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-  return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+  return torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps)
+      .to(x.scalar_type());
 }
 
 // ---------------------------------------------------------------- spatial encoder
@@ -176,8 +178,9 @@ torch::Tensor StamImpl::encode_clip(const torch::Tensor& frame_embeddings) {
   return aggregate(frame_embeddings);
 }
 
+// In the head's dtype (fp32 after place()), whatever the embedding's.
 torch::Tensor StamImpl::classify(const torch::Tensor& clip_embedding) {
-  return head(clip_embedding);
+  return head(clip_embedding.to(head->weight.scalar_type()));
 }
 
 torch::Tensor StamImpl::forward(const torch::Tensor& images) {
@@ -268,6 +271,16 @@ void init_random(Stam& model, uint64_t seed) {
       // Truncated normal, std 0.02, cut at +-2 (as the reference's trunc_normal_).
       t.normal_(0.0, 0.02).clamp_(-2.0, 2.0);
     }
+  }
+}
+
+void place(Stam& model, const torch::Device& device, c10::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  model->to(device, torch::kFloat);
+  const auto* head = model->head.get();
+  for (const auto& m : model->modules()) {
+    if (m->as<LayerNormImpl>() || m.get() == head) continue;
+    for (auto& p : m->parameters(/*recurse=*/false)) p.set_data(p.to(dtype));
   }
 }
 

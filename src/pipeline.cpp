@@ -105,12 +105,14 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   configure_cpu_runtime(options.threads);
   m.device = resolve_device(options.device);
   check_precision(m.device, options.precision);
-  m.dtype = scalar_type(options.precision);
 
   const std::string weights = resolve_weights(options.weights);
   Checkpoint ckpt = Checkpoint::open(weights);
   m.config = StamConfig::from_checkpoint(ckpt);
   if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
+  const PrecisionChoice precision = choose_precision(m.device, options.precision, m.config);
+  m.opts.precision = precision.precision;
+  m.dtype = scalar_type(precision.precision);
 
   const std::string labels_path = resolve_labels(options.labels);
   m.labels = read_labels(labels_path);
@@ -121,12 +123,13 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
   // each tensor in place and no second full copy of the weights ever exists.
   m.model = Stam(m.config);
-  m.model->to(m.device, m.dtype);
+  place(m.model, m.device, m.dtype);
   load_weights(m.model, ckpt);
   m.model->eval();
   m.load_ms = ms_since(t0);
   spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
-               device_name(), to_string(options.precision), m.load_ms, at::get_num_threads());
+               device_name(), to_string(m.opts.precision), m.load_ms, at::get_num_threads());
+  spdlog::debug("precision: {} ({})", to_string(m.opts.precision), precision.reason);
   spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt.format(),
                 ckpt.location(), ckpt.entries().size());
   spdlog::debug("products: {}; LibTorch's BLAS: {}", linear_backend(m.device, m.dtype),

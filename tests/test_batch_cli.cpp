@@ -191,7 +191,7 @@ TEST(BatchCli, ResumeWithOtherSettingsIsRefusedNamingEachDifference) {
   EXPECT_EQ(meta["frames"], 4);
   EXPECT_EQ(meta["top_k"], 5);
   EXPECT_EQ(meta["sampling"], "uniform");
-  EXPECT_EQ(meta["precision"], "fp32");
+  EXPECT_EQ(meta["precision"], "auto");  // the setting as given
 
   const std::string before = read_file(d.out);
   auto other = run_command(shell_quote(stam_binary()) + " batch " + d.args() + " --resume -w " +

@@ -1,5 +1,5 @@
-// Decoding: the repository's test videos (tests/data/videos), odd files made here with the ffmpeg command-line tool (each
-// test says how), frames folders and every kind of bad input.
+// Decoding: the repository's test videos (tests/data/videos), odd files made here with the ffmpeg
+// command-line tool (each test says how), frames folders and every kind of bad input.
 #include <gtest/gtest.h>
 
 #include <opencv2/imgcodecs.hpp>

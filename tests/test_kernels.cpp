@@ -78,6 +78,20 @@ TEST(Kernels, AttentionMatchesComposedOperators) {
   }
 }
 
+// In bf16 the scores and the softmax are computed in fp32: against fp32 attention over the same
+// bf16-rounded q, k, v, only the stored probabilities and the output are rounded (~2^-9 each).
+TEST(Kernels, Bf16AttentionComputesScoresAndSoftmaxInFp32) {
+  torch::NoGradGuard g;
+  torch::manual_seed(6);
+  // Large scores (q, k of norm ~3 x 8) are where bf16 scores would lose the softmax.
+  const auto qkv = (torch::randn({2, 197, 3 * 768}) * 3).to(torch::kBFloat16);
+  const auto want = stam::self_attention_reference(qkv.to(torch::kFloat), 12);
+  const auto got = stam::self_attention(qkv, 12);
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  const double err = rel_err(got, want);
+  EXPECT_LT(err, 8e-3) << err;
+}
+
 TEST(Kernels, AttentionReadsANonContiguousProjection) {
   torch::NoGradGuard g;
   const auto wide = torch::randn({2, 10, 3 * 32 + 5});

@@ -162,3 +162,23 @@ TEST(Model, LoadsIntoBf16WithoutChangingTheCode) {
   // bf16 keeps ~3 significant digits; the ranking of a random model's logits is what users see.
   EXPECT_LE(rel_error(logits, expected()["pattern_logits"]), 5e-2);
 }
+
+// place() in bf16: the products run in bf16, but LayerNorm and the head keep fp32 parameters, so
+// the logits come out fp32 and within 2e-2 of the reference's fp32 logits.
+TEST(Model, PlacedInBf16KeepsNormsAndLogitsFp32) {
+  torch::NoGradGuard no_grad;
+  auto ckpt = stam::Checkpoint::open(fixture_path("tiny_stam.pth"));
+  stam::Stam model(stam::StamConfig::from_checkpoint(ckpt));
+  stam::place(model, torch::Device(torch::kCPU), torch::kBFloat16);
+  stam::load_weights(model, ckpt);
+  model->eval();
+  EXPECT_EQ(model->blocks[0]->as<stam::Block>()->mlp->fc1->weight.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(model->patch_embed->proj->weight.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(model->norm->weight.scalar_type(), torch::kFloat);
+  EXPECT_EQ(model->head->weight.scalar_type(), torch::kFloat);
+  auto x = pattern_frames(model->config.frames, model->config.image_size).to(torch::kBFloat16);
+  auto logits = model->forward(x);
+  EXPECT_EQ(logits.scalar_type(), torch::kFloat);
+  const double err = rel_error(logits, expected()["pattern_logits"]);
+  EXPECT_LE(err, 2e-2) << sci(err);
+}

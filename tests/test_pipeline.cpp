@@ -7,6 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "stam/cpu.hpp"
+#include "stam/device.hpp"
 #include "stam/error.hpp"
 #include "stam/pipeline.hpp"
 #include "test_util.hpp"
@@ -102,6 +104,44 @@ TEST(Pipeline, UnavailableDeviceOrPrecisionIsADeviceError) {
   opts.device = "cpu";
   opts.precision = stam::Precision::kFp16;
   EXPECT_THROW(stam::Classifier{opts}, stam::DeviceError);
+}
+
+TEST(Precision, ExplicitIsKeptAndAutoIsResolved) {
+  const torch::Device cpu(torch::kCPU);
+  const stam::StamConfig config;
+  EXPECT_EQ(stam::parse_precision("auto"), stam::Precision::kAuto);
+  for (auto p : {stam::Precision::kFp32, stam::Precision::kBf16}) {
+    const auto c = stam::choose_precision(cpu, p, config);
+    EXPECT_EQ(c.precision, p);
+    EXPECT_EQ(c.reason, "requested");
+  }
+  EXPECT_THROW(stam::choose_precision(cpu, stam::Precision::kFp16, config), stam::DeviceError);
+  const auto c = stam::choose_precision(cpu, stam::Precision::kAuto, config);
+  EXPECT_NE(c.precision, stam::Precision::kAuto);
+  EXPECT_NE(c.precision, stam::Precision::kFp16);
+  EXPECT_EQ(c.reason.rfind("auto: ", 0), 0u) << c.reason;
+  if (!stam::cpu_info().has("avx512_bf16") && !stam::cpu_info().has("amx_bf16")) {
+    EXPECT_EQ(c.precision, stam::Precision::kFp32);
+    EXPECT_NE(c.reason.find("no bf16 instructions"), std::string::npos) << c.reason;
+  }
+}
+
+// The measurement itself, run whatever the CPU: the faster measured precision wins.
+TEST(Precision, MeasurementPicksTheFasterRate) {
+  const auto c = stam::measure_cpu_precision(64, 128, 256);
+  EXPECT_GT(c.fp32_gflops, 0);
+  EXPECT_GT(c.bf16_gflops, 0);
+  EXPECT_EQ(c.precision,
+            c.bf16_gflops > c.fp32_gflops ? stam::Precision::kBf16 : stam::Precision::kFp32);
+  EXPECT_NE(c.reason.find("GFLOP/s"), std::string::npos) << c.reason;
+}
+
+TEST(Pipeline, AutoPrecisionRunsAndSaysWhichItChose) {
+  auto opts = tiny_options();
+  opts.precision = stam::Precision::kAuto;
+  stam::Classifier classifier(opts);
+  auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
+  EXPECT_TRUE(r.precision == "fp32" || r.precision == "bf16") << r.precision;
 }
 
 TEST(Pipeline, Bf16RunsOnCpu) {

@@ -22,7 +22,7 @@ struct BenchOptions {
   std::string weights;  // "" = STAM-16's architecture with random weights
   std::string video;    // also time decoding and preprocessing this file
   std::string device = "auto";
-  Precision precision = Precision::kFp32;
+  Precision precision = Precision::kAuto;
   int threads = 0;  // 0 = all usable cores
 };
 
@@ -32,12 +32,13 @@ struct SystemInfo {
   int threads = 0;
   std::string libtorch, opencv;
   std::string device, precision;
-  std::string gemm_backend;     // what the model's products run on
-  std::string blas;             // LibTorch's own BLAS (OpenBLAS and its kernels)
-  std::string gemm_shape;       // the model's largest product, "3152x768 by 768x3072"
-  double gemm_gflops = 0;       // measured rate of that product on gemm_backend
-  double blas_gemm_gflops = 0;  // the same product through the BLAS (fp32 on CPU only)
-  double floor_gflops = 0;      // the faster of the two: what the floor is computed from
+  std::string precision_reason;  // "requested", or what --precision auto measured
+  std::string gemm_backend;      // what the model's products run on
+  std::string blas;              // LibTorch's own BLAS (OpenBLAS and its kernels)
+  std::string gemm_shape;        // the model's largest product, "3152x768 by 768x3072"
+  double gemm_gflops = 0;        // measured rate of that product on gemm_backend
+  double blas_gemm_gflops = 0;   // the same product through the BLAS (fp32 on CPU only)
+  double floor_gflops = 0;       // the faster of the two: what the floor is computed from
 };
 
 struct BenchRow {
@@ -60,11 +61,6 @@ struct BenchReport {
 // Runs the benchmark; `progress` gets one line per finished frame count.
 BenchReport run_bench(const BenchOptions& options,
                       const std::function<void(const BenchRow&)>& progress = {});
-
-// Measures the rate (GFLOP/s) of an m x k by k x n product on the model's backend (`blas`:
-// through LibTorch's addmm instead), best of `reps`.
-double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps = 10);
 
 // Published Kinetics-400 top-1 (%) of STAM-8/16/32/64 (the official README), else nullopt.
 std::optional<double> published_top1(int64_t frames);

@@ -6,7 +6,10 @@
 
 namespace stam {
 
-enum class Precision { kFp32, kBf16, kFp16 };
+struct StamConfig;
+
+// kAuto is resolved by choose_precision() before a model is built.
+enum class Precision { kFp32, kBf16, kFp16, kAuto };
 
 Precision parse_precision(const std::string& name);  // throws UsageError
 std::string to_string(Precision p);
@@ -18,6 +21,21 @@ torch::Device resolve_device(const std::string& name);
 
 // Throws DeviceError when `p` cannot run on `device` with this LibTorch build.
 void check_precision(const torch::Device& device, Precision p);
+
+struct PrecisionChoice {
+  Precision precision = Precision::kFp32;
+  std::string reason;  // one line for the log, e.g. "auto: bf16 measured 2.6x faster than fp32"
+  double fp32_gflops = 0, bf16_gflops = 0;  // the rates measured, when measured
+};
+
+// The precision a run uses. An explicit one is checked and kept. kAuto is fp16 on CUDA. On CPU it
+// is fp32 when the CPU has no bf16 instructions (bf16 is then emulated, always slower), and
+// otherwise whichever of fp32 and bf16 runs the model's first MLP product for two frames faster,
+// measured now (~0.1 s): native bf16 is 2-3x faster on some CPUs and slower on others.
+PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
+                                 const StamConfig& config);
+// The CPU measurement alone (both rates, the faster wins), whatever the CPU's instructions.
+PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n);
 
 // CPU cores this process may run on (the affinity mask that Slurm and container runtimes set,
 // which hardware_concurrency() ignores); at least 1.

@@ -23,4 +23,9 @@ void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::T
 // (brg:avx512_core)" or "LibTorch (addmm)".
 std::string linear_backend(const torch::Device& device, c10::ScalarType dtype);
 
+// Measures the rate (GFLOP/s) of an m x k by k x n product through linear() (`blas`: through
+// LibTorch's addmm instead), best of `reps` after one warm-up call.
+double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                           c10::ScalarType dtype, bool blas, int reps = 10);
+
 }  // namespace stam

@@ -163,6 +163,12 @@ TORCH_MODULE(Stam);
 // runs without weights (bench) and tests.
 void init_random(Stam& model, uint64_t seed);
 
+// Moves the model to `device`, its products' weights (Linear layers, the patch projection) and
+// its embeddings in `dtype`. LayerNorm parameters and the head stay fp32, and their forwards
+// compute in their parameters' dtype, so normalisation and the logits are fp32-accurate whatever
+// the products' precision.
+void place(Stam& model, const torch::Device& device, c10::ScalarType dtype);
+
 // Copies every tensor of `ckpt` into `model` (any dtype/device), one tensor at a time. Missing,
 // unexpected or misshapen tensors throw ModelError naming the key and both shapes. When the
 // model has a different frame count than the checkpoint, the temporal position embedding is

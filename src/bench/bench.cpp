@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -34,22 +35,22 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
 }
 
-Stam build_model(const BenchOptions& o, const torch::Device& device, c10::ScalarType dtype) {
-  if (o.weights.empty()) {
-    Stam model(StamConfig{});
+// The model with its weights (random without --weights), in the precision chosen for it.
+Stam build_model(const BenchOptions& o, const torch::Device& device, PrecisionChoice& precision) {
+  std::optional<Checkpoint> ckpt;
+  if (!o.weights.empty()) ckpt.emplace(Checkpoint::open(o.weights));
+  Stam model(ckpt ? StamConfig::from_checkpoint(*ckpt) : StamConfig{});
+  precision = choose_precision(device, o.precision, model->config);
+  place(model, device, scalar_type(precision.precision));
+  if (ckpt)
+    load_weights(model, *ckpt);
+  else
     init_random(model, 0);
-    model->to(device, dtype);
-    return model;
-  }
-  Checkpoint ckpt = Checkpoint::open(o.weights);
-  Stam model(StamConfig::from_checkpoint(ckpt));
-  model->to(device, dtype);
-  load_weights(model, ckpt);
   return model;
 }
 
 SystemInfo probe_system(const Stam& model, const torch::Device& device, c10::ScalarType dtype,
-                        Precision precision) {
+                        const PrecisionChoice& precision) {
   SystemInfo s;
   s.cpu = cpu_info().model;
   s.cpu_features = cpu_info().features;
@@ -57,7 +58,8 @@ SystemInfo probe_system(const Stam& model, const torch::Device& device, c10::Sca
   s.libtorch = TORCH_VERSION;
   s.opencv = CV_VERSION;
   s.device = device.str();
-  s.precision = to_string(precision);
+  s.precision = to_string(precision.precision);
+  s.precision_reason = precision.reason;
   s.gemm_backend = linear_backend(device, dtype);
   s.blas = gemm_backend().describe();
   // The largest product of a 16-frame forward: every token through the first MLP layer.
@@ -125,23 +127,6 @@ BenchRow time_frames(Stam& model, const torch::Tensor& trained_pos, int64_t fram
 
 }  // namespace
 
-double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps) {
-  torch::NoGradGuard no_grad;
-  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
-  const auto a = torch::rand({m, k}, opts), w = torch::rand({n, k}, opts) * 0.01,
-             b = torch::zeros({n}, opts);
-  double best = 0;
-  for (int i = 0; i <= reps; ++i) {  // the first call warms up (kernel JIT, page faults)
-    const auto t0 = Clock::now();
-    auto y = blas ? torch::addmm(b, a, w.t()) : linear(a, w, b);
-    synchronize(device);
-    const double s = ms_between(t0, Clock::now()) / 1e3;
-    if (i > 0) best = std::max(best, 2.0 * double(m) * double(k) * double(n) / s / 1e9);
-  }
-  return best;
-}
-
 std::optional<double> published_top1(int64_t frames) {
   switch (frames) {
     case 8:
@@ -184,13 +169,14 @@ BenchReport run_bench(const BenchOptions& o, const std::function<void(const Benc
   configure_cpu_runtime(o.threads);
   const torch::Device device = resolve_device(o.device);
   check_precision(device, o.precision);
-  const c10::ScalarType dtype = scalar_type(o.precision);
   if (!o.video.empty()) read_frames(o.video, 1, Sampling::kUniform);  // fail before the work
 
-  Stam model = build_model(o, device, dtype);
+  PrecisionChoice precision;
+  Stam model = build_model(o, device, precision);
   model->eval();
+  const c10::ScalarType dtype = scalar_type(precision.precision);
   BenchReport report;
-  report.system = probe_system(model, device, dtype, o.precision);
+  report.system = probe_system(model, device, dtype, precision);
   const torch::Tensor trained_pos = model->aggregate->pos_embed.detach().clone();
   for (const int64_t frames : o.frames) {
     BenchRow row =

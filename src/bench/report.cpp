@@ -36,6 +36,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
                                 {"opencv", s.opencv},
                                 {"device", s.device},
                                 {"precision", s.precision},
+                                {"precision_reason", s.precision_reason},
                                 {"gemm_backend", s.gemm_backend},
                                 {"blas", s.blas},
                                 {"gemm_shape", s.gemm_shape},
@@ -69,8 +70,8 @@ std::string bench_text(const BenchReport& r) {
   const SystemInfo& s = r.system;
   std::ostringstream o;
   o << "cpu:    " << s.cpu << " (" << join(s.cpu_features, " ") << ")\n"
-    << "run:    " << s.device << " " << s.precision << ", " << s.threads << " threads, LibTorch "
-    << s.libtorch << ", OpenCV " << s.opencv << "\n"
+    << "run:    " << s.device << " " << s.precision << " (" << s.precision_reason << "), "
+    << s.threads << " threads, LibTorch " << s.libtorch << ", OpenCV " << s.opencv << "\n"
     << "gemm:   " << s.gemm_backend << ": " << format_number("%.0f", s.gemm_gflops)
     << " GFLOP/s on " << s.gemm_shape << "\n";
   if (s.blas_gemm_gflops > 0)

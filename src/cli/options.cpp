@@ -14,8 +14,10 @@ void add_model_options(CLI::App* app, ModelFlags& f) {
   app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
       ->check(CLI::Range(1, 100000));
   app->add_option("--device", f.opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  app->add_option("--precision", f.precision, "fp32 | bf16 | fp16")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+  app->add_option(
+         "--precision", f.precision,
+         "auto (CPU: the faster of fp32 and bf16, measured; CUDA: fp16) | fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
       ->capture_default_str();
   app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(0, 1024));

@@ -14,7 +14,7 @@ namespace stam::cli {
 // (call finish_model_options once parsing is done).
 struct ModelFlags {
   ModelOptions opts;
-  std::string precision = "fp32";
+  std::string precision = "auto";
   std::string sampling = "uniform";
   std::string seek = "exact";
 };
