@@ -30,6 +30,10 @@ stam::eval::Outcome ranked(std::vector<int64_t> r) {
   return {std::move(r), ""};
 }
 
+stam::eval::Outcome failed(const std::string& error) {
+  return {{}, error};
+}
+
 std::string kinetics_labels() {
   return source_path("models/kinetics400_labels.txt");
 }
@@ -103,13 +107,14 @@ TEST(Eval, ListLinesTakeANameOrAnIndexAfterTheLastComma) {
 TEST(Eval, MetricsCountTopOneTopKClassMeanFailuresAndMissing) {
   const std::vector<stam::eval::Sample> samples{{"a", 4}, {"b", 4}, {"c", 1}, {"d", 2},
                                                 {"e", 2}, {"f", 0}, {"g", 0}};
+  // "x" is not in the set: ignored.
   const std::unordered_map<std::string, stam::eval::Outcome> records{
-      {"a", ranked({4, 1, 2})},                             // right
-      {"b", ranked({4, 0, 1})},                             // right
-      {"c", ranked({4, 1, 0})},                             // second
-      {"d", ranked({4, 0, 1})},                             // not in the top 3
-      {"e", ranked({4, 2, 1})},                             // second
-      {"f", {{}, "f: cannot decode"}}, {"x", ranked({0})},  // not in the set: ignored
+      {"a", ranked({4, 1, 2})},  // right
+      {"b", ranked({4, 0, 1})},  // right
+      {"c", ranked({4, 1, 0})},  // second
+      {"d", ranked({4, 0, 1})},  // not in the top 3
+      {"e", ranked({4, 2, 1})},  // second
+      {"f", failed("f: cannot decode")}, {"x", ranked({0})},
   };
   const auto r = stam::eval::evaluate(samples, records, 3);
   EXPECT_EQ(r.total, 7);
@@ -277,11 +282,12 @@ TEST(EvalCli, ListAndItsMistakes) {
   EXPECT_NE(r.out.find("top-1 0.00 %  top-1 0.00 %"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("missing.mp4"), std::string::npos) << r.out;
 
-  std::ofstream(d.file("bad.csv")) << "a.mp4,juggling_balls\n";
+  std::ofstream(d.file("bad.csv")) << "a.mp4,underwater_basket_weaving\n";
   auto bad = run_command(stam_eval("--list " + shell_quote(d.file("bad.csv")) + " -o " +
                                    shell_quote(d.file("b.jsonl"))));
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("'juggling_balls' names no class"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("'underwater_basket_weaving' names no class"), std::string::npos)
+      << bad.err;
   EXPECT_FALSE(fs::exists(d.file("b.jsonl")));
 
   auto both = run_command(stam_eval(shell_quote(d.path().string()) + " --list " +
