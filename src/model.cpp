@@ -343,6 +343,20 @@ double gflop_per_video(const StamConfig& c, int64_t frames) {
   return 2.0 * (double(frames) * frame + temporal + head) / 1e9;
 }
 
+int64_t parameter_count(const StamConfig& c) {
+  const auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  const int64_t d = c.embed_dim, norm = 2 * d;
+  const int64_t grid = c.image_size / c.patch_size;
+  const int64_t spatial_block = 2 * norm + linear(d, 3 * d) + linear(d, d) +
+                                linear(d, c.mlp_hidden) + linear(c.mlp_hidden, d);
+  const int64_t temporal_layer = 2 * norm + linear(d, 3 * d) + linear(d, d) +
+                                 linear(d, c.temporal_ffn) + linear(c.temporal_ffn, d);
+  const int64_t spatial = linear(c.in_chans * c.patch_size * c.patch_size, d) + d +
+                          (grid * grid + 1) * d + c.depth * spatial_block + norm;
+  const int64_t temporal = d + (c.frames + 1) * d + c.temporal_layers * temporal_layer + norm;
+  return spatial + temporal + linear(d, c.num_classes);
+}
+
 int64_t count_parameters(Stam& model) {
   int64_t n = 0;
   for (const auto& p : model->parameters()) n += p.numel();

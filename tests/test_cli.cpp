@@ -266,7 +266,7 @@ TEST(Cli, InfoDescribesACheckpoint) {
   auto r = run_command(stam_cmd("info " + tiny()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "zip")) << r.out;
-  EXPECT_TRUE(contains(r.out, "'model'")) << r.out;
+  EXPECT_TRUE(contains(r.out, "state dict key:   model")) << r.out;
   EXPECT_TRUE(contains(r.out, "over 8 frames")) << r.out;
 }
 

@@ -179,6 +179,9 @@ void load_weights(Stam& model, const Checkpoint& ckpt);
 torch::Tensor resample_temporal_pos_embed(const torch::Tensor& pos, int64_t frames);
 
 int64_t count_parameters(Stam& model);
+// The same count from the architecture alone, without building the model: 119,205,520 for
+// STAM-16.
+int64_t parameter_count(const StamConfig& c);
 
 // Multiply-adds x 2 for one video of `frames` frames, from the architecture alone (attention
 // products included): 562 GFLOP for STAM-16.

@@ -16,6 +16,7 @@ Commands register_commands(CLI::App& app) {
   cmds.add(add_info(app));
   cmds.add(add_batch(app));
   cmds.add(add_bench(app));
+  cmds.add(add_eval(app));
   return cmds;
 }
 

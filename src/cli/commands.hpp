@@ -19,6 +19,7 @@ Command add_classify(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_eval(CLI::App& app);
 
 class Commands {
  public:

@@ -1,6 +1,5 @@
-// stam info: what a checkpoint holds, without running it. Also the check that a download loads.
-#include <spdlog/spdlog.h>
-
+// stam info: what a checkpoint holds and what this machine runs it with. Also the check that a
+// download loads.
 #include <iostream>
 #include <memory>
 
@@ -8,7 +7,9 @@
 #include "options.hpp"
 #include "stam/checkpoint.hpp"
 #include "stam/error.hpp"
+#include "stam/info.hpp"
 #include "stam/model.hpp"
+#include "stam/output.hpp"
 #include "stam/pipeline.hpp"
 
 namespace stam::cli {
@@ -18,6 +19,7 @@ namespace {
 struct InfoArgs {
   std::string positional;  // stam info PATH
   std::string weights;     // stam info --weights PATH, as in the other commands
+  std::string format = "text";
 };
 
 int run_info(const InfoArgs& a) {
@@ -29,12 +31,12 @@ int run_info(const InfoArgs& a) {
   // Build on the meta-free CPU path and load for real: this proves every tensor is readable.
   Stam model(cfg);
   load_weights(model, ckpt);
-  std::cout << "file:       " << path << "\n"
-            << "format:     " << ckpt.format() << " (state dict at "
-            << (ckpt.location().empty() ? "top level" : "'" + ckpt.location() + "'") << ")\n"
-            << "tensors:    " << ckpt.entries().size() << "\n"
-            << "parameters: " << count_parameters(model) << "\n"
-            << "model:      " << cfg.describe() << "\n";
+  const nlohmann::ordered_json info{
+      {"checkpoint", checkpoint_info(ckpt)}, {"model", model_info(cfg)}, {"system", system_info()}};
+  if (a.format == "json")
+    std::cout << dump_json(info, 2) << "\n";
+  else
+    std::cout << info_text(info);
   return 0;
 }
 
@@ -42,9 +44,13 @@ int run_info(const InfoArgs& a) {
 
 Command add_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
-  CLI::App* sub = app.add_subcommand("info", "describe and fully load a checkpoint");
+  CLI::App* sub = app.add_subcommand(
+      "info", "describe and fully load a checkpoint; the device, CPU and libraries it runs on");
   sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)");
   sub->add_option("-w,--weights", args->weights, "the same, as in the other commands");
+  sub->add_option("--format", args->format, "text | json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   sub->footer(exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel}));
   return {sub, [args] { return run_info(*args); }};
 }

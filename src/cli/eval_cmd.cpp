@@ -1,0 +1,115 @@
+// stam eval DIR | --list FILE: accuracy on a labelled set. The labelling is `stam batch` into a
+// resumable records file; the metrics are in stam/eval.hpp. This file maps flags to both.
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "stam/batch.hpp"
+#include "stam/device.hpp"
+#include "stam/eval.hpp"
+#include "stam/labels.hpp"
+#include "stam/output.hpp"
+
+namespace stam::cli {
+
+namespace {
+
+struct EvalArgs {
+  ModelFlags model;
+  batch::Options opts;
+  std::string dir;
+  std::string list;
+  std::string ext;
+  std::string shard;
+  std::string format = "text";
+};
+
+const char* kEvalFooter =
+    "Ground truth: DIR/<class name>/<video> (folder names as in the labels file, underscores\n"
+    "or spaces, any case), or --list lines `path,label` (label: a class name or index).\n"
+    "Labelling is `stam batch` into --records (JSONL, OUT.meta.json beside it): --resume\n"
+    "continues it, --shard K/N labels a part. Accuracy counts the videos with a result;\n"
+    "inputs that fail to decode are counted and listed.\n";
+
+std::vector<eval::Sample> ground_truth(const EvalArgs& a, const std::vector<std::string>& labels) {
+  if (a.dir.empty() == a.list.empty())
+    throw UsageError("eval: give the labelled set once: DIR or --list FILE");
+  if (!a.dir.empty()) {
+    const auto exts = a.ext.empty() ? batch::default_extensions() : batch::parse_extensions(a.ext);
+    return eval::samples_from_tree(a.dir, labels, exts);
+  }
+  if (a.list == "-") return eval::samples_from_list(std::cin, "stdin", labels);
+  std::ifstream in(a.list);
+  if (!in) throw UsageError("eval: cannot read the list " + a.list);
+  return eval::samples_from_list(in, a.list, labels);
+}
+
+int run_eval(EvalArgs& a) {
+  batch::Options& o = a.opts;
+  // The shard is chosen here, over the labelled inputs; batch then labels all it is given.
+  const batch::Shard shard = a.shard.empty() ? batch::Shard{} : batch::parse_shard(a.shard);
+  ModelOptions model = finish_model_options(a.model);
+  const auto labels = read_labels(resolve_labels(model.labels));
+  const auto samples = eval::select_shard(ground_truth(a, labels), shard);
+
+  // Every labelled input goes to batch as a list line, so a missing or undecodable one becomes
+  // an error record like any other.
+  std::ostringstream paths;
+  for (const auto& s : samples) paths << s.input << "\n";
+  std::istringstream list(paths.str());
+  o.inputs.lists = {"-"};
+  o.format = "jsonl";
+  o.top_k = model.top_k;
+  o.settings = batch::model_settings(model, false);
+  if (o.decode_workers == 0)
+    o.decode_workers = batch::default_decode_workers(resolve_device(model.device).is_cuda());
+  batch::SignalGuard signals;
+  const batch::Summary s = batch::run(o, batch::classifier_engine(model), list);
+  spdlog::info("{}", batch::summary_line(s));
+  if (s.interrupted) return s.exit_code;
+
+  const auto report = eval::evaluate(samples, eval::read_records(o.output), model.top_k);
+  if (a.format == "json")
+    std::cout << dump_json(eval::report_json(report, labels), 2) << "\n";
+  else
+    std::cout << eval::report_text(report, labels);
+  return report.failed.empty() ? 0 : static_cast<int>(Exit::kPartial);
+}
+
+}  // namespace
+
+Command add_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  batch::Options& o = args->opts;
+  CLI::App* sub = app.add_subcommand("eval", "accuracy on a labelled set (top-1, top-5, ...)");
+  sub->add_option("dir", args->dir, "labelled tree: DIR/<class name>/<video>");
+  sub->add_option("--list", args->list, "text file of `path,label` lines ('-' = stdin)");
+  sub->add_option("--ext", args->ext, "video extensions to pick in DIR (default: as batch)");
+  sub->add_option("-o,--records", o.output, "JSONL file of batch records to write (appended to)")
+      ->required();
+  sub->add_option("--format", args->format, "text | json: the report on stdout")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  sub->add_flag("--resume", o.resume, "continue the records: skip inputs they hold");
+  sub->add_flag("--retry-errors", o.retry_errors, "with --resume (implied), redo failed inputs");
+  sub->add_flag("--overwrite", o.overwrite, "replace existing records");
+  sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the set");
+  sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  sub->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  add_model_options(sub, args->model);
+  sub->footer(std::string(kEvalFooter) + "\n" +
+              exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel, Exit::kDevice,
+                              Exit::kPartial, Exit::kInterrupted}));
+  return {sub, [args] { return run_eval(*args); }};
+}
+
+}  // namespace stam::cli

@@ -1,0 +1,294 @@
+// Accuracy from ground truth and batch records: the metrics behind `stam eval`.
+#include "stam/eval.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "stam/batch.hpp"
+#include "stam/error.hpp"
+#include "stam/output.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stam::eval {
+
+namespace {
+
+std::string normalised(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out += c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "'a', 'b', 'c' and 4 more"
+std::string quoted_list(const std::vector<std::string>& names, size_t show = 10) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < show; ++i) s += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > show) s += " and " + std::to_string(names.size() - show) + " more";
+  return s;
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+int64_t class_of_label(const std::string& text, const std::vector<std::string>& labels) {
+  if (all_digits(text) && text.size() < 10) {
+    const int64_t index = std::stoll(text);
+    return index < static_cast<int64_t>(labels.size()) ? index : -1;
+  }
+  return find_class(text, labels);
+}
+
+std::string percent(double fraction) {
+  return format_number("%.2f", 100.0 * fraction) + " %";
+}
+
+// A class name, or "#index" for an index the labels file does not have.
+std::string name_of(int64_t index, const std::vector<std::string>& labels) {
+  return index >= 0 && index < static_cast<int64_t>(labels.size())
+             ? labels[static_cast<size_t>(index)]
+             : "#" + std::to_string(index);
+}
+
+std::string padded(std::string s, size_t width) {
+  if (s.size() < width) s.insert(0, width - s.size(), ' ');
+  return s;
+}
+
+}  // namespace
+
+int64_t find_class(const std::string& name, const std::vector<std::string>& labels) {
+  const auto exact = std::find(labels.begin(), labels.end(), name);
+  if (exact != labels.end()) return exact - labels.begin();
+  const std::string want = normalised(name);
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (normalised(labels[i]) == want) return static_cast<int64_t>(i);
+  return -1;
+}
+
+std::vector<Sample> samples_from_tree(const std::string& dir,
+                                      const std::vector<std::string>& labels,
+                                      const std::vector<std::string>& extensions) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw UsageError("eval: " + dir + " is not a directory (expected DIR/<class name>/<video>)");
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.is_directory() && entry.path().filename().string()[0] != '.')
+      folders.push_back(entry.path());
+  if (ec) throw UsageError("eval: cannot read " + dir + ": " + ec.message());
+  if (folders.empty())
+    throw UsageError("eval: " + dir + " has no class folders (expected DIR/<class name>/<video>)");
+  std::sort(folders.begin(), folders.end());
+  std::vector<std::string> unknown;
+  std::vector<Sample> samples;
+  std::istringstream no_stdin;
+  for (const auto& folder : folders) {
+    const int64_t label = find_class(folder.filename().string(), labels);
+    if (label < 0) {
+      unknown.push_back(folder.filename().string());
+      continue;
+    }
+    batch::InputSpec spec;
+    spec.paths = {folder.string()};
+    spec.recursive = true;
+    spec.extensions = extensions;
+    batch::InputSet found = batch::collect_inputs(spec, no_stdin);
+    for (auto& input : found.inputs) samples.push_back({std::move(input), label});
+  }
+  if (!unknown.empty())
+    throw UsageError("eval: " + std::to_string(unknown.size()) + " folder(s) in " + dir +
+                     " name no class of the labels file: " + quoted_list(unknown));
+  if (samples.empty()) throw UsageError("eval: the class folders of " + dir + " hold no videos");
+  std::sort(samples.begin(), samples.end(),
+            [](const Sample& a, const Sample& b) { return a.input < b.input; });
+  return samples;
+}
+
+std::vector<Sample> samples_from_list(std::istream& in, const std::string& source,
+                                      const std::vector<std::string>& labels) {
+  std::vector<Sample> samples;
+  std::vector<std::string> problems;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const size_t comma = line.rfind(',');
+    const std::string where = "line " + std::to_string(line_no);
+    if (comma == std::string::npos || comma == 0) {
+      problems.push_back(where + " is not 'path,label'");
+      continue;
+    }
+    const std::string label = line.substr(comma + 1);
+    const int64_t index = class_of_label(label, labels);
+    if (index < 0)
+      problems.push_back(where + ": '" + label + "' names no class");
+    else
+      samples.push_back({line.substr(0, comma), index});
+  }
+  if (!problems.empty())
+    throw UsageError("eval: " + source + ": " + std::to_string(problems.size()) +
+                     " bad line(s): " + quoted_list(problems, 5));
+  if (samples.empty()) throw UsageError("eval: " + source + " lists no videos");
+  return samples;
+}
+
+std::vector<Sample> select_shard(const std::vector<Sample>& samples, batch::Shard shard) {
+  std::vector<std::string> inputs;
+  for (const auto& s : samples) inputs.push_back(s.input);
+  std::sort(inputs.begin(), inputs.end());
+  inputs.erase(std::unique(inputs.begin(), inputs.end()), inputs.end());
+  const auto chosen = batch::select_shard(inputs, shard);
+  std::vector<Sample> out;
+  for (const auto& s : samples)
+    if (std::binary_search(chosen.begin(), chosen.end(), s.input)) out.push_back(s);
+  return out;
+}
+
+std::unordered_map<std::string, Outcome> read_records(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("eval: cannot read the records " + path);
+  std::unordered_map<std::string, Outcome> out;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (in.eof()) break;  // no line break after it: a torn tail, as batch --resume treats it
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("input") || !j["input"].is_string() ||
+        (!j.contains("error") && !j.contains("top_k")))
+      throw UsageError("eval: " + path + " line " + std::to_string(line_no) +
+                       " is not a stam batch JSONL record");
+    Outcome o;
+    if (j.contains("error"))
+      o.error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+    else
+      for (const auto& p : j["top_k"]) o.ranked.push_back(p.at("index").get<int64_t>());
+    Outcome& slot = out[j["input"].get<std::string>()];
+    if (slot.ranked.empty()) slot = std::move(o);  // a result wins over an error
+  }
+  return out;
+}
+
+Report evaluate(const std::vector<Sample>& samples,
+                const std::unordered_map<std::string, Outcome>& records, int64_t k,
+                size_t max_confusions) {
+  Report r;
+  r.k = k;
+  std::map<int64_t, ClassStats> classes;
+  std::map<std::pair<int64_t, int64_t>, int64_t> confused;
+  for (const auto& s : samples) {
+    ++r.total;
+    ClassStats& c = classes[s.label];
+    c.index = s.label;
+    const auto it = records.find(batch::record_key(s.input));
+    if (it == records.end()) {
+      r.missing.push_back(s.input);
+      continue;
+    }
+    const Outcome& o = it->second;
+    if (o.ranked.empty()) {
+      ++c.failed;
+      r.failed.push_back({s.input, o.error.empty() ? "no predictions" : o.error});
+      continue;
+    }
+    ++r.evaluated;
+    ++c.videos;
+    const auto end = o.ranked.begin() + std::min<int64_t>(k, o.ranked.size());
+    const bool hit1 = o.ranked.front() == s.label;
+    const bool hitk = std::find(o.ranked.begin(), end, s.label) != end;
+    c.top1 += hit1;
+    c.topk += hitk;
+    r.top1 += hit1;
+    r.topk += hitk;
+    if (!hit1) ++confused[{s.label, o.ranked.front()}];
+  }
+  if (r.evaluated > 0) {
+    r.top1_accuracy = static_cast<double>(r.top1) / static_cast<double>(r.evaluated);
+    r.topk_accuracy = static_cast<double>(r.topk) / static_cast<double>(r.evaluated);
+  }
+  double class_sum = 0;
+  int64_t class_count = 0;
+  for (const auto& [index, c] : classes) {
+    r.classes.push_back(c);
+    if (c.videos == 0) continue;
+    class_sum += static_cast<double>(c.top1) / static_cast<double>(c.videos);
+    ++class_count;
+  }
+  if (class_count > 0) r.mean_class_accuracy = class_sum / static_cast<double>(class_count);
+  for (const auto& [pair, count] : confused)
+    r.confusions.push_back({pair.first, pair.second, count});
+  std::stable_sort(r.confusions.begin(), r.confusions.end(),
+                   [](const Confusion& a, const Confusion& b) { return a.count > b.count; });
+  if (r.confusions.size() > max_confusions) r.confusions.resize(max_confusions);
+  return r;
+}
+
+nlohmann::ordered_json report_json(const Report& r, const std::vector<std::string>& labels) {
+  using J = nlohmann::ordered_json;
+  J classes = J::array(), confusions = J::array(), failed = J::array();
+  for (const auto& c : r.classes)
+    classes.push_back({{"index", c.index},
+                       {"label", name_of(c.index, labels)},
+                       {"videos", c.videos},
+                       {"top1", c.top1},
+                       {"topk", c.topk},
+                       {"failed", c.failed}});
+  for (const auto& c : r.confusions)
+    confusions.push_back({{"truth", name_of(c.truth, labels)},
+                          {"predicted", name_of(c.predicted, labels)},
+                          {"count", c.count}});
+  for (const auto& f : r.failed) failed.push_back({{"input", f.input}, {"error", f.error}});
+  return J{{"k", r.k},
+           {"total", r.total},
+           {"evaluated", r.evaluated},
+           {"failed_count", static_cast<int64_t>(r.failed.size())},
+           {"missing_count", static_cast<int64_t>(r.missing.size())},
+           {"top1", r.top1_accuracy},
+           {"topk", r.topk_accuracy},
+           {"mean_class_accuracy", r.mean_class_accuracy},
+           {"classes", classes},
+           {"confusions", confusions},
+           {"failed", failed},
+           {"missing", r.missing}};
+}
+
+std::string report_text(const Report& r, const std::vector<std::string>& labels) {
+  const std::string k = std::to_string(r.k);
+  std::ostringstream o;
+  o << r.evaluated << " of " << r.total << " videos evaluated";
+  if (!r.failed.empty()) o << ", " << r.failed.size() << " failed";
+  if (!r.missing.empty()) o << ", " << r.missing.size() << " not yet labelled";
+  o << "\n"
+    << "top-1 " << percent(r.top1_accuracy) << "  top-" << k << " " << percent(r.topk_accuracy)
+    << "  mean class " << percent(r.mean_class_accuracy) << "\n\n"
+    << "  index  videos   top-1   top-" << k << "  failed  class\n";
+  const auto rate = [](int64_t hits, int64_t n) {
+    return n > 0 ? format_number("%.1f", 100.0 * double(hits) / double(n)) : std::string("-");
+  };
+  for (const auto& c : r.classes)
+    o << padded(std::to_string(c.index), 7) << padded(std::to_string(c.videos), 8)
+      << padded(rate(c.top1, c.videos), 8) << padded(rate(c.topk, c.videos), 8)
+      << padded(std::to_string(c.failed), 8) << "  " << name_of(c.index, labels) << "\n";
+  if (!r.confusions.empty()) o << "\nmost confused (true -> predicted top-1):\n";
+  for (const auto& c : r.confusions)
+    o << padded(std::to_string(c.count), 7) << "  " << name_of(c.truth, labels) << " -> "
+      << name_of(c.predicted, labels) << "\n";
+  if (!r.failed.empty()) o << "\nfailed (not in the accuracy):\n";
+  for (const auto& f : r.failed)  // decode errors usually name the file already
+    o << "  " << (f.error.find(f.input) == std::string::npos ? f.input + ": " : "") << f.error
+      << "\n";
+  if (!r.missing.empty()) o << "\nnot yet labelled (resume to finish):\n";
+  for (const auto& m : r.missing) o << "  " << m << "\n";
+  return o.str();
+}
+
+}  // namespace stam::eval
