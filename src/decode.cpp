@@ -19,7 +19,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -27,6 +29,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <system_error>
 
 #include "indexed_reader.hpp"
@@ -37,10 +40,7 @@ namespace fs = std::filesystem;
 namespace stam {
 namespace {
 
-// FFmpeg's own defaults are 30 s too; set explicitly so the guarantee does not depend on the
-// OpenCV version. They bound a stalled read; decoding a regular file never comes near them.
-constexpr int kOpenTimeoutMs = 30000;
-constexpr int kReadTimeoutMs = 30000;
+constexpr double kDefaultDecodeTimeoutS = 60.0;
 
 // The frames to take once the frame count `n` is known.
 struct Selection {
@@ -76,18 +76,32 @@ void check_video_file(const std::string& path) {
   if (!probe) throw InputError(quoted(path) + ": cannot open file for reading");
 }
 
-cv::VideoCapture open_video(const std::string& path) {
-  const std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, kOpenTimeoutMs,
-                                   cv::CAP_PROP_READ_TIMEOUT_MSEC, kReadTimeoutMs};
+[[noreturn]] void throw_stalled(const std::string& path, const Watchdog& watchdog) {
+  std::ostringstream limit;
+  limit << watchdog.limit_s();
+  throw InputError(quoted(path) + ": decoding made no progress for " + limit.str() +
+                   " s and was stopped (the limit is $STAM_DECODE_TIMEOUT seconds, default 60)");
+}
+
+// OpenCV's FFmpeg backend stops opening after its open timeout and a grab() after its read
+// timeout, both counted afresh for each call: set to the watchdog's limit, a stalled read ends
+// with the watchdog expired, which tells it from the end of the file.
+cv::VideoCapture open_video(const std::string& path, Watchdog& watchdog) {
+  const int limit_ms = static_cast<int>(std::clamp(watchdog.limit_s() * 1000.0, 1.0, 1e9));
+  const std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, limit_ms,
+                                   cv::CAP_PROP_READ_TIMEOUT_MSEC, limit_ms};
   cv::VideoCapture cap;
+  watchdog.progress();
   try {
     cap.open(path, cv::CAP_FFMPEG, params);
   } catch (const cv::Exception& e) {
     throw InputError(quoted(path) + ": cannot open as a video: " + e.what());
   }
   if (!cap.isOpened()) {
+    if (watchdog.expired()) throw_stalled(path, watchdog);
     throw InputError(quoted(path) + ": not a video file FFmpeg can open");
   }
+  watchdog.progress();
   // Frames come out upright as a player shows them (rotation metadata of phone videos).
   cap.set(cv::CAP_PROP_ORIENTATION_AUTO, 1);
   return cap;
@@ -109,16 +123,21 @@ struct PassResult {
 };
 
 // Grabs frames from the start, retrieving the `wanted` positions (sorted, unique). Stops after
-// the last wanted one, or goes on to the end of the file when `count_to_end` is set.
-PassResult sequential_pass(cv::VideoCapture& cap, const std::vector<int64_t>& wanted,
-                           bool count_to_end) {
+// the last wanted one, or goes on to the end of the file when `count_to_end` is set. Throws
+// InputError when a grab() fails because the watchdog's time ran out.
+PassResult sequential_pass(const std::string& path, cv::VideoCapture& cap,
+                           const std::vector<int64_t>& wanted, bool count_to_end,
+                           Watchdog& watchdog) {
   PassResult r;
   size_t next = 0;
+  watchdog.progress();
   while (next < wanted.size() || count_to_end) {
     if (!cap.grab()) {
+      if (watchdog.expired()) throw_stalled(path, watchdog);
       r.reached_end = true;
       break;
     }
+    watchdog.progress();
     const int64_t pos = r.grabbed++;
     if (next < wanted.size() && wanted[next] == pos) {
       ++next;
@@ -143,11 +162,6 @@ bool all_present(const std::vector<int64_t>& wanted, const std::map<int64_t, cv:
   return std::all_of(wanted.begin(), wanted.end(), [&](int64_t i) { return frames.count(i) != 0; });
 }
 
-void append_warning(std::string& warning, const std::string& text) {
-  if (!warning.empty()) warning += "; ";
-  warning += text;
-}
-
 // The decoded frame nearest to `pos` (preferring earlier ones), for positions that failed.
 const cv::Mat& nearest_frame(const std::map<int64_t, cv::Mat>& frames, int64_t pos,
                              int64_t* taken) {
@@ -170,9 +184,8 @@ void fill_images(VideoFrames& out, const std::vector<int64_t>& indices,
     out.indices.push_back(taken);
   }
   if (substituted) {
-    append_warning(out.warning,
-                   "some sampled frames could not be decoded; nearest decoded frames "
-                   "were used instead");
+    out.warnings.emplace_back(
+        "some sampled frames could not be decoded: the nearest decoded frames were used instead");
   }
   out.height = out.images.front().rows;
   out.width = out.images.front().cols;
@@ -201,9 +214,11 @@ cv::Mat rotated(cv::Mat img, int angle) {
 // Reads the chosen frames (exact) or the key frames at or before them (keyframe) through
 // IndexedReader, which counts the frames from the container's packets. nullopt when the file
 // does not qualify or any check fails; the caller then reads sequentially.
+// `*variable` as IndexedReader::open sets it.
 std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::VideoCapture& cap,
-                                              const Chooser& choose, Seek seek) {
-  const auto reader = IndexedReader::open(path);
+                                              const Chooser& choose, Seek seek, int angle,
+                                              Watchdog& watchdog, bool* variable) {
+  const auto reader = IndexedReader::open(path, watchdog, variable);
   if (!reader || (seek == Seek::kExact && reader->frame_count() <= kMinIndexedFrames)) {
     return std::nullopt;
   }
@@ -215,7 +230,6 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
   if (seek == Seek::kKeyframe) {
     for (int64_t& i : indices) i = reader->key_frame_at_or_before(i);
   }
-  const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
   std::map<int64_t, cv::Mat> frames;
   for (int64_t w : sorted_unique(indices)) {
     cv::Mat bgr;
@@ -237,8 +251,19 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
 
 // ---- sequential reading ----
 
+// A header count that proved wrong: too high means a cut or damaged file; too low, an estimate
+// (duration x rate) fooled by a variable rate.
+std::string header_count_warning(int64_t header, int64_t decoded) {
+  const std::string said = "the header says " + std::to_string(header) + " frames but ";
+  if (decoded < header) {
+    return said + "only " + std::to_string(decoded) +
+           " could be decoded (the file may be cut short or damaged)";
+  }
+  return said + "the file has " + std::to_string(decoded);
+}
+
 VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
-                                  const Chooser& choose) {
+                                  const Chooser& choose, Watchdog& watchdog) {
   VideoFrames out;
   out.fps = stream_fps(cap);
 
@@ -246,10 +271,10 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   bool count_known = false;  // n was counted by decoding, not read from the header
   if (n == 0) {
     // No usable header count (some AVI/MKV/WebM files): decode once to count.
-    n = sequential_pass(cap, {}, true).grabbed;
+    n = sequential_pass(path, cap, {}, true, watchdog).grabbed;
     if (n == 0) throw InputError(quoted(path) + ": no decodable video frames");
     count_known = true;
-    cap = open_video(path);
+    cap = open_video(path, watchdog);
   }
 
   std::map<int64_t, cv::Mat> frames;
@@ -258,27 +283,26 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   for (int pass = 0; pass < 2; ++pass) {
     sel = choose(n, out.fps);
     const std::vector<int64_t> wanted = sorted_unique(sel.indices);
-    PassResult r = sequential_pass(cap, wanted, sel.depends_on_end && !count_known);
+    PassResult r = sequential_pass(path, cap, wanted, sel.depends_on_end && !count_known, watchdog);
     frames.insert(r.frames.begin(), r.frames.end());
     const bool count_wrong = !count_known && r.reached_end && r.grabbed != n;
     if (count_wrong && pass == 0) {
       if (r.grabbed == 0) throw InputError(quoted(path) + ": no decodable video frames");
-      append_warning(out.warning, "header says " + std::to_string(n) + " frames but the file has " +
-                                      std::to_string(r.grabbed));
+      out.warnings.push_back(header_count_warning(n, r.grabbed));
       n = r.grabbed;
       count_known = true;
       sel = choose(n, out.fps);
       if (all_present(sorted_unique(sel.indices), frames)) break;
-      cap = open_video(path);  // resample over the real count, reading again from the start
+      cap = open_video(path, watchdog);  // resample over the real count, reading from the start
       continue;
     }
     if (!r.failed.empty()) {
-      append_warning(out.warning,
-                     std::to_string(r.failed.size()) + " sampled frame(s) failed to decode");
+      out.warnings.push_back(std::to_string(r.failed.size()) +
+                             " sampled frame(s) failed to decode");
     }
     if (r.reached_end && r.grabbed < n) {
-      append_warning(out.warning, "file ended after " + std::to_string(r.grabbed) + " of " +
-                                      std::to_string(n) + " frames");
+      out.warnings.push_back("the file ended after " + std::to_string(r.grabbed) + " of " +
+                             std::to_string(n) + " frames");
       n = r.grabbed;
     }
     break;
@@ -291,15 +315,31 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
 
 VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek) {
   check_video_file(path);
-  cv::VideoCapture cap = open_video(path);
-  if (auto out = read_video_indexed(path, cap, choose, seek)) return std::move(*out);
-  VideoFrames out = read_video_sequential(path, std::move(cap), choose);
-  if (seek == Seek::kKeyframe) {
-    append_warning(out.warning,
-                   "no usable key-frame index (not MP4/MOV/Matroska/WebM, or its packets do "
-                   "not give frame positions); the exact sampled frames were read instead");
+  Watchdog watchdog(decode_timeout_s());
+  cv::VideoCapture cap = open_video(path, watchdog);
+  const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
+  bool variable = false;
+  std::optional<VideoFrames> out =
+      read_video_indexed(path, cap, choose, seek, angle, watchdog, &variable);
+  if (watchdog.expired()) throw_stalled(path, watchdog);
+  if (!out) {
+    out = read_video_sequential(path, std::move(cap), choose, watchdog);
+    if (seek == Seek::kKeyframe) {
+      out->warnings.emplace_back(
+          "no usable key-frame index (not MP4/MOV/Matroska/WebM, or its packets do not give "
+          "frame positions): the exact sampled frames were read instead");
+    }
   }
-  return out;
+  if (variable) {
+    out->warnings.emplace_back(
+        "the frame rate varies (frame timestamps are unevenly spaced): frames were sampled by "
+        "position, not by time");
+  }
+  if (angle != 0) {
+    out->warnings.push_back("frames were rotated by " + std::to_string(angle) +
+                            " degrees as the file's rotation metadata asks");
+  }
+  return std::move(*out);
 }
 
 // ---- frames folder ----
@@ -351,7 +391,7 @@ VideoFrames read_folder(const std::string& dir, const Chooser& choose) {
   fill_images(out, indices, frames);
   for (const auto& [idx, img] : frames) {
     if (img.size() != frames.begin()->second.size()) {
-      append_warning(out.warning, "images in the folder have different sizes");
+      out.warnings.emplace_back("images in the folder have different sizes");
       break;
     }
   }
@@ -367,6 +407,42 @@ VideoFrames read_any(const std::string& path, const Chooser& choose, Seek seek) 
 
 }  // namespace
 
+Watchdog::Watchdog(double limit_s, Clock clock)
+    : limit_s_(limit_s), clock_(std::move(clock)), last_(clock_()) {}
+
+void Watchdog::progress() {
+  last_ = clock_();
+}
+
+bool Watchdog::expired() const {
+  return clock_() - last_ >= limit_s_;
+}
+
+double Watchdog::monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double decode_timeout_s() {
+  const char* env = std::getenv("STAM_DECODE_TIMEOUT");
+  if (env == nullptr || *env == '\0') return kDefaultDecodeTimeoutS;
+  char* end = nullptr;
+  const double s = std::strtod(env, &end);
+  if (*end != '\0' || !std::isfinite(s) || !(s > 0)) {
+    throw UsageError("STAM_DECODE_TIMEOUT must be a number of seconds > 0, got '" +
+                     std::string(env) + "'");
+  }
+  return s;
+}
+
+void check_input(const std::string& path) {
+  if (path.empty()) throw InputError("empty input path");
+  if (is_frames_folder(path)) {
+    list_images(path);
+  } else {
+    check_video_file(path);
+  }
+}
+
 bool is_frames_folder(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
@@ -380,11 +456,13 @@ Seek parse_seek(const std::string& name) {
 
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek) {
   if (t < 1) throw UsageError("number of frames to sample must be >= 1, got " + std::to_string(t));
+  std::vector<int64_t> chosen;  // the last choice, before any key-frame mapping
   auto choose = [&](int64_t n, double fps) {
     Selection s;
     if (sampling == Sampling::kUniform) {
       s.indices = uniform_indices(n, t);
       s.depends_on_end = true;  // the positions spread over all n frames
+      chosen = s.indices;
       return s;
     }
     if (!(fps > 0)) {
@@ -396,9 +474,16 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, S
     // Reference positions depend on n only where they were clamped to the last frame.
     s.depends_on_end =
         reference_indices(std::numeric_limits<int64_t>::max() / 4, fps, t) != s.indices;
+    chosen = s.indices;
     return s;
   };
-  return read_any(path, choose, seek);
+  VideoFrames out = read_any(path, choose, seek);
+  const size_t distinct = sorted_unique(chosen).size();
+  if (distinct < chosen.size()) {
+    out.warnings.push_back("the video is too short for " + std::to_string(t) + " samples: only " +
+                           std::to_string(distinct) + " distinct frames, some used more than once");
+  }
+  return out;
 }
 
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices) {
@@ -417,7 +502,7 @@ VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& 
     return s;
   };
   VideoFrames out = read_any(path, choose, Seek::kExact);
-  if (clamped) append_warning(out.warning, "positions past the last frame were clamped");
+  if (clamped) out.warnings.emplace_back("positions past the last frame were clamped");
   return out;
 }
 

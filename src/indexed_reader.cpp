@@ -12,6 +12,7 @@ extern "C" {
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +44,30 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+// A variable frame rate, as opposed to a few dropped frames (which real, clean files have: a
+// trimmed last frame, a camera's hiccup): more than this fraction of the intervals between
+// consecutive timestamps are off the typical (median) interval by kGridTolerance or more.
+constexpr double kVariableIntervals = 0.2;
+
+bool variable_rate(const std::vector<int64_t>& sorted_pts) {
+  std::vector<int64_t> steps;
+  for (size_t i = 1; i < sorted_pts.size(); ++i) steps.push_back(sorted_pts[i] - sorted_pts[i - 1]);
+  if (steps.empty()) return false;
+  std::vector<int64_t> order = steps;
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2),
+                   order.end());
+  const auto median = static_cast<double>(order[order.size() / 2]);
+  const auto off = std::count_if(steps.begin(), steps.end(), [&](int64_t s) {
+    return std::abs(static_cast<double>(s) - median) >= kGridTolerance * median;
+  });
+  return static_cast<double>(off) > kVariableIntervals * static_cast<double>(steps.size());
+}
+
+// libavformat polls this during every blocking operation; non-zero aborts it.
+int interrupt_when_expired(void* watchdog) {
+  return static_cast<const Watchdog*>(watchdog)->expired() ? 1 : 0;
+}
+
 }  // namespace
 
 struct IndexedReader::Impl {
@@ -52,7 +77,9 @@ struct IndexedReader::Impl {
   std::unique_ptr<AVFrame, FrameFreer> frame{av_frame_alloc()};
   std::unique_ptr<AVFrame, FrameFreer> bgr{av_frame_alloc()};
   std::unique_ptr<SwsContext, SwsFreer> sws;
+  Watchdog* watchdog = nullptr;
   int stream = -1;
+  bool variable = false;      // scan() found a variable frame rate
   std::vector<int64_t> pts;   // presentation timestamp of each position, ascending
   std::vector<int64_t> keys;  // positions of the key frames, ascending, starting with 0
 
@@ -72,6 +99,7 @@ struct IndexedReader::Impl {
     std::vector<Entry> entries;
     int ret = 0;
     while ((ret = av_read_frame(format.get(), packet.get())) >= 0) {
+      watchdog->progress();
       const AVPacket& p = *packet;
       bool usable = true;
       if (p.stream_index == stream) {
@@ -88,6 +116,9 @@ struct IndexedReader::Impl {
 
     std::sort(entries.begin(), entries.end(),
               [](const Entry& a, const Entry& b) { return a.pts < b.pts; });
+    std::vector<int64_t> sorted;
+    for (const Entry& e : entries) sorted.push_back(e.pts);
+    variable = variable_rate(sorted);
     const double step =
         static_cast<double>(entries.back().pts - entries.front().pts) / static_cast<double>(n - 1);
     if (!(step > 0)) return false;
@@ -127,6 +158,7 @@ struct IndexedReader::Impl {
     for (;;) {
       av_packet_unref(packet.get());
       if (av_read_frame(format.get(), packet.get()) < 0) return false;
+      watchdog->progress();
       if (packet->stream_index == stream) return true;
     }
   }
@@ -145,12 +177,14 @@ struct IndexedReader::Impl {
   bool decode_to(int64_t pos, cv::Mat& out) {
     const int64_t n = static_cast<int64_t>(pts.size());
     for (;;) {
+      if (watchdog->expired()) return false;
       const int ret = avcodec_receive_frame(codec.get(), frame.get());
       if (ret == AVERROR(EAGAIN)) {
         if (draining || !feed()) return false;
         continue;
       }
       if (ret < 0) return false;
+      watchdog->progress();
       const int64_t ts = frame->pts;
       if (ts == AV_NOPTS_VALUE) return false;
       if (ts < skip_below) continue;
@@ -191,10 +225,15 @@ struct IndexedReader::Impl {
 IndexedReader::IndexedReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 IndexedReader::~IndexedReader() = default;
 
-std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path) {
+std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path, Watchdog& watchdog,
+                                                   bool* variable) {
   auto m = std::make_unique<Impl>();
+  m->watchdog = &watchdog;
   if (!m->packet || !m->frame || !m->bgr) return nullptr;
-  AVFormatContext* format = nullptr;
+  AVFormatContext* format = avformat_alloc_context();
+  if (format == nullptr) return nullptr;
+  format->interrupt_callback = {interrupt_when_expired, &watchdog};
+  // On failure avformat_open_input frees the context and sets it to null.
   if (avformat_open_input(&format, path.c_str(), nullptr, nullptr) < 0) return nullptr;
   m->format.reset(format);
   // Containers whose packets carry presentation timestamps and whose index libavformat seeks
@@ -212,7 +251,9 @@ std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path) {
   if (m->stream < 0 || (format->streams[m->stream]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
     return nullptr;
   }
-  if (!m->scan() || !m->open_decoder() || !m->seek_to(0)) return nullptr;
+  const bool scanned = m->scan();
+  *variable = m->variable;
+  if (!scanned || !m->open_decoder() || !m->seek_to(0)) return nullptr;
   return std::unique_ptr<IndexedReader>(new IndexedReader(std::move(m)));
 }
 
@@ -241,7 +282,7 @@ bool IndexedReader::read(int64_t pos, cv::Mat& bgr) {
 
 bool IndexedReader::read_key_frame(int64_t pos, cv::Mat& bgr) {
   Impl& m = *impl_;
-  if (!m.seek_to(pos)) return false;
+  if (m.watchdog->expired() || !m.seek_to(pos)) return false;
   m.seeked |= pos > 0;
   m.next = -1;  // the decoder is drained below: the next read seeks
   // Packets before the key frame (the seek may land on an earlier one) are passed undecoded.

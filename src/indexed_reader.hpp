@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "stam/decode.hpp"
+
 namespace stam {
 
 class IndexedReader {
@@ -17,7 +19,13 @@ class IndexedReader {
   // an MP4/MOV or Matroska/WebM container; every packet timestamped, none flagged corrupt or to
   // be discarded, the demuxer reaching the end cleanly; timestamps evenly spaced (constant rate:
   // nothing dropped, one frame per packet); for MP4/MOV, as many packets as the header lists.
-  static std::unique_ptr<IndexedReader> open(const std::string& path);
+  // `*variable` is set when the packets were read and show a variable frame rate: many intervals
+  // between timestamps, not just a few dropped frames, differ from the typical one (the
+  // container's timestamps are then evenly spaced no more). Every packet read and frame decoded is progress for
+  // `watchdog`, which must outlive the reader; once it expires, reading stops (libavformat's
+  // interrupt callback) and every call fails.
+  static std::unique_ptr<IndexedReader> open(const std::string& path, Watchdog& watchdog,
+                                             bool* variable);
   ~IndexedReader();
   IndexedReader(const IndexedReader&) = delete;
   IndexedReader& operator=(const IndexedReader&) = delete;

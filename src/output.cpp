@@ -44,6 +44,7 @@ nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
   j["timings_ms"] = std::move(timings);
   j["device"] = r.device;
   j["precision"] = r.precision;
+  if (!r.warnings.empty()) j["warnings"] = r.warnings;
   if (with_logits) j["logits"] = r.logits;
   return j;
 }
@@ -76,6 +77,10 @@ std::string to_text(const Result& r, std::optional<double> load_ms) {
     << format_number("%.1f", t.spatial_ms) << " ms | temporal "
     << format_number("%.1f", t.temporal_ms) << " ms | total " << format_number("%.1f", t.total_ms)
     << " ms | " << r.device << " " << r.precision << "\n";
+  if (!r.warnings.empty()) {
+    o << "\nwarnings:\n";
+    for (const auto& w : r.warnings) o << "  - " << w << "\n";
+  }
   return o.str();
 }
 

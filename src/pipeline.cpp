@@ -147,7 +147,7 @@ Clip Classifier::prepare(const std::string& input) const {
   auto t0 = Clock::now();
   VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling, m.opts.seek);
   clip.timings.decode_ms = ms_since(t0);
-  if (!frames.warning.empty()) spdlog::warn("{}: {}", input, frames.warning);
+  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
   spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
                 frames.images.size(), clip.timings.decode_ms,
                 is_frames_folder(input) ? "frames folder"
@@ -170,6 +170,7 @@ Clip Classifier::prepare(const std::string& input) const {
   clip.frame_indices = std::move(frames.indices);
   clip.frame_count = frames.frame_count;
   clip.fps = frames.fps;
+  clip.warnings = std::move(frames.warnings);
   return clip;
 }
 
@@ -227,6 +228,7 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
                          r.timings.temporal_ms;
     r.device = device_name();
     r.precision = to_string(m.opts.precision);
+    r.warnings = c.warnings;
     results.push_back(std::move(r));
   }
   return results;

@@ -142,7 +142,8 @@ TEST(BatchRecords, CsvQuotingFollowsRfc4180) {
   EXPECT_EQ(csv_field("line\nbreak"), "\"line\nbreak\"");
   EXPECT_EQ(csv_field("sp ace"), "\"sp ace\"");
   EXPECT_EQ(csv_field("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
-  EXPECT_EQ(csv_header(2), "input,label_1,score_1,label_2,score_2,error\n");
+  EXPECT_EQ(csv_header(2), "input,label_1,score_1,label_2,score_2,warnings,error\n");
+  EXPECT_EQ(csv_header(2, false), "input,label_1,score_1,label_2,score_2,error\n");
 }
 
 TEST(BatchRecords, CsvParserRoundTripsAndFindsTheTornTail) {
@@ -169,6 +170,28 @@ Result fake_result(const std::string& input, const std::string& label = "abseili
   return r;
 }
 
+TEST(BatchRecords, WarningsGoInTheirOwnColumnAndJsonKey) {
+  Result r = fake_result("cut.mkv");
+  r.warnings = {
+      "the header says 300 frames but only 10 could be decoded (the file is cut short "
+      "or damaged)",
+      "the video is too short for 4 samples: only 3 distinct frames, some used more "
+      "than once"};
+  RecordWriter csv(Format::kCsv, 2, false);
+  CsvRows rows = parse_csv(csv.header() + csv.result(r) + csv.result(fake_result("ok.mp4")));
+  ASSERT_EQ(rows.rows.size(), 3u);
+  EXPECT_EQ(rows.rows[1],
+            (std::vector<std::string>{"cut.mkv", "abseiling", "0.75", "air drumming", "0.125",
+                                      r.warnings[0] + "; " + r.warnings[1], ""}));
+  EXPECT_EQ(rows.rows[2][5], "");  // a clean video: an empty warnings field
+  EXPECT_EQ(parse_csv(csv.error("x.mp4", "bad")).rows[0].size(), 7u);
+
+  RecordWriter jsonl(Format::kJsonl, 2, false);
+  auto j = nlohmann::json::parse(jsonl.result(r));
+  EXPECT_EQ(j["warnings"], nlohmann::json(r.warnings));
+  EXPECT_FALSE(nlohmann::json::parse(jsonl.result(fake_result("ok.mp4"))).contains("warnings"));
+}
+
 TEST(BatchRecords, JsonlRecordsAreSingleLinesWithTheClassifySchema) {
   RecordWriter w(Format::kJsonl, 2, false);
   EXPECT_EQ(w.header(), "");
@@ -186,8 +209,8 @@ TEST(BatchRecords, JsonlRecordsAreSingleLinesWithTheClassifySchema) {
 TEST(BatchRecords, CsvRowsPadMissingLabelsAndCarryErrors) {
   RecordWriter w(Format::kCsv, 3, false);
   EXPECT_EQ(w.result(fake_result("a b.mp4")),
-            "\"a b.mp4\",abseiling,0.75,\"air drumming\",0.125,,,\n");
-  EXPECT_EQ(w.error("x.mp4", "broken, badly"), "x.mp4,,,,,,,\"broken, badly\"\n");
+            "\"a b.mp4\",abseiling,0.75,\"air drumming\",0.125,,,,\n");
+  EXPECT_EQ(w.error("x.mp4", "broken, badly"), "x.mp4,,,,,,,,\"broken, badly\"\n");
 }
 
 TEST(BatchRecords, InvalidUtf8NamesAreReplacedConsistently) {
@@ -229,7 +252,7 @@ TEST(BatchOutput, RefusesFilesThatAreNotOurs) {
   EXPECT_THROW(scan_output(d.file("a.jsonl"), Format::kJsonl, 2), Error);
   write_file(d.file("b.jsonl"), "important notes");
   EXPECT_THROW(scan_output(d.file("b.jsonl"), Format::kJsonl, 2), Error);
-  write_file(d.file("c.csv"), csv_header(5) + "a.mp4,,,,,,,,,,,x\n");
+  write_file(d.file("c.csv"), csv_header(5) + "a.mp4,,,,,,,,,,,,x\n");
   EXPECT_NO_THROW(scan_output(d.file("c.csv"), Format::kCsv, 5));
   EXPECT_THROW(scan_output(d.file("c.csv"), Format::kCsv, 3), Error);  // other --top-k
   write_file(d.file("d.csv"), "name,size\nx,1\n");
@@ -347,6 +370,11 @@ struct FakeRun {
     opts.output = dir.file(f == Format::kCsv ? "out.csv" : "out.jsonl");
     opts.top_k = 2;
     opts.resume_command = "stam batch --resume";
+    // The inputs are names, not files: "*missing*" plays a path check_input refuses.
+    opts.check_input = [](const std::string& input) {
+      if (input.find("missing") != std::string::npos)
+        throw InputError(input + ": no such file or directory");
+    };
   }
   Summary go(int stop_after = 0) {
     clear_stop();
@@ -464,3 +492,49 @@ TEST(BatchRun, ShardsSplitTheWork) {
 }
 
 }  // namespace
+
+TEST(BatchRun, RefusedInputsAreRecordedWithoutDecodingOrLoadingTheModel) {
+  FakeRun r(2);
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv_missing.mp4\nv101.mp4\n");
+  Summary s = r.go();
+  EXPECT_EQ(s.labelled, 2);
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.exit_code, static_cast<int>(Exit::kPartial));
+  EXPECT_EQ(r.records(),
+            (std::map<std::string, std::string>{
+                {"v100.mp4", "v100"}, {"v101.mp4", "v101"}, {"v_missing.mp4", "ERR"}}));
+  EXPECT_EQ(r.loads, 1);
+
+  // Nothing left but refused inputs: their errors are recorded and the model never loads.
+  FakeRun none(0);
+  write_file(none.dir.file("list.txt"), "a_missing.mp4\nb_missing.mp4\n");
+  Summary n = none.go();
+  EXPECT_EQ(n.failed, 2);
+  EXPECT_EQ(n.exit_code, static_cast<int>(Exit::kPartial));
+  EXPECT_EQ(none.loads, 0);
+  EXPECT_EQ(none.records().size(), 2u);
+}
+
+TEST(BatchRun, ResumingACsvWithoutTheWarningsColumnKeepsItsLayout) {
+  // An output of stam before the column: header and rows without `warnings`.
+  FakeRun r(2, Format::kCsv);
+  const std::string old_header = csv_header(2, false);
+  const std::string old_row =
+      RecordWriter(Format::kCsv, 2, false, false).result(fake_result("v100.mp4", "v100"));
+  write_file(r.opts.output, old_header + old_row);
+  EXPECT_FALSE(scan_output(r.opts.output, Format::kCsv, 2).warnings_column);
+  r.opts.resume = true;
+  Summary s = r.go();
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.labelled, 1);
+  CsvRows rows = parse_csv(read_file(r.opts.output));
+  ASSERT_EQ(rows.rows.size(), 5u);  // header, v100 (old), v101, v_bad, v_boom
+  EXPECT_EQ(read_file(r.opts.output).substr(0, old_header.size()), old_header);
+  for (const auto& row : rows.rows) EXPECT_EQ(row.size(), 6u) << row.front();
+
+  // --retry-errors rewrites the file: still the old columns.
+  r.opts.retry_errors = true;
+  r.go();
+  EXPECT_EQ(read_file(r.opts.output).substr(0, old_header.size()), old_header);
+  for (const auto& row : parse_csv(read_file(r.opts.output)).rows) EXPECT_EQ(row.size(), 6u);
+}

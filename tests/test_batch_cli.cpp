@@ -17,6 +17,10 @@ using namespace stam::test;
 
 namespace {
 
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
 void link_video(const std::string& video, const fs::path& at) {
   fs::create_directories(at.parent_path());
   fs::create_symlink(video_path(video), at);
@@ -114,11 +118,11 @@ TEST(BatchCli, CsvRoundTripsThroughPythonsCsvModule) {
   auto rows = nlohmann::json::parse(py.out);
   ASSERT_EQ(rows.size(), 1 + t.good.size() + t.bad.size());
   EXPECT_EQ(rows[0], nlohmann::json::parse(R"(["input","label_1","score_1","label_2","score_2",
-                                               "label_3","score_3","error"])"));
+                                               "label_3","score_3","warnings","error"])"));
   std::set<std::string> good, bad;
   for (size_t i = 1; i < rows.size(); ++i) {
-    ASSERT_EQ(rows[i].size(), 8u);
-    const bool failed = !rows[i][7].get<std::string>().empty();
+    ASSERT_EQ(rows[i].size(), 9u);
+    const bool failed = !rows[i][8].get<std::string>().empty();
     (failed ? bad : good).insert(rows[i][0].get<std::string>());
     if (!failed) {
       EXPECT_GT(std::stod(rows[i][2].get<std::string>()), 0.0);
@@ -369,3 +373,79 @@ TEST(BatchCli, OutputIntoAMissingFolderIsRefusedNotCreated) {
 }
 
 }  // namespace
+
+TEST(BatchCli, WarningsAreInTheJsonlRecordAndTheCsvColumn) {
+  // The issue's damaged file (Matroska cut after 40,000 bytes: ffmpeg -f lavfi -i
+  // testsrc2=size=320x240:rate=30 -vf noise=alls=9:allf=t -frames:v 300 -c:v libx264 -pix_fmt
+  // yuv420p -g 30 full.mkv; head -c 40000) beside a clean video, with -f 16 so frames repeat.
+  TempDir t;
+  const std::string full = t.file("full.mkv"), cut = t.file("in/cut.mkv");
+  auto made = run_command(
+      "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=30 "
+      "-vf noise=alls=9:allf=t -frames:v 300 -c:v libx264 -pix_fmt yuv420p -g 30 " +
+      shell_quote(full));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  fs::create_directories(t.file("in"));
+  fs::copy_file(full, cut);
+  fs::resize_file(cut, 40000);
+  link_video("short_32frames_30fps.mp4", t.file("in/clean.mp4"));
+
+  const std::string jsonl = t.file("out.jsonl");
+  // The tiny model with 16 frames (stam_batch() would give it 4).
+  const auto batch16 = [](const std::string& args) {
+    return run_command(shell_quote(stam_binary()) + " batch " + args + " -w " +
+                       shell_quote(fixture_path("tiny_stam.pth")) + " -f 16");
+  };
+  auto r = batch16(shell_quote(t.file("in")) + " -o " + shell_quote(jsonl));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, nlohmann::json> records;
+  std::istringstream in(read_file(jsonl));
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    records[fs::path(j["input"].get<std::string>()).filename().string()] = j;
+  }
+  ASSERT_EQ(records.size(), 2u);
+  ASSERT_TRUE(records["cut.mkv"].contains("warnings")) << records["cut.mkv"];
+  EXPECT_EQ(records["cut.mkv"]["warnings"].size(), 2u) << records["cut.mkv"];
+  EXPECT_FALSE(records["clean.mp4"].contains("warnings")) << records["clean.mp4"];
+
+  const std::string csv = t.file("out.csv");
+  r = batch16(shell_quote(t.file("in")) + " -o " + shell_quote(csv) + " -k 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto py = run_command(
+      "python3 -c 'import csv,json,sys; "
+      "print(json.dumps(list(csv.reader(open(sys.argv[1], newline=\"\", encoding=\"utf-8\")))))' " +
+      shell_quote(csv));
+  ASSERT_EQ(py.exit_code, 0) << py.err;
+  auto rows = nlohmann::json::parse(py.out);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], nlohmann::json::parse(R"(["input","label_1","score_1","warnings","error"])"));
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const std::string input = rows[i][0], warnings = rows[i][3];
+    if (contains(input, "cut.mkv")) {
+      EXPECT_TRUE(contains(warnings, "the header says 300 frames")) << warnings;
+      EXPECT_TRUE(contains(warnings, "; the video is too short for 16 samples")) << warnings;
+    } else {
+      EXPECT_EQ(warnings, "") << input;
+    }
+    EXPECT_EQ(rows[i][4], "") << input;
+  }
+}
+
+TEST(BatchCli, UnreadableListedInputsBecomeErrorRecordsAndTheRestGoOn) {
+  // A missing path and a FIFO (which would block a reader forever) in the list: each gets its
+  // error record at once, and the video between them is labelled.
+  TempDir t;
+  const std::string fifo = t.file("pipe.mp4"), list = t.file("list.txt"), out = t.file("o.jsonl");
+  ASSERT_EQ(run_command("mkfifo " + shell_quote(fifo)).exit_code, 0);
+  std::ofstream(list) << "/nonexistent/a.mp4\n"
+                      << video_path("short_32frames_30fps.mp4") << "\n"
+                      << fifo << "\n";
+  auto r = batch("--list " + shell_quote(list) + " -o " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  auto m = jsonl_records(out);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_TRUE(contains(m["/nonexistent/a.mp4"], "ERR: ")) << m["/nonexistent/a.mp4"];
+  EXPECT_TRUE(contains(m[fifo], "not a regular file")) << m[fifo];
+  EXPECT_FALSE(contains(m[video_path("short_32frames_30fps.mp4")], "ERR"));
+}

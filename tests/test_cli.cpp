@@ -359,3 +359,95 @@ TEST(Cli, SeekKeyframeTakesKeyFramesAndReportsTheirPositions) {
   EXPECT_NE(key_idx, exact_idx);
   EXPECT_EQ(run_command(stam_cmd(cmd + " --seek fast")).exit_code, 2);
 }
+
+namespace {
+
+// The damaged file: 300 noisy frames in Matroska cut after 40,000 bytes (about 10
+// frames decode), made with ffmpeg -f lavfi -i testsrc2=size=320x240:rate=30 -vf
+// noise=alls=9:allf=t -frames:v 300 -c:v libx264 -pix_fmt yuv420p -g 30 full.mkv; head -c 40000.
+std::string make_cut_mkv(const stam::test::TempDir& dir) {
+  const std::string full = dir.file("full.mkv"), cut = dir.file("cut.mkv");
+  auto r = run_command(
+      "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=30 "
+      "-vf noise=alls=9:allf=t -frames:v 300 -c:v libx264 -pix_fmt yuv420p -g 30 " +
+      shell_quote(full));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::filesystem::copy_file(full, cut);
+  std::filesystem::resize_file(cut, 40000);
+  return cut;
+}
+
+}  // namespace
+
+TEST(Cli, WarningsTravelWithTheResultInJsonAndText) {
+  stam::test::TempDir dir;
+  const std::string cut = make_cut_mkv(dir);
+  auto json = run_command(stam_cmd("classify " + shell_quote(cut) + " " +
+                                   video("short_32frames_30fps.mp4") + " " + tiny() +
+                                   " -f 16 --format json -q"));
+  ASSERT_EQ(json.exit_code, 0) << "a damaged but decodable file is labelled: " << json.err;
+  std::istringstream lines(json.out);
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  const auto j = nlohmann::ordered_json::parse(first);
+  ASSERT_TRUE(j.contains("warnings")) << first;
+  ASSERT_EQ(j["warnings"].size(), 2u) << first;
+  EXPECT_TRUE(contains(j["warnings"][0], "the header says 300 frames but only ")) << first;
+  EXPECT_TRUE(contains(j["warnings"][1], "too short for 16 samples")) << first;
+  EXPECT_EQ(std::prev(j.end()).key(), "warnings") << "after precision, before logits";
+  EXPECT_FALSE(nlohmann::json::parse(second).contains("warnings")) << "a clean video: " << second;
+
+  auto text = run_command(stam_cmd("classify " + shell_quote(cut) + " " + tiny() + " -f 16 -q"));
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  const size_t timings = text.out.find("timings: "), warnings = text.out.find("\nwarnings:\n");
+  ASSERT_NE(warnings, std::string::npos) << text.out;
+  EXPECT_GT(warnings, timings) << "shown under the table and timings: " << text.out;
+  EXPECT_TRUE(contains(text.out, "  - the header says 300 frames")) << text.out;
+  EXPECT_TRUE(contains(text.out, "  - the video is too short for 16 samples")) << text.out;
+}
+
+TEST(Cli, BadInputsAreReportedBeforeTheModelLoads) {
+  // Weights that do not exist would be exit 4 once loaded: exit 3 shows the inputs were checked
+  // first, and no load was tried.
+  stam::test::TempDir dir;
+  const std::string fifo = dir.file("pipe.mp4");
+  ASSERT_EQ(run_command("mkfifo " + shell_quote(fifo)).exit_code, 0);
+  for (const std::string& input : {std::string("/nonexistent/clip.mp4"), fifo}) {
+    SCOPED_TRACE(input);
+    auto r = run_command(
+        stam_cmd("classify " + shell_quote(input) + " --weights /nonexistent/stam_16.pth"));
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_TRUE(contains(r.err, input)) << r.err;
+    EXPECT_FALSE(contains(r.err, "stam_16.pth")) << r.err;
+  }
+  // With a good input too, the bad one is reported before the model's load line, and both get
+  // their record in input order.
+  auto r =
+      run_command(stam_cmd("classify /nonexistent/clip.mp4 " + video("short_32frames_30fps.mp4") +
+                           " " + tiny() + " --format json"));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  const size_t reported = r.err.find("/nonexistent/clip.mp4"), loaded = r.err.find("loaded");
+  ASSERT_NE(reported, std::string::npos) << r.err;
+  ASSERT_NE(loaded, std::string::npos) << r.err;
+  EXPECT_LT(reported, loaded) << r.err;
+  std::istringstream lines(r.out);
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_TRUE(nlohmann::json::parse(first).contains("error")) << first;
+  EXPECT_TRUE(nlohmann::json::parse(second).contains("top_k")) << second;
+}
+
+TEST(Cli, DecodeTimeoutStopsAStalledDecodeAndABadValueIsAUsageError) {
+  // A limit shorter than any decoding step plays a decode that makes no progress.
+  auto stalled =
+      run_command("STAM_DECODE_TIMEOUT=1e-9 " +
+                  stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny()));
+  EXPECT_EQ(stalled.exit_code, 3) << stalled.err;
+  EXPECT_TRUE(contains(stalled.err, "made no progress")) << stalled.err;
+  auto bad = run_command("STAM_DECODE_TIMEOUT=soon " +
+                         stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny()));
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "STAM_DECODE_TIMEOUT")) << bad.err;
+}

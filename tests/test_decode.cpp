@@ -8,12 +8,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string>
 
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
@@ -39,6 +42,13 @@ int64_t count_frames(const std::string& path) {
   int64_t n = 0;
   while (cap.grab()) ++n;
   return n;
+}
+
+// The warnings as one line, for searching and for failure messages.
+std::string joined(const VideoFrames& f) {
+  std::string all;
+  for (const auto& w : f.warnings) all += (all.empty() ? "" : " | ") + w;
+  return all;
 }
 
 bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
@@ -87,7 +97,7 @@ TEST(Decode, SharedVideosGiveSixteenFrames) {
     EXPECT_EQ(f.width, v.width);
     EXPECT_EQ(f.height, v.height);
     EXPECT_GT(f.fps, 0);
-    EXPECT_EQ(f.warning, "");
+    EXPECT_TRUE(f.warnings.empty()) << joined(f);
     EXPECT_FALSE(f.seeked) << "short videos are read on, never seeked";
   }
 }
@@ -98,7 +108,12 @@ TEST(Decode, ReferenceSamplingUsesStreamRate) {
     const VideoFrames f = read_frames(test::video_path(v.name), 16, Sampling::kReference);
     EXPECT_EQ(f.indices, reference_indices(v.frames, f.fps, 16));
     EXPECT_EQ(f.images.size(), 16u);
-    EXPECT_EQ(f.warning, "");
+    // Positions clamped to the last frame repeat it, and the result says so.
+    const bool repeats = std::set<int64_t>(f.indices.begin(), f.indices.end()).size() < 16;
+    EXPECT_EQ(f.warnings.size(), repeats ? 1u : 0u) << joined(f);
+    if (repeats) {
+      EXPECT_NE(joined(f).find("too short for 16 samples"), std::string::npos);
+    }
   }
   // The AVI's positions at 25 fps, all inside its 164 frames: 0, 15, 31, ..., 156 then clamped.
   const VideoFrames avi =
@@ -160,7 +175,7 @@ TEST(Decode, KeyframeModeOnShortVideo) {
   const VideoFrames k = read_frames(path, 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.frame_count, 30);
   EXPECT_EQ(k.indices, (Idx{0, 10, 10, 20}));
-  EXPECT_EQ(k.warning, "");
+  EXPECT_TRUE(k.warnings.empty()) << joined(k);
   const VideoFrames e = read_frames_at(path, {0, 10, 20});
   ASSERT_EQ(k.images.size(), 4u);
   EXPECT_TRUE(same_pixels(k.images[0], e.images[0]));
@@ -200,7 +215,7 @@ TEST(Decode, TruncatedFileWhoseHeaderOvercounts) {
   const VideoFrames f = read_frames(cut, 16, Sampling::kUniform);
   EXPECT_EQ(f.frame_count, real);
   EXPECT_EQ(f.indices, uniform_indices(real, 16));
-  EXPECT_NE(f.warning.find("header"), std::string::npos) << f.warning;
+  EXPECT_NE(joined(f).find("header"), std::string::npos) << joined(f);
   // The frames decoded from the damaged file are the full file's frames at the same positions.
   const VideoFrames ok = read_frames_at(full, f.indices);
   ASSERT_EQ(ok.images.size(), 16u);
@@ -236,7 +251,7 @@ TEST(Decode, VariableRateFileWhoseEstimateIsWrong) {
     const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
     EXPECT_EQ(f.frame_count, real);
     EXPECT_EQ(f.indices, uniform_indices(real, 16));
-    EXPECT_NE(f.warning.find("header"), std::string::npos);
+    EXPECT_NE(joined(f).find("header"), std::string::npos);
   }
 }
 
@@ -267,6 +282,11 @@ TEST(Decode, HonoursRotationMetadata) {
   EXPECT_EQ(p.height, 90);
   EXPECT_EQ(r.width, 90);
   EXPECT_EQ(r.height, 160);
+  // The result says the frames were turned: pipelines that ignore the metadata see others.
+  EXPECT_TRUE(p.warnings.empty()) << joined(p);
+  EXPECT_EQ(r.warnings,
+            std::vector<std::string>{
+                "frames were rotated by 90 degrees as the file's rotation metadata asks"});
   ASSERT_EQ(r.images.size(), 4u);
   for (size_t i = 0; i < 4; ++i) {
     cv::Mat turned;
@@ -276,7 +296,7 @@ TEST(Decode, HonoursRotationMetadata) {
   // Keyframe mode decodes through its own path, upright too (frame 0 is the only key frame).
   const VideoFrames k = read_frames(rotated, 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.indices, Idx(4, 0));
-  EXPECT_EQ(k.warning, "");
+  EXPECT_EQ(k.warnings, r.warnings);
   EXPECT_TRUE(same_pixels(k.images[0], read_frames_at(rotated, {0}).images[0]));
 }
 
@@ -374,7 +394,7 @@ const char kMpeg4[] = "-c:v mpeg4 -bf 2 -g 100";
 TEST_F(DecodeLong, Mp4H264WithBFramesSeeksExactly) {
   const std::string path = make("h264.mp4", kH264);
   expect_sequential_result(path, true);
-  EXPECT_EQ(read_frames(path, 16, Sampling::kUniform).warning, "");
+  EXPECT_TRUE(read_frames(path, 16, Sampling::kUniform).warnings.empty());
 }
 
 TEST_F(DecodeLong, Mp4Mpeg4PartTwoIsReadOnExactly) {
@@ -394,7 +414,7 @@ TEST_F(DecodeLong, MatroskaSeeksExactly) {
   // Matroska has no frame count (OpenCV estimates duration x rate): the packets give it.
   const std::string path = make("h264.mkv", kH264);
   expect_sequential_result(path, true);
-  EXPECT_EQ(read_frames(path, 16, Sampling::kUniform).warning, "");
+  EXPECT_TRUE(read_frames(path, 16, Sampling::kUniform).warnings.empty());
 }
 
 TEST_F(DecodeLong, WebmVp9SeeksExactly) {
@@ -429,7 +449,7 @@ TEST_F(DecodeLong, DamagedMatroskaFallsBackSafely) {
     EXPECT_EQ(f.indices, uniform_indices(count, 16));
     EXPECT_FALSE(f.seeked);
     if (seek == Seek::kKeyframe) {
-      EXPECT_NE(f.warning.find("key-frame index"), std::string::npos) << f.warning;
+      EXPECT_NE(joined(f).find("key-frame index"), std::string::npos) << joined(f);
     }
     ASSERT_EQ(f.images.size(), 16u);
     for (size_t i = 0; i < 16; ++i) {
@@ -456,7 +476,7 @@ TEST_F(DecodeLong, KeyframeModeTakesKeyFramesAtOrBefore) {
         sequential_frames(path, std::set<int64_t>(f.indices.begin(), f.indices.end()), &count);
     EXPECT_EQ(f.frame_count, count);
     EXPECT_TRUE(f.seeked);
-    EXPECT_EQ(f.warning, "");
+    EXPECT_TRUE(f.warnings.empty()) << joined(f);
     Idx keys = uniform_indices(count, 160);
     for (int64_t& k : keys) k -= k % 50;
     EXPECT_EQ(f.indices, keys);
@@ -515,7 +535,7 @@ TEST_F(DecodeLong, KeyframeModeReadsExactFramesWithoutIndex) {
   const VideoFrames f = read_frames(path, 16, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(f.indices, uniform_indices(f.frame_count, 16));
   EXPECT_FALSE(f.seeked);
-  EXPECT_NE(f.warning.find("key-frame index"), std::string::npos) << f.warning;
+  EXPECT_NE(joined(f).find("key-frame index"), std::string::npos) << joined(f);
 }
 
 TEST_F(DecodeLong, AviIsReadOn) {
@@ -554,7 +574,7 @@ TEST_F(DecodeLong, TruncatedMp4FallsBackToReadingOn) {
   ASSERT_LT(count, 5000);
   EXPECT_EQ(f.frame_count, count);
   EXPECT_EQ(f.indices, uniform_indices(count, 16));
-  EXPECT_NE(f.warning.find("header"), std::string::npos) << f.warning;
+  EXPECT_NE(joined(f).find("header"), std::string::npos) << joined(f);
   EXPECT_FALSE(f.seeked);
   for (size_t i = 0; i < f.indices.size(); ++i) {
     EXPECT_EQ(cv::norm(f.images[i], seq.at(f.indices[i]), cv::NORM_INF), 0) << f.indices[i];
@@ -599,7 +619,7 @@ TEST(FramesFolder, SortsByNameAndSamples) {
   // Every image stands alone: keyframe mode reads the sampled ones, without a warning.
   const VideoFrames k = read_frames(dir.path().string(), 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.indices, (Idx{1, 3, 6, 8}));
-  EXPECT_EQ(k.warning, "");
+  EXPECT_TRUE(k.warnings.empty()) << joined(k);
 }
 
 TEST(FramesFolder, ReferenceSamplingAssumesThirtyFps) {
@@ -626,6 +646,180 @@ TEST(FramesFolder, ReadsOnlyNeededImages) {
   EXPECT_NO_THROW(read_frames(dir.path().string(), 4, Sampling::kUniform));  // 1, 3, 6, 8
   expect_input_error([&] { read_frames(dir.path().string(), 10, Sampling::kUniform); },
                      "img_00.png");
+}
+
+// ---- warnings: what a result rests on, one sentence per condition ----
+
+bool has_warning(const VideoFrames& f, const std::string& needle) {
+  return joined(f).find(needle) != std::string::npos;
+}
+
+TEST(DecodeWarnings, MatroskaCutAfter40kBSaysSoAndThatFramesRepeat) {
+  // The case: 300 frames of noisy video in Matroska (ffmpeg -f lavfi -i
+  // testsrc2=size=320x240:rate=30 -vf noise=alls=9:allf=t -frames:v 300 -c:v libx264 -pix_fmt
+  // yuv420p -g 30 full.mkv), cut after its first 40,000 bytes (head -c 40000): the header's
+  // duration still says 300 frames, about 10 decode.
+  test::TempDir tmp;
+  const std::string full = tmp.file("full.mkv"), cut = tmp.file("cut.mkv");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=320x240:rate=30 -vf noise=alls=9:allf=t -frames:v 300 "
+      "-c:v libx264 -pix_fmt yuv420p -g 30 " +
+      shell_quote(full));
+  fs::copy_file(full, cut);
+  fs::resize_file(cut, 40000);
+  const int64_t real = count_frames(cut);
+  ASSERT_GT(real, 0);
+  ASSERT_LT(real, 16) << "the cut should leave fewer frames than the model needs";
+
+  const VideoFrames f = read_frames(cut, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, real);
+  EXPECT_EQ(f.indices, uniform_indices(real, 16));
+  ASSERT_EQ(f.warnings.size(), 2u) << joined(f);
+  EXPECT_EQ(f.warnings[0], "the header says 300 frames but only " + std::to_string(real) +
+                               " could be decoded (the file may be cut short or damaged)");
+  EXPECT_EQ(f.warnings[1], "the video is too short for 16 samples: only " + std::to_string(real) +
+                               " distinct frames, some used more than once");
+}
+
+TEST(DecodeWarnings, SixFramesForSixteenSamplesRepeatFrames) {
+  // ffmpeg -f lavfi -i testsrc2=size=96x64:rate=30 -frames:v 6 -c:v libx264 six.mp4: a whole,
+  // valid file, only shorter than the model's 16 frames.
+  test::TempDir tmp;
+  const std::string path = tmp.file("six.mp4");
+  ffmpeg("-f lavfi -i testsrc2=size=96x64:rate=30 -frames:v 6 -c:v libx264 -pix_fmt yuv420p " +
+         shell_quote(path));
+  const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, 6);
+  ASSERT_EQ(f.warnings.size(), 1u) << joined(f);
+  EXPECT_TRUE(has_warning(f, "too short for 16 samples: only 6 distinct frames")) << joined(f);
+  // Six samples of six frames need no repeats.
+  EXPECT_TRUE(read_frames(path, 6, Sampling::kUniform).warnings.empty());
+}
+
+TEST(DecodeWarnings, VariableFrameRateIsReported) {
+  // Frame intervals alternating 1/30 s and 2/30 s: ffmpeg -f lavfi -i
+  // testsrc2=size=96x64:rate=30 -frames:v 60 -vf "setpts='(N+floor(N/2))/(30*TB)'" -fps_mode
+  // passthrough -c:v libx264 vfr.mp4 (and the same into Matroska).
+  test::TempDir tmp;
+  for (const char* name : {"vfr.mp4", "vfr.mkv"}) {
+    SCOPED_TRACE(name);
+    const std::string path = tmp.file(name);
+    ffmpeg(
+        "-f lavfi -i testsrc2=size=96x64:rate=30 -frames:v 60 "
+        "-vf \"setpts='(N+floor(N/2))/(30*TB)'\" -fps_mode passthrough -c:v libx264 "
+        "-pix_fmt yuv420p " +
+        shell_quote(path));
+    const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+    EXPECT_EQ(f.frame_count, count_frames(path));
+    EXPECT_TRUE(has_warning(f, "the frame rate varies")) << joined(f);
+  }
+  // The same frames at an even 30 fps: no warning.
+  const std::string even = tmp.file("even.mp4");
+  ffmpeg("-f lavfi -i testsrc2=size=96x64:rate=30 -frames:v 60 -c:v libx264 -pix_fmt yuv420p " +
+         shell_quote(even));
+  const VideoFrames e = read_frames(even, 16, Sampling::kUniform);
+  EXPECT_TRUE(e.warnings.empty()) << joined(e);
+}
+
+TEST(DecodeWarnings, KeyframeSeekFallbackIsReported) {
+  // An AVI has no usable key-frame index: --seek keyframe reads the exact frames and says so.
+  const VideoFrames f = read_frames(test::video_path("mpeg4_320x240_25fps.avi"), 16,
+                                    Sampling::kUniform, Seek::kKeyframe);
+  ASSERT_EQ(f.warnings.size(), 1u) << joined(f);
+  EXPECT_TRUE(has_warning(f, "no usable key-frame index")) << joined(f);
+  // No warning contains the "; " that CSV output joins them with.
+  for (const auto& w : f.warnings) EXPECT_EQ(w.find("; "), std::string::npos) << w;
+}
+
+// ---- no hang ----
+
+TEST(Watchdog, ExpiresOnlyAfterTheLimitWithoutProgress) {
+  double now = 0;
+  Watchdog w(60.0, [&] { return now; });
+  now = 59.9;
+  EXPECT_FALSE(w.expired());
+  now = 60.0;
+  EXPECT_TRUE(w.expired());
+  w.progress();
+  EXPECT_FALSE(w.expired());
+}
+
+TEST(Watchdog, ASlowDecodeThatKeepsProgressingNeverExpires) {
+  // An hour of decoding, a frame every 10 s: always within the limit of the last frame.
+  double now = 0;
+  Watchdog w(60.0, [&] { return now; });
+  for (int frame = 0; frame < 360; ++frame) {
+    now += 10.0;
+    ASSERT_FALSE(w.expired()) << "at " << now << " s";
+    w.progress();
+  }
+}
+
+// Sets (or, with nullptr, unsets) $STAM_DECODE_TIMEOUT for one scope.
+class TimeoutEnv {
+ public:
+  explicit TimeoutEnv(const char* value) {
+    if (const char* old = std::getenv("STAM_DECODE_TIMEOUT")) old_ = old;
+    if (value) {
+      ::setenv("STAM_DECODE_TIMEOUT", value, 1);
+    } else {
+      ::unsetenv("STAM_DECODE_TIMEOUT");
+    }
+  }
+  ~TimeoutEnv() {
+    if (old_) {
+      ::setenv("STAM_DECODE_TIMEOUT", old_->c_str(), 1);
+    } else {
+      ::unsetenv("STAM_DECODE_TIMEOUT");
+    }
+  }
+
+ private:
+  std::optional<std::string> old_;
+};
+
+TEST(Watchdog, DecodeTimeoutComesFromTheEnvironmentDefault60) {
+  {
+    TimeoutEnv env(nullptr);
+    EXPECT_EQ(decode_timeout_s(), 60.0);
+  }
+  {
+    TimeoutEnv env("2.5");
+    EXPECT_EQ(decode_timeout_s(), 2.5);
+  }
+  for (const char* bad : {"0", "-1", "abc", "10s", "inf", "nan"}) {
+    SCOPED_TRACE(bad);
+    TimeoutEnv env(bad);
+    EXPECT_THROW(decode_timeout_s(), UsageError);
+    // Decoding refuses to start with it rather than guessing.
+    EXPECT_THROW(read_frames(test::video_path("short_32frames_30fps.mp4"), 4, Sampling::kUniform),
+                 UsageError);
+  }
+}
+
+TEST(Watchdog, ADecodeWithoutProgressWithinTheLimitIsStopped) {
+  // No local file stalls on demand, so the limit is made shorter than any step of a decode can
+  // be (a nanosecond): the first check after opening finds it passed. Every kind of file stops
+  // with the error, whichever reader was at work.
+  TimeoutEnv env("1e-9");
+  for (const char* name : {"short_32frames_30fps.mp4", "mpeg4_320x240_25fps.avi"}) {
+    SCOPED_TRACE(name);
+    expect_input_error([&] { read_frames(test::video_path(name), 16, Sampling::kUniform); },
+                       "made no progress for 1e-09 s");
+  }
+}
+
+TEST(CheckInput, RefusesWithoutDecodingWhatCannotBeAnInput) {
+  test::TempDir tmp;
+  const std::string fifo = tmp.file("pipe.mp4"), empty = tmp.file("empty.mp4");
+  ASSERT_EQ(test::run_command("mkfifo " + shell_quote(fifo)).exit_code, 0);
+  std::ofstream(empty).close();
+  expect_input_error([] { check_input("/nonexistent/clip.mp4"); }, "no such file");
+  expect_input_error([&] { check_input(fifo); }, "not a regular file");
+  expect_input_error([&] { check_input(empty); }, "empty");
+  expect_input_error([&] { check_input(tmp.path().string()); }, "no image files");
+  expect_input_error([] { check_input(""); }, "empty input path");
+  EXPECT_NO_THROW(check_input(test::video_path("short_32frames_30fps.mp4")));
 }
 
 // ---- bad inputs ----

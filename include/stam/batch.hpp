@@ -73,9 +73,12 @@ enum class Format { kJsonl, kCsv };
 Format parse_format(const std::string& name, const std::string& output_path);
 
 // Renders records as whole lines (including the final '\n'), ready for a single write().
+// CSV rows have a `warnings` column (the result's warnings joined by "; ") before `error`, unless
+// `warnings_column` is false: the layout of outputs written before it existed, kept when resuming
+// one.
 class RecordWriter {
  public:
-  RecordWriter(Format format, int64_t top_k, bool with_logits);
+  RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column = true);
   std::string header() const;  // CSV header row, "" for JSONL
   std::string result(const Result& r) const;
   std::string error(const std::string& input, const std::string& message) const;
@@ -84,12 +87,13 @@ class RecordWriter {
   Format format_;
   int64_t top_k_;
   bool with_logits_;
+  bool warnings_column_;
 };
 
 // RFC 4180 quoting, made stricter so any consumer is safe: a field is quoted when it holds a
 // comma, quote, CR, LF, space/tab or any non-ASCII byte, and inner quotes are doubled.
 std::string csv_field(std::string_view field);
-std::string csv_header(int64_t top_k);
+std::string csv_header(int64_t top_k, bool warnings_column = true);
 
 // A strict RFC 4180 reader. `complete_bytes` is where the last row ended with a line break
 // outside quotes; anything after it is an unterminated (torn) tail.
@@ -110,6 +114,8 @@ struct ExistingOutput {
   uint64_t file_bytes = 0;
   uint64_t valid_bytes = 0;  // whole records (and header); the rest is a torn tail
   bool has_header = false;   // CSV only
+  // CSV only: false when the header has no `warnings` column (an output of an older stam).
+  bool warnings_column = true;
   // input -> true when it has a result record, false when it has only error records.
   std::unordered_map<std::string, bool> done;
   int64_t records = 0, error_records = 0;
@@ -121,9 +127,10 @@ struct ExistingOutput {
 ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k);
 
 // Rewrites `path` without its error records (those of inputs that also have a result are kept
-// out too) and without a torn tail: written to a temporary file in the same directory, fsync'ed,
-// renamed over `path`, directory fsync'ed. A crash at any point leaves either the old or the new
-// file, never a mix. Returns how many error records were dropped.
+// out too) and without a torn tail, keeping a CSV file's header (and so its columns): written to a
+// temporary file in the same directory, fsync'ed, renamed over `path`, directory fsync'ed. A crash
+// at any point leaves either the old or the new file, never a mix. Returns how many error records
+// were dropped.
 int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k);
 
 // The output file, appended to one whole record at a time.
@@ -244,6 +251,9 @@ struct Options {
   int decode_workers = 0;  // 0 = automatic
   double fsync_every_s = 10.0;
   std::string resume_command;  // shown when interrupted ("" = built from /proc/self/cmdline)
+  // Refuses an input without decoding it (throws InputError): such inputs are recorded as errors
+  // before the model loads, and when all are, it never loads.
+  std::function<void(const std::string&)> check_input = stam::check_input;
   Settings settings = Settings::object();  // recorded in OUT.meta.json, checked on --resume
 };
 

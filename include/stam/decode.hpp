@@ -4,6 +4,7 @@
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,40 @@ struct VideoFrames {
   int64_t frame_count = 0;       // frames the input really has
   double fps = 0.0;              // stream's average rate (0 for a frames folder)
   int width = 0, height = 0;     // after rotation
-  std::string warning;           // non-fatal oddity worth logging (header lied, ...)
-  bool seeked = false;           // some frames were reached by seeking instead of reading on
+  // Short sentences, one per condition the result rests on but a clean video does not have
+  // (header count wrong, frames repeated, uneven timestamps, rotation applied, ...). README.md,
+  // "Warnings and errors", lists them. None contains "; " (CSV joins them with it).
+  std::vector<std::string> warnings;
+  bool seeked = false;  // some frames were reached by seeking instead of reading on
 };
+
+// Notices a decode that makes no progress: each step forward (a packet read, a frame decoded)
+// restarts the clock, and expired() is true once `limit_s` has passed without one. A slow decode
+// that keeps producing frames (4K, hours of video) never expires.
+class Watchdog {
+ public:
+  using Clock = std::function<double()>;  // seconds, monotonic
+  explicit Watchdog(double limit_s, Clock clock = monotonic_seconds);
+  void progress();
+  bool expired() const;
+  double limit_s() const { return limit_s_; }
+  static double monotonic_seconds();
+
+ private:
+  double limit_s_;
+  Clock clock_;
+  double last_;
+};
+
+// Seconds a decode may go without progress before it is stopped with an InputError:
+// $STAM_DECODE_TIMEOUT when set, else 60. Throws UsageError when the variable is not a number
+// of seconds > 0.
+double decode_timeout_s();
+
+// The checks that need no decoding, so callers can refuse a bad input before loading a model:
+// throws InputError naming the path when it is missing, empty, unreadable, neither a regular
+// file nor a folder (a FIFO or device could block forever), or a folder without image files.
+void check_input(const std::string& path);
 
 // Frame rate assumed for a frames folder when sampling with Sampling::kReference (the folder has
 // no timing of its own; 30 fps is the most common rate of the videos such folders come from).
@@ -40,11 +72,12 @@ enum class Seek {
 Seek parse_seek(const std::string& name);
 
 // Samples `t` frames with `sampling`. Throws InputError naming the path and the problem (missing,
-// not a video, no decodable frames, empty folder, unreadable image).
+// not a video, no decodable frames, empty folder, unreadable image, no progress for
+// decode_timeout_s()).
 // Every index is exactly the decoder's n-th output frame, as a sequential read (grab() every
 // frame, retrieve() only the sampled ones) counts it. When the header's frame count turns out
 // wrong (the file ends early, or has frames past it under uniform sampling), the real count is
-// used, the frames are sampled again and `warning` says so. With reference sampling and a header
+// used, the frames are sampled again and a warning says so. With reference sampling and a header
 // count covering all sampled positions, frame_count is the header's count.
 // In an MP4/MOV or Matroska/WebM file of more than 300 frames whose packets show a constant
 // frame rate, the count and the key frames come from the packets and each sampled frame is
@@ -53,12 +86,12 @@ Seek parse_seek(const std::string& name);
 // frames returned are the same.
 // With Seek::kKeyframe, such files (any length) give the key frames at or before the sampled
 // positions, one seek and one decoded packet each; other files, and files whose packets do not
-// qualify, are read exactly with `warning` saying so. A frames folder is read exactly.
+// qualify, are read exactly with a warning saying so. A frames folder is read exactly.
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling,
                         Seek seek = Seek::kExact);
 
 // Reads the frames at the given positions (any order, repeats allowed) of a video file or frames
-// folder; positions past the real end are clamped to the last frame, with `warning` set.
+// folder; positions past the real end are clamped to the last frame, with a warning.
 // Throws InputError like read_frames, and for a negative position.
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices);
 

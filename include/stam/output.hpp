@@ -11,7 +11,8 @@ namespace stam {
 
 // Keys in this fixed order (README.md documents it), times rounded to 0.1 ms:
 // {"input", "frames", "frame_indices", "top_k": [{"index","label","score"}], "timings_ms":
-//  {"decode","preprocess","spatial","temporal","total"}, "device", "precision"[, "logits"]}
+//  {"decode","preprocess","spatial","temporal","total"}, "device", "precision"[, "warnings":
+//  [sentence, ...] only when there are any][, "logits"]}
 nlohmann::ordered_json to_json(const Result& r, bool with_logits);
 // {"input": ..., "error": ...}
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
@@ -23,7 +24,7 @@ std::string format_number(const char* pattern, double v);
 std::string dump_json(const nlohmann::ordered_json& j, int indent = -1);
 
 // A readable top-k table followed by a timings line, which starts with the model load time when
-// `load_ms` is given.
+// `load_ms` is given, and the warnings, if any, one a line.
 std::string to_text(const Result& r, std::optional<double> load_ms = std::nullopt);
 
 }  // namespace stam

@@ -49,7 +49,8 @@ struct Clip {
   std::vector<int64_t> frame_indices;
   int64_t frame_count = 0;
   double fps = 0;
-  Timings timings;  // decode and preprocess filled
+  Timings timings;                    // decode and preprocess filled
+  std::vector<std::string> warnings;  // VideoFrames::warnings
 };
 
 struct Prediction {
@@ -67,6 +68,7 @@ struct Result {
   Timings timings;
   std::string device;
   std::string precision;
+  std::vector<std::string> warnings;  // the clip's: what the result rests on (decode.hpp)
 };
 
 class Classifier {

@@ -217,7 +217,8 @@ class Runner {
   }
 
   // Nothing is written until the model has loaded: a run that fails on its weights leaves the
-  // output as it found it, so the rerun is not refused as "existing work".
+  // output as it found it, so the rerun is not refused as "existing work". Inputs refused
+  // without decoding need no model: when all are, it is never loaded.
   Summary execute(const EngineFactory& factory) {
     inspect_output();
     plan();
@@ -225,15 +226,17 @@ class Runner {
     std::unique_ptr<Engine> engine;
     if (!pending_.empty() && !stop_requested()) engine = factory();
     open_output();
-    if (engine && !pending_.empty()) {
+    const auto todo = static_cast<int64_t>(pending_.size() + refused_.size());
+    if (todo > 0 && !stop_requested()) {
       progress_ = std::make_unique<Progress>(
           Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
-          static_cast<int64_t>(pending_.size()), stderr);
-      pipeline(*engine);
+          todo, stderr);
+      for (const auto& [input, error] : refused_) record_error(input, error);
+      if (engine && !pending_.empty()) pipeline(*engine);
       progress_->finish();
     }
     out_->sync();
-    const auto left = static_cast<int64_t>(pending_.size()) - s_.labelled - s_.failed;
+    const auto left = todo - s_.labelled - s_.failed;
     s_.interrupted = stop_requested() && left > 0;
     if (s_.interrupted) warn_interrupted(left);
     s_.wall_s = now_s() - start_s_;
@@ -326,6 +329,13 @@ class Runner {
                    o_.output, existing_.file_bytes - existing_.valid_bytes);
       out_->truncate(existing_.valid_bytes);
     }
+    // A CSV output of an older stam keeps its columns: its rows cannot take a new one.
+    records_ = RecordWriter(format_, o_.top_k, o_.logits, existing_.warnings_column);
+    if (!existing_.warnings_column)
+      spdlog::warn(
+          "{} has no warnings column (written by an older stam): the warnings of new records "
+          "are only logged; write to a new output to keep them",
+          o_.output);
     if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
     if (!settings_recorded_ || fresh_ || o_.overwrite) {
       if (!fresh_ && !o_.overwrite)
@@ -338,13 +348,21 @@ class Runner {
   }
 
   // What is left to do: inputs without a record, and with --retry-errors those with only errors.
+  // Those check_input refuses (missing, empty, not a file or folder...) go to refused_, to be
+  // recorded as errors without decoding.
   void plan() {
     pending_.clear();
+    refused_.clear();
     s_.skipped = s_.old_errors = 0;
     for (const auto& input : shard_) {
       auto it = existing_.done.find(record_key(input));
       if (it == existing_.done.end() || (o_.retry_errors && !it->second)) {
-        pending_.push_back(input);
+        try {
+          o_.check_input(input);
+          pending_.push_back(input);
+        } catch (const InputError& e) {
+          refused_.emplace_back(input, e.what());
+        }
         continue;
       }
       ++s_.skipped;
@@ -356,7 +374,10 @@ class Runner {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
-                 o_.output, pending_.size());
+                 o_.output, pending_.size() + refused_.size());
+    if (!refused_.empty())
+      spdlog::warn("{} of them cannot be read (missing, empty, not a file or folder)",
+                   refused_.size());
     // A walked folder is never taken as one video made of its images: that needs --list.
     if (s_.total == 0)
       spdlog::warn(
@@ -424,6 +445,7 @@ class Runner {
   RecordWriter records_;
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
+  std::vector<std::pair<std::string, std::string>> refused_;  // input, why
   ExistingOutput existing_;
   bool fresh_ = false;              // the output holds no records: start it afresh
   bool settings_recorded_ = false;  // OUT.meta.json exists and matches

@@ -29,8 +29,9 @@ namespace {
 using Visitor = std::function<void(const std::string& key, bool ok, std::string_view text)>;
 
 struct Visited {
-  size_t valid_bytes = 0;  // header and whole records; the rest is a torn tail
-  std::string header;      // CSV header row ("" when none is complete)
+  size_t valid_bytes = 0;       // header and whole records; the rest is a torn tail
+  std::string header;           // CSV header row ("" when none is complete)
+  bool warnings_column = true;  // CSV: the header has a `warnings` column
 };
 
 Error output_error(const std::string& path, const std::string& what) {
@@ -94,14 +95,18 @@ Visited visit_csv(const std::string& path, int64_t top_k, const Visitor& visit) 
       throw output_error(path, "is not a stam batch CSV file (no header row)");
     return v;
   }
-  const size_t width = static_cast<size_t>(2 * top_k + 2);
   const auto& head = rows.rows.front();
   if (head.empty() || head.front() != "input" || head.back() != "error")
     throw output_error(path, "is not a stam batch CSV file (unexpected header row)");
   v.header = data.substr(0, rows.row_end.front());
+  // Outputs of stam before the `warnings` column have none: their layout is kept.
+  v.warnings_column = head.size() >= 3 && head[head.size() - 2] == "warnings";
   if (rows.rows.size() == 1) return v;  // no records yet: any --top-k may start the file
+  const size_t extra = v.warnings_column ? 3 : 2;
+  const size_t width = static_cast<size_t>(2 * top_k) + extra;
   if (head.size() != width)
-    throw output_error(path, "was written with --top-k " + std::to_string((head.size() - 2) / 2) +
+    throw output_error(path, "was written with --top-k " +
+                                 std::to_string((head.size() - extra) / 2) +
                                  "; resume with the same --top-k");
   for (size_t i = 1; i < rows.rows.size(); ++i) {
     const auto& r = rows.rows[i];
@@ -227,25 +232,29 @@ ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k
   });
   out.valid_bytes = v.valid_bytes;
   out.has_header = !v.header.empty();
+  out.warnings_column = v.warnings_column;
   return out;
 }
 
 int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k) {
   Replacement file(path);
   int64_t dropped = 0;
-  // The header first: visit_csv has checked that any existing one has these very columns.
-  std::string buffer = format == Format::kCsv ? csv_header(top_k) : "";  // ~1 MB writes
-  visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
+  const bool csv = format == Format::kCsv;
+  // JSONL is written on in ~1 MB pieces; CSV (read whole anyway) is held until its header is
+  // known: the file's own, so an older file keeps its columns.
+  std::string buffer;
+  const Visited v = visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
     if (!ok) {
       ++dropped;
       return;
     }
     buffer.append(text);
-    if (buffer.size() > (1u << 20)) {
+    if (!csv && buffer.size() > (1u << 20)) {
       file.write(buffer);
       buffer.clear();
     }
   });
+  if (csv) file.write(v.header.empty() ? csv_header(top_k) : v.header);
   file.write(buffer);
   file.commit();
   return dropped;

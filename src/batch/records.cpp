@@ -116,11 +116,14 @@ std::string record_key(const std::string& path) {
   return nlohmann::json::parse(dump_line(nlohmann::ordered_json(path))).get<std::string>();
 }
 
-RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits)
-    : format_(format), top_k_(top_k), with_logits_(with_logits) {}
+RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column)
+    : format_(format),
+      top_k_(top_k),
+      with_logits_(with_logits),
+      warnings_column_(warnings_column) {}
 
 std::string RecordWriter::header() const {
-  return format_ == Format::kCsv ? csv_header(top_k_) : "";
+  return format_ == Format::kCsv ? csv_header(top_k_, warnings_column_) : "";
 }
 
 std::string RecordWriter::result(const Result& r) const {
@@ -131,13 +134,18 @@ std::string RecordWriter::result(const Result& r) const {
     fields.push_back(have ? r.top_k[i].label : "");
     fields.push_back(have ? score_text(r.top_k[i].score) : "");
   }
+  if (warnings_column_) {
+    std::string joined;
+    for (const auto& w : r.warnings) joined += (joined.empty() ? "" : "; ") + w;
+    fields.push_back(record_key(joined));
+  }
   fields.emplace_back();  // no error
   return csv_line(fields);
 }
 
 std::string RecordWriter::error(const std::string& input, const std::string& message) const {
   if (format_ == Format::kJsonl) return dump_line(error_json(input, message));
-  std::vector<std::string> fields(static_cast<size_t>(2 * top_k_ + 2));
+  std::vector<std::string> fields(static_cast<size_t>(2 * top_k_ + 2 + (warnings_column_ ? 1 : 0)));
   fields.front() = record_key(input);
   fields.back() = message.empty() ? "error" : record_key(message);  // empty would mean success
   return csv_line(fields);
@@ -153,11 +161,11 @@ std::string csv_field(std::string_view field) {
   return q + "\"";
 }
 
-std::string csv_header(int64_t top_k) {
+std::string csv_header(int64_t top_k, bool warnings_column) {
   std::string h = "input";
   for (int64_t i = 1; i <= top_k; ++i)
     h += ",label_" + std::to_string(i) + ",score_" + std::to_string(i);
-  return h + ",error\n";
+  return h + (warnings_column ? ",warnings" : "") + ",error\n";
 }
 
 CsvRows parse_csv(std::string_view data) {

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/batch.hpp"
+#include "stam/decode.hpp"
 #include "stam/device.hpp"
 
 namespace stam::cli {
@@ -36,6 +37,7 @@ int run_batch(BatchArgs& a) {
   if (!a.ext.empty()) o.inputs.extensions = batch::parse_extensions(a.ext);
   if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
+  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error, not one error per input
   o.top_k = model.top_k;
   o.settings = batch::model_settings(model, o.logits);
   if (o.decode_workers == 0)

@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "stam/decode.hpp"
 #include "stam/error.hpp"
 #include "stam/output.hpp"
 #include "stam/pipeline.hpp"
@@ -34,26 +35,51 @@ void print_text(const Result& r, bool logits, std::optional<double> load_ms) {
   }
 }
 
+// Why each input cannot be labelled, found without decoding ("" when it may be): reported
+// before the model loads, so a typo costs no load.
+std::vector<std::string> check_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> problems;
+  for (const auto& input : inputs) {
+    try {
+      check_input(input);
+      problems.emplace_back();
+    } catch (const InputError& e) {
+      spdlog::error("{}", e.what());
+      problems.emplace_back(e.what());
+    }
+  }
+  return problems;
+}
+
 // Labels every input in turn; one that fails is reported (and, in JSON, gets an error object)
-// and the others go on. The exit code is the worst of the inputs'.
+// and the others go on. The model is loaded only when some input passed check_input. The exit
+// code is the worst of the inputs'.
 int run_classify(const ClassifyArgs& a) {
-  Classifier classifier(finish_model_options(a.model));
+  const ModelOptions options = finish_model_options(a.model);
+  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
+  const std::vector<std::string> problems = check_inputs(a.inputs);
+  std::unique_ptr<Classifier> classifier;
+  if (std::count(problems.begin(), problems.end(), "") > 0)
+    classifier = std::make_unique<Classifier>(options);
   const bool json = a.format == "json";
   // As jq does: indented for a person at a terminal, one compact line each for a program.
   const int indent = ::isatty(STDOUT_FILENO) ? 2 : -1;
   int worst = 0;
+  bool printed = false;  // a text result is out: the next one gets a blank line first
   for (size_t i = 0; i < a.inputs.size(); ++i) {
     const std::string& input = a.inputs[i];
     try {
-      Result r = classifier.classify(input);
+      if (!problems[i].empty()) throw InputError(problems[i]);
+      Result r = classifier->classify(input);
       if (json) {
         std::cout << dump_json(to_json(r, a.logits), indent) << '\n';
       } else {
-        if (i > 0) std::cout << '\n';
-        print_text(r, a.logits, i == 0 ? std::optional(classifier.load_ms()) : std::nullopt);
+        if (printed) std::cout << '\n';
+        print_text(r, a.logits, printed ? std::nullopt : std::optional(classifier->load_ms()));
+        printed = true;
       }
     } catch (const Error& e) {
-      spdlog::error("{}", e.what());
+      if (problems[i].empty()) spdlog::error("{}", e.what());  // else reported already
       if (json) std::cout << dump_json(error_json(input, e.what()), indent) << '\n';
       worst = std::max(worst, static_cast<int>(e.code()));
     }
