@@ -13,6 +13,8 @@ namespace stam {
 // {"input", "frames", "frame_indices", "top_k": [{"index","label","score"}], "timings_ms":
 //  {"decode","preprocess","spatial","temporal","total"}, "device", "precision"[, "logits"]}
 nlohmann::ordered_json to_json(const Result& r, bool with_logits);
+// [{"index","label","score"}, ...], as in to_json.
+nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k);
 // {"input": ..., "error": ...}
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
 // One number through a printf pattern ("%.1f"), for tables and labels.
