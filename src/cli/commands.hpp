@@ -19,6 +19,8 @@ Command add_classify(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_timeline(CLI::App& app);
+Command add_embed(CLI::App& app);
 
 class Commands {
  public:
