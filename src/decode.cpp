@@ -506,4 +506,76 @@ VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& 
   return out;
 }
 
+namespace {
+
+// Position of sample k at `rate` samples per second of a `fps` stream. The small bias keeps
+// products that are whole numbers in exact arithmetic (k * 30 / 1.6 for k = 8) from flooring
+// one frame short.
+int64_t sample_position(int64_t k, double fps, double rate) {
+  return static_cast<int64_t>(std::floor(static_cast<double>(k) * fps / rate + 1e-9));
+}
+
+// Calls the sink for every sample whose position is `pos`, retrieving the frame only when one
+// wants it; returns the next sample number.
+int64_t feed_samples(int64_t k, int64_t pos, const StreamInfo& info, double rate,
+                     const std::function<cv::Mat()>& frame, const SampleSink& sink) {
+  if (sample_position(k, info.fps, rate) != pos) return k;
+  const cv::Mat rgb = frame();
+  for (; sample_position(k, info.fps, rate) == pos; ++k) sink(k, pos, rgb);
+  return k;
+}
+
+StreamInfo stream_video(const std::string& path, double rate, const SampleSink& sink) {
+  check_video_file(path);
+  cv::VideoCapture cap = open_video(path);
+  StreamInfo info;
+  info.fps = stream_fps(cap);
+  if (info.fps <= 0) throw InputError(quoted(path) + ": the file does not state its frame rate");
+  int64_t k = 0;
+  for (; cap.grab(); ++info.frame_count) {
+    const int64_t pos = info.frame_count;
+    auto frame = [&] {
+      cv::Mat bgr;
+      if (!cap.retrieve(bgr) || bgr.empty() || bgr.type() != CV_8UC3)
+        throw InputError(quoted(path) + ": frame " + std::to_string(pos) + " failed to decode");
+      return bgr_to_rgb(bgr);
+    };
+    k = feed_samples(k, pos, info, rate, frame, sink);
+  }
+  if (info.frame_count == 0) throw InputError(quoted(path) + ": no decodable video frames");
+  info.samples = k;
+  return info;
+}
+
+StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& sink) {
+  const std::vector<fs::path> files = list_images(dir);
+  StreamInfo info;
+  info.fps = kFramesFolderFps;
+  info.frame_count = static_cast<int64_t>(files.size());
+  int64_t k = 0;
+  for (int64_t pos = 0; pos < info.frame_count; ++pos) {
+    auto frame = [&] {
+      const std::string file = files[static_cast<size_t>(pos)].string();
+      cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
+      if (bgr.empty())
+        throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) +
+                         ")");
+      return bgr_to_rgb(bgr);
+    };
+    k = feed_samples(k, pos, info, rate, frame, sink);
+  }
+  info.samples = k;
+  return info;
+}
+
+}  // namespace
+
+StreamInfo read_frames_at_rate(const std::string& path, double rate, const SampleSink& sink) {
+  if (!(rate > 0) || !std::isfinite(rate))
+    throw UsageError("sampling rate must be a positive number of frames per second");
+  if (path.empty()) throw InputError("empty input path");
+  if (is_frames_folder(path)) return stream_folder(path, rate, sink);
+  return stream_video(path, rate, sink);
+}
+
 }  // namespace stam

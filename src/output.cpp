@@ -20,16 +20,20 @@ std::string format_number(const char* pattern, double v) {
   return buf;
 }
 
-nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
-  using Json = nlohmann::ordered_json;
-  Json top = Json::array();
-  for (const auto& p : r.top_k) {
-    Json entry;  // assigned key by key: an initializer list could be read as an array
+nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k) {
+  auto top = nlohmann::ordered_json::array();
+  for (const auto& p : top_k) {
+    nlohmann::ordered_json entry;  // assigned key by key: an initializer list could be an array
     entry["index"] = p.index;
     entry["label"] = p.label;
     entry["score"] = p.score;
     top.push_back(std::move(entry));
   }
+  return top;
+}
+
+nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
+  using Json = nlohmann::ordered_json;
   Json timings;
   timings["decode"] = tenth_ms(r.timings.decode_ms);
   timings["preprocess"] = tenth_ms(r.timings.preprocess_ms);
@@ -40,7 +44,7 @@ nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
   j["input"] = r.input;
   j["frames"] = r.frames;
   j["frame_indices"] = r.frame_indices;
-  j["top_k"] = std::move(top);
+  j["top_k"] = top_k_json(r.top_k);
   j["timings_ms"] = std::move(timings);
   j["device"] = r.device;
   j["precision"] = r.precision;

@@ -158,20 +158,26 @@ Clip Classifier::prepare(const std::string& input) const {
   spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
 
   t0 = Clock::now();
-  const int64_t s = m.config.image_size, t = static_cast<int64_t>(frames.images.size());
-  clip.pixels = torch::empty(
-      {t, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(m.device.is_cuda()));
-  for (int64_t i = 0; i < t; ++i) {
-    cv::Mat crop = preprocess_frame(frames.images[static_cast<size_t>(i)], static_cast<int>(s));
-    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, clip.pixels[i].data_ptr());
-    crop.copyTo(dst);
-  }
+  clip.pixels = preprocess(frames.images);
   clip.timings.preprocess_ms = ms_since(t0);
   clip.frame_indices = std::move(frames.indices);
   clip.frame_count = frames.frame_count;
   clip.fps = frames.fps;
   clip.warnings = std::move(frames.warnings);
   return clip;
+}
+
+torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
+  const int64_t s = impl_->config.image_size, n = static_cast<int64_t>(rgb.size());
+  torch::Tensor pixels = torch::empty(
+      {n, s, s, 3},
+      torch::TensorOptions().dtype(torch::kByte).pinned_memory(impl_->device.is_cuda()));
+  for (int64_t i = 0; i < n; ++i) {
+    cv::Mat crop = preprocess_frame(rgb[static_cast<size_t>(i)], static_cast<int>(s));
+    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
+    crop.copyTo(dst);
+  }
+  return pixels;
 }
 
 std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
@@ -188,7 +194,6 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   const auto b = static_cast<int64_t>(clips.size());
 
   auto t0 = Clock::now();
-  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype.
   // Batch into one (pinned, when feeding a GPU) host buffer so the upload can be asynchronous;
   // the synchronize() below keeps the buffer alive until the copy is done.
   torch::Tensor host = pixels.front();
@@ -197,19 +202,15 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
                         host.options().pinned_memory(m.device.is_cuda()));
     torch::cat_out(host, pixels, 0);
   }
-  auto x = host.to(m.device, /*non_blocking=*/true);
-  x = x.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).to(m.dtype).contiguous();
-  auto frame_emb = m.model->encode_frames(x);
+  auto frame_emb = encode_frames(host);
   synchronize(m.device);
   const double spatial_ms = ms_since(t0);
 
   t0 = Clock::now();
-  auto clip_emb = m.model->encode_clip(frame_emb.view({b, m.config.frames, -1}));
-  auto logits = m.model->classify(clip_emb).to(torch::kCPU, torch::kFloat);
+  auto logits = this->logits(encode_clips(frame_emb.view({b, m.config.frames, -1})));
   const double temporal_ms = ms_since(t0);
   spdlog::debug("model: {} clip{} x {} frames: spatial {:.1f} ms, temporal + head {:.1f} ms", b,
                 b == 1 ? "" : "s", m.config.frames, spatial_ms, temporal_ms);
-  auto probs = logits.softmax(1);
 
   std::vector<Result> results;
   for (int64_t i = 0; i < b; ++i) {
@@ -218,7 +219,7 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
     r.input = c.input;
     r.frames = m.config.frames;
     r.frame_indices = c.frame_indices;
-    r.top_k = top_predictions(probs[i], m.opts.top_k, m.labels);
+    r.top_k = top_k(logits[i]);
     auto row = logits[i].contiguous();
     r.logits.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
     r.timings = c.timings;
@@ -239,6 +240,30 @@ Result Classifier::classify(const std::string& input) {
   Result r = std::move(infer({prepare(input)}).front());
   r.timings.total_ms = ms_since(t0);
   return r;
+}
+
+torch::Tensor Classifier::encode_frames(const torch::Tensor& pixels) {
+  Impl& m = *impl_;
+  c10::InferenceMode guard;
+  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype.
+  auto x = pixels.to(m.device, /*non_blocking=*/true);
+  x = x.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).to(m.dtype).contiguous();
+  return m.model->encode_frames(x);
+}
+
+torch::Tensor Classifier::encode_clips(const torch::Tensor& frame_embeddings) {
+  c10::InferenceMode guard;
+  return impl_->model->encode_clip(frame_embeddings);
+}
+
+torch::Tensor Classifier::logits(const torch::Tensor& clip_embeddings) {
+  c10::InferenceMode guard;
+  return impl_->model->classify(clip_embeddings).to(torch::kCPU, torch::kFloat);
+}
+
+std::vector<Prediction> Classifier::top_k(const torch::Tensor& logits_row) const {
+  c10::InferenceMode guard;
+  return top_predictions(logits_row.softmax(0), impl_->opts.top_k, impl_->labels);
 }
 
 const StamConfig& Classifier::config() const {

@@ -95,4 +95,22 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling,
 // Throws InputError like read_frames, and for a negative position.
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices);
 
+// One frame of a fixed-rate read: sample k is the frame at position floor(k * fps / rate).
+using SampleSink = std::function<void(int64_t k, int64_t position, const cv::Mat& rgb)>;
+
+// What a fixed-rate read found.
+struct StreamInfo {
+  int64_t frame_count = 0;  // frames the input has
+  double fps = 0;           // the stream's rate (kFramesFolderFps for a frames folder)
+  int64_t samples = 0;      // calls made to the sink
+};
+
+// Reads a video file (sequentially, from the start) or a frames folder and hands `sink` the
+// frame of each sample k = 0, 1, ... at `rate` samples per second, in order, until the input
+// ends. A frame taken by several samples (rate above the stream's) is passed for each. Only one
+// decoded frame is held at a time, so memory does not grow with the video's length.
+// Throws InputError (missing, not a video, no decodable frames, no frame rate, a sampled frame
+// that fails to decode) and UsageError for a rate <= 0; exceptions from `sink` pass through.
+StreamInfo read_frames_at_rate(const std::string& path, double rate, const SampleSink& sink);
+
 }  // namespace stam

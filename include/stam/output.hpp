@@ -14,6 +14,8 @@ namespace stam {
 //  {"decode","preprocess","spatial","temporal","total"}, "device", "precision"[, "warnings":
 //  [sentence, ...] only when there are any][, "logits"]}
 nlohmann::ordered_json to_json(const Result& r, bool with_logits);
+// [{"index","label","score"}, ...], as in to_json.
+nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k);
 // {"input": ..., "error": ...}
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
 // One number through a printf pattern ("%.1f"), for tables and labels.

@@ -80,10 +80,24 @@ class Classifier {
 
   // Decode, sample and preprocess one input. Thread-safe. Throws InputError.
   Clip prepare(const std::string& input) const;
+  // Decoded RGB frames -> the model's input: (N, S, S, 3) uint8, resized and cropped as the
+  // reference does, pinned for CUDA. Thread-safe.
+  torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
   // Runs clips (same T) through the model as one batch.
   std::vector<Result> infer(const std::vector<Clip>& clips);
   // prepare + infer for one input.
   Result classify(const std::string& input);
+
+  // The model's stages one at a time, for callers that reuse frame embeddings (timeline) or
+  // export them (embed). Embeddings stay in the model's dtype, on its device.
+  // (N, S, S, 3) uint8 from preprocess() -> (N, D) spatial CLS embeddings, one per frame.
+  torch::Tensor encode_frames(const torch::Tensor& pixels);
+  // (B, T, D) frame embeddings -> (B, D) temporal CLS embeddings (after the final norm).
+  torch::Tensor encode_clips(const torch::Tensor& frame_embeddings);
+  // (B, D) clip embeddings -> (B, classes) logits, float32 on the CPU.
+  torch::Tensor logits(const torch::Tensor& clip_embeddings);
+  // The top-k labels (softmax scores) of one row of logits.
+  std::vector<Prediction> top_k(const torch::Tensor& logits_row) const;
 
   const StamConfig& config() const;
   const std::vector<std::string>& labels() const;

@@ -17,6 +17,8 @@ Commands register_commands(CLI::App& app) {
   cmds.add(add_batch(app));
   cmds.add(add_bench(app));
   cmds.add(add_eval(app));
+  cmds.add(add_timeline(app));
+  cmds.add(add_embed(app));
   return cmds;
 }
 

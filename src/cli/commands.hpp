@@ -20,6 +20,8 @@ Command add_info(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_eval(CLI::App& app);
+Command add_timeline(CLI::App& app);
+Command add_embed(CLI::App& app);
 
 class Commands {
  public:

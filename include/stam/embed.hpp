@@ -1,0 +1,40 @@
+#pragma once
+// stam embed: video embeddings for search and clustering. The clip embedding is the temporal
+// encoder's CLS output after its final norm (what the head reads); per frame, the spatial
+// encoder's CLS output. Written as a NumPy .npy array (with the inputs, one a line, in a
+// .paths.txt beside it) or as JSON lines.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "stam/pipeline.hpp"
+
+namespace stam {
+
+struct Embedding {
+  std::string input;
+  std::vector<float> values;  // D (clip), or T x D row-major (per frame)
+};
+
+// Decodes, samples and preprocesses `input` as classify does and returns its clip embedding, or
+// with `per_frame` its T frame embeddings. Throws InputError.
+Embedding embed(Classifier& classifier, const std::string& input, bool per_frame);
+
+enum class EmbedFormat { kNpy, kJsonl };
+// By the output's extension: .npy or .jsonl; anything else is a UsageError.
+EmbedFormat embed_format(const std::string& output);
+// x.npy -> x.paths.txt, beside it.
+std::string paths_file(const std::string& npy);
+
+// A float32, C-order NumPy array file (format version 1.0) of `shape` holding `data`. Throws
+// UsageError naming the file when it cannot be written.
+void write_npy(const std::string& path, const std::vector<int64_t>& shape,
+               const std::vector<float>& data);
+
+// Writes the embeddings, each of `row_shape` (e.g. {D} or {T, D}): .npy as an N x row_shape array
+// plus the paths file, or .jsonl as {"input": ..., "embedding": [...]} lines (nested as
+// row_shape). Throws UsageError when a file cannot be written.
+void write_embeddings(const std::string& output, const std::vector<Embedding>& embeddings,
+                      const std::vector<int64_t>& row_shape);
+
+}  // namespace stam

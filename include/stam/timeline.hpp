@@ -1,0 +1,98 @@
+#pragma once
+// stam timeline: label a long video window by window. Frames are sampled at a fixed rate over
+// the whole video and a window of T samples slides along them by a stride. STAM encodes each
+// frame on its own, so each sampled frame goes through the spatial encoder once and its
+// embedding serves every window that contains it; only the temporal encoder runs per window.
+// Decoding streams, and only the embeddings a window still to come needs are kept.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stam/pipeline.hpp"
+
+namespace stam {
+
+// The window as the user gave it; unset fields take defaults (see resolve_window).
+struct WindowRequest {
+  std::optional<double> window_seconds;
+  std::optional<int64_t> window_frames;
+  std::optional<double> stride_seconds;
+  std::optional<double> fps;
+};
+
+// Default window length and stride when the request does not give them.
+constexpr double kDefaultWindowSeconds = 10.0;
+constexpr double kDefaultStrideSeconds = 2.0;
+
+struct WindowPlan {
+  int64_t frames = 0;  // T: samples per window, the frames the model runs
+  double fps = 0;      // samples per second
+  int64_t stride = 0;  // samples between window starts
+};
+
+// The window length in frames the request fixes without knowing the model: --window-frames, or
+// --window-seconds times --fps. nullopt: the model's own T. Throws UsageError.
+std::optional<int64_t> requested_window_frames(const WindowRequest& r);
+
+// T = requested_window_frames, else `model_frames`; fps = --fps, else T per window length
+// (--window-seconds, default 10 s: 1.6 fps for STAM-16); stride = --stride-seconds (default 2 s)
+// in samples, rounded, at least 1. Throws UsageError for values that are not positive.
+WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames);
+
+// First samples of the windows over `samples` samples: 0, stride, 2 stride, ... while a whole
+// window fits, then one window ending at the last sample when the stride left it out. A video
+// shorter than one window gets the single window {0} (its last sample repeated to fill it).
+std::vector<int64_t> window_starts(int64_t samples, int64_t frames, int64_t stride);
+
+struct TimelineWindow {
+  double start_s = 0, end_s = 0;       // from the first sample's time to the last one's + 1/fps
+  std::vector<int64_t> frame_indices;  // positions of the window's T frames in the video
+  std::vector<Prediction> top_k;
+  std::vector<float> logits;
+};
+
+// A run of consecutive windows with the same top-1 label: from the first one's start to the
+// next run's first start (the last run: to its last window's end), so segments do not overlap.
+struct Segment {
+  double start_s = 0, end_s = 0;
+  int64_t index = 0;
+  std::string label;
+  double score = 0;  // the label's mean score over the run's windows
+  int64_t windows = 0;
+};
+
+std::vector<Segment> merge_segments(const std::vector<TimelineWindow>& windows);
+
+struct Timeline {
+  std::string input;
+  WindowPlan plan;
+  double video_fps = 0;
+  int64_t frame_count = 0;
+  int64_t samples = 0;         // frames sampled (positions, repeats included)
+  int64_t frames_encoded = 0;  // spatial encoder runs: distinct sampled frames with reuse
+  std::vector<TimelineWindow> windows;
+  std::vector<Segment> segments;
+  Timings timings;  // decode (with preprocessing), spatial, temporal (with the head), total
+  std::string device;
+};
+
+// Labels `input` window by window with `classifier` (whose T must be plan.frames). With
+// `reuse` false every window's frames are encoded again, as classifying each window on its own
+// would: the same logits, for measuring what reuse saves. Throws InputError.
+Timeline run_timeline(Classifier& classifier, const std::string& input, const WindowPlan& plan,
+                      bool reuse = true);
+
+// Renderings (timeline_output.cpp). JSON: {"input", "video_fps", "frame_count", "fps",
+// "window_frames", "stride_frames", "samples", "frames_encoded", "window_frames_total", "windows":
+// [{"start_s", "end_s", "frame_indices", "top_k"[, "logits"]}], "segments": [{"start_s", "end_s",
+// "index", "label", "score", "windows"}], "timings_ms", "device"}; seconds rounded to 1 ms.
+nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits);
+// A header row and one row per window: start_s,end_s,label_1,score_1,...,label_k,score_k.
+std::string timeline_csv(const Timeline& t, int64_t top_k);
+// Windows, then segments, then what reuse saved and the timings.
+std::string timeline_text(const Timeline& t);
+
+}  // namespace stam

@@ -1,0 +1,76 @@
+// stam timeline VIDEO: labels along a video, window by window, each sampled frame encoded once.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+
+#include "commands.hpp"
+#include "options.hpp"
+#include "stam/output.hpp"
+#include "stam/timeline.hpp"
+
+namespace stam::cli {
+
+namespace {
+
+struct TimelineArgs {
+  ModelFlags model;
+  std::string input;
+  WindowRequest window;
+  std::string format = "text";
+  bool logits = false;
+  bool no_reuse = false;
+};
+
+int run_timeline_cmd(const TimelineArgs& a) {
+  ModelOptions opts = finish_model_options(a.model);
+  if (const auto t = requested_window_frames(a.window)) {
+    if (opts.frames > 0 && opts.frames != *t)
+      throw UsageError("--frames " + std::to_string(opts.frames) + " contradicts the window of " +
+                       std::to_string(*t) + " frames; give one of them");
+    opts.frames = *t;
+  }
+  Classifier classifier(opts);
+  const WindowPlan plan = resolve_window(a.window, classifier.config().frames);
+  const Timeline t = run_timeline(classifier, a.input, plan, !a.no_reuse);
+  if (a.format == "json")
+    std::cout << dump_json(timeline_json(t, a.logits), ::isatty(STDOUT_FILENO) ? 2 : -1) << '\n';
+  else if (a.format == "csv")
+    std::cout << timeline_csv(t, opts.top_k);
+  else
+    std::cout << timeline_text(t);
+  return 0;
+}
+
+}  // namespace
+
+Command add_timeline(CLI::App& app) {
+  auto args = std::make_shared<TimelineArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "timeline", "label a long video window by window (each frame encoded once)");
+  sub->add_option("input", args->input, "video file or frames folder")->required();
+  add_model_options(sub, args->model);
+  auto* seconds =
+      sub->add_option("--window-seconds", args->window.window_seconds,
+                      "window length in seconds (default 10; with --fps it sets the frames)");
+  sub->add_option("--window-frames", args->window.window_frames,
+                  "window length in sampled frames (default: the checkpoint's T)")
+      ->excludes(seconds);
+  sub->add_option("--stride-seconds", args->window.stride_seconds,
+                  "time between window starts (default 2), rounded to whole samples");
+  sub->add_option("--fps", args->window.fps,
+                  "frames sampled per second (default: T per window, 1.6 for STAM-16 over 10 s)");
+  sub->add_option("--format", args->format, "text | json | csv (one row per window)")
+      ->check(CLI::IsMember({"text", "json", "csv"}))
+      ->capture_default_str();
+  sub->add_flag("--logits", args->logits, "JSON: also each window's raw logits");
+  sub->add_flag("--no-reuse", args->no_reuse,
+                "encode every window's frames again, as classifying each window on its own "
+                "would (same output, slower: for comparison)");
+  sub->footer(exit_code_help(
+      {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
+  return {sub, [args] { return run_timeline_cmd(*args); }};
+}
+
+}  // namespace stam::cli

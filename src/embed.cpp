@@ -1,0 +1,132 @@
+#include "stam/embed.hpp"
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "stam/error.hpp"
+#include "stam/output.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stam {
+
+namespace {
+
+std::vector<float> to_floats(const torch::Tensor& t) {
+  torch::Tensor c = t.to(torch::kCPU, torch::kFloat).contiguous();
+  return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+std::ofstream open_output(const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw UsageError("cannot write '" + path + "' (does its folder exist?)");
+  return out;
+}
+
+void close_output(std::ofstream& out, const std::string& path) {
+  out.close();
+  if (!out) throw UsageError("cannot write '" + path + "': write failed (disk full?)");
+}
+
+// The nested JSON array of `values` with `shape` (row-major).
+nlohmann::ordered_json nested(const float* values, const std::vector<int64_t>& shape, size_t dim) {
+  auto json = nlohmann::ordered_json::array();
+  const int64_t inner = std::accumulate(shape.begin() + static_cast<std::ptrdiff_t>(dim) + 1,
+                                        shape.end(), int64_t{1}, std::multiplies<>());
+  for (int64_t i = 0; i < shape[dim]; ++i) {
+    if (dim + 1 == shape.size())
+      json.push_back(values[i]);
+    else
+      json.push_back(nested(values + i * inner, shape, dim + 1));
+  }
+  return json;
+}
+
+void write_jsonl(const std::string& path, const std::vector<Embedding>& embeddings,
+                 const std::vector<int64_t>& row_shape) {
+  std::ofstream out = open_output(path);
+  for (const auto& e : embeddings) {
+    nlohmann::ordered_json j;
+    j["input"] = e.input;
+    j["embedding"] = nested(e.values.data(), row_shape, 0);
+    out << dump_json(j) << '\n';
+  }
+  close_output(out, path);
+}
+
+}  // namespace
+
+Embedding embed(Classifier& classifier, const std::string& input, bool per_frame) {
+  const Clip clip = classifier.prepare(input);
+  c10::InferenceMode guard;
+  torch::Tensor frames = classifier.encode_frames(clip.pixels);
+  if (per_frame) return {input, to_floats(frames)};
+  return {input, to_floats(classifier.encode_clips(frames.unsqueeze(0))[0])};
+}
+
+EmbedFormat embed_format(const std::string& output) {
+  const std::string ext = fs::path(output).extension().string();
+  if (ext == ".npy") return EmbedFormat::kNpy;
+  if (ext == ".jsonl") return EmbedFormat::kJsonl;
+  throw UsageError("--output '" + output + "': name it .npy (NumPy array) or .jsonl (JSON lines)");
+}
+
+std::string paths_file(const std::string& npy) {
+  return fs::path(npy).replace_extension(".paths.txt").string();
+}
+
+void write_npy(const std::string& path, const std::vector<int64_t>& shape,
+               const std::vector<float>& data) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1) dims.erase(dims.size() - 2);  // "(N,)" keeps its comma, "(N, D)" not
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic (6) + version (2) + header length (2) + header, padded with spaces and ended with a
+  // newline to a multiple of 64 bytes.
+  const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
+  header.append(total - 10 - header.size() - 1, ' ');
+  header += '\n';
+  std::ofstream out = open_output(path);
+  const auto len = static_cast<uint16_t>(header.size());
+  const char preamble[] = {'\x93',
+                           'N',
+                           'U',
+                           'M',
+                           'P',
+                           'Y',
+                           1,
+                           0,
+                           static_cast<char>(len & 0xff),
+                           static_cast<char>(len >> 8)};
+  out.write(preamble, sizeof preamble);
+  out << header;
+  static_assert(sizeof(float) == 4, "npy '<f4' needs 32-bit floats");
+  out.write(reinterpret_cast<const char*>(data.data()),
+            static_cast<std::streamsize>(data.size() * sizeof(float)));
+  close_output(out, path);
+}
+
+void write_embeddings(const std::string& output, const std::vector<Embedding>& embeddings,
+                      const std::vector<int64_t>& row_shape) {
+  if (embed_format(output) == EmbedFormat::kJsonl)
+    return write_jsonl(output, embeddings, row_shape);
+  std::vector<int64_t> shape{static_cast<int64_t>(embeddings.size())};
+  shape.insert(shape.end(), row_shape.begin(), row_shape.end());
+  std::vector<float> data;
+  std::string paths;
+  for (const auto& e : embeddings) {
+    data.insert(data.end(), e.values.begin(), e.values.end());
+    paths += e.input + '\n';
+  }
+  write_npy(output, shape, data);
+  const std::string list = paths_file(output);
+  std::ofstream out = open_output(list);
+  out << paths;
+  close_output(out, list);
+}
+
+}  // namespace stam

@@ -1,0 +1,225 @@
+#include "stam/timeline.hpp"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+
+#include "stam/decode.hpp"
+#include "stam/error.hpp"
+
+namespace stam {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void check_positive(const std::optional<double>& v, const char* flag) {
+  if (v && !(*v > 0 && std::isfinite(*v)))
+    throw UsageError(std::string(flag) + " must be a positive number, got " + std::to_string(*v));
+}
+
+// Sampled frames waiting for the spatial encoder are encoded this many at a time.
+constexpr size_t kEncodeChunk = 8;
+
+// The streaming state of one run: fed one sample at a time by the decoder, it encodes new
+// frames in chunks and runs each window as soon as its frames are encoded.
+class Runner {
+ public:
+  Runner(Classifier& c, const WindowPlan& plan, bool reuse, Timeline& out)
+      : c_(c), plan_(plan), reuse_(reuse), out_(out) {}
+
+  void add(int64_t pos, const cv::Mat& rgb) {
+    if (positions_.empty() || positions_.back() != pos) {
+      pending_.push_back(c_.preprocess({rgb}));
+      ++distinct_;
+    }
+    positions_.push_back(pos);
+    source_.push_back(distinct_ - 1);
+    if (pending_.size() >= kEncodeChunk) encode_pending();
+    run_ready_windows();
+    drop_unneeded();
+  }
+
+  void finish() {
+    encode_pending();
+    run_ready_windows();
+    const auto k = static_cast<int64_t>(positions_.size());
+    if (k < plan_.frames)
+      run_window(0);
+    else if (last_start_ + plan_.frames < k)
+      run_window(k - plan_.frames);
+  }
+
+ private:
+  int64_t samples() const { return static_cast<int64_t>(positions_.size()); }
+  int64_t encoded() const { return first_item_ + static_cast<int64_t>(items_.size()); }
+
+  // Each distinct frame's item: its embedding, or (without reuse) its pixels.
+  void encode_pending() {
+    if (pending_.empty()) return;
+    torch::Tensor pixels = torch::cat(pending_);
+    pending_.clear();
+    if (!reuse_) {
+      for (int64_t i = 0; i < pixels.size(0); ++i) items_.push_back(pixels[i]);
+      return;
+    }
+    const auto t0 = Clock::now();
+    torch::Tensor emb = c_.encode_frames(pixels);
+    out_.timings.spatial_ms += ms_since(t0);
+    out_.frames_encoded += emb.size(0);
+    for (int64_t i = 0; i < emb.size(0); ++i) items_.push_back(emb[i]);
+  }
+
+  void run_ready_windows() {
+    while (next_start_ + plan_.frames <= samples() &&
+           source_[static_cast<size_t>(next_start_ + plan_.frames - 1)] < encoded()) {
+      run_window(next_start_);
+      next_start_ += plan_.stride;
+    }
+  }
+
+  // Window from sample `start`; samples past the last repeat it (a video shorter than T).
+  void run_window(int64_t start) {
+    last_start_ = start;
+    TimelineWindow w;
+    std::vector<torch::Tensor> items;
+    for (int64_t j = start; j < start + plan_.frames; ++j) {
+      const auto s = static_cast<size_t>(std::min(j, samples() - 1));
+      items.push_back(items_[static_cast<size_t>(source_[s] - first_item_)]);
+      w.frame_indices.push_back(positions_[s]);
+    }
+    torch::Tensor frames = torch::stack(items);
+    if (!reuse_) {
+      const auto t0 = Clock::now();
+      frames = c_.encode_frames(frames);
+      out_.timings.spatial_ms += ms_since(t0);
+      out_.frames_encoded += plan_.frames;
+    }
+    const auto t0 = Clock::now();
+    torch::Tensor logits = c_.logits(c_.encode_clips(frames.unsqueeze(0)))[0].contiguous();
+    out_.timings.temporal_ms += ms_since(t0);
+    w.top_k = c_.top_k(logits);
+    w.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+    w.start_s = static_cast<double>(start) / plan_.fps;
+    w.end_s = static_cast<double>(std::min(start + plan_.frames, samples())) / plan_.fps;
+    out_.windows.push_back(std::move(w));
+  }
+
+  // Future windows start at next_start_ or later, or end at the last sample (the closing
+  // window), so samples before both are done with.
+  void drop_unneeded() {
+    const int64_t keep_from = std::min(next_start_, std::max<int64_t>(0, samples() - plan_.frames));
+    const int64_t first_needed = source_[static_cast<size_t>(keep_from)];
+    while (first_item_ < first_needed && !items_.empty()) {
+      items_.pop_front();
+      ++first_item_;
+    }
+  }
+
+  Classifier& c_;
+  const WindowPlan plan_;
+  const bool reuse_;
+  Timeline& out_;
+  std::vector<int64_t> positions_;      // video position of each sample
+  std::vector<int64_t> source_;         // distinct frame of each sample
+  std::vector<torch::Tensor> pending_;  // preprocessed distinct frames not yet encoded
+  std::deque<torch::Tensor> items_;     // distinct frames first_item_, first_item_ + 1, ...
+  int64_t first_item_ = 0;
+  int64_t distinct_ = 0;
+  int64_t next_start_ = 0;
+  int64_t last_start_ = -1;
+};
+
+}  // namespace
+
+std::optional<int64_t> requested_window_frames(const WindowRequest& r) {
+  check_positive(r.window_seconds, "--window-seconds");
+  check_positive(r.fps, "--fps");
+  if (r.window_frames) {
+    if (*r.window_frames < 1)
+      throw UsageError("--window-frames must be at least 1, got " +
+                       std::to_string(*r.window_frames));
+    return r.window_frames;
+  }
+  if (r.window_seconds && r.fps)
+    return std::max<int64_t>(1, std::llround(*r.window_seconds * *r.fps));
+  return std::nullopt;
+}
+
+WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames) {
+  check_positive(r.stride_seconds, "--stride-seconds");
+  WindowPlan p;
+  p.frames = requested_window_frames(r).value_or(model_frames);
+  const auto frames = static_cast<double>(p.frames);
+  p.fps = r.fps.value_or(frames / r.window_seconds.value_or(kDefaultWindowSeconds));
+  p.stride =
+      std::max<int64_t>(1, std::llround(r.stride_seconds.value_or(kDefaultStrideSeconds) * p.fps));
+  return p;
+}
+
+std::vector<int64_t> window_starts(int64_t samples, int64_t frames, int64_t stride) {
+  std::vector<int64_t> starts;
+  for (int64_t s = 0; s + frames <= samples; s += stride) starts.push_back(s);
+  if (starts.empty())
+    starts.push_back(0);
+  else if (starts.back() + frames < samples)
+    starts.push_back(samples - frames);
+  return starts;
+}
+
+std::vector<Segment> merge_segments(const std::vector<TimelineWindow>& windows) {
+  std::vector<Segment> segments;
+  for (const auto& w : windows) {
+    const Prediction& top = w.top_k.front();
+    if (segments.empty() || segments.back().index != top.index) {
+      if (!segments.empty()) segments.back().end_s = std::min(segments.back().end_s, w.start_s);
+      segments.push_back({w.start_s, w.end_s, top.index, top.label, 0.0, 0});
+    }
+    Segment& s = segments.back();
+    s.end_s = w.end_s;
+    s.score += top.score;
+    ++s.windows;
+  }
+  for (auto& s : segments) s.score /= static_cast<double>(s.windows);
+  return segments;
+}
+
+Timeline run_timeline(Classifier& classifier, const std::string& input, const WindowPlan& plan,
+                      bool reuse) {
+  if (classifier.config().frames != plan.frames)
+    throw UsageError("timeline: windows of " + std::to_string(plan.frames) +
+                     " frames need a model run at that many (it runs " +
+                     std::to_string(classifier.config().frames) + ")");
+  c10::InferenceMode guard;
+  const auto t0 = Clock::now();
+  Timeline t;
+  t.input = input;
+  t.plan = plan;
+  t.device = classifier.device_name();
+  Runner runner(classifier, plan, reuse, t);
+  const StreamInfo info = read_frames_at_rate(
+      input, plan.fps, [&](int64_t, int64_t pos, const cv::Mat& rgb) { runner.add(pos, rgb); });
+  runner.finish();
+  t.video_fps = info.fps;
+  t.frame_count = info.frame_count;
+  t.samples = info.samples;
+  const double duration = static_cast<double>(info.frame_count) / info.fps;
+  for (auto& w : t.windows) w.end_s = std::min(w.end_s, duration);
+  t.segments = merge_segments(t.windows);
+  t.timings.total_ms = ms_since(t0);
+  t.timings.decode_ms = t.timings.total_ms - t.timings.spatial_ms - t.timings.temporal_ms;
+  spdlog::info("{}: {} windows of {} frames, {} frames encoded for {} window frames", input,
+               t.windows.size(), plan.frames, t.frames_encoded,
+               static_cast<int64_t>(t.windows.size()) * plan.frames);
+  return t;
+}
+
+}  // namespace stam

@@ -1,0 +1,129 @@
+// stam embed: the .npy writer read back by Debian's numpy, the embeddings being what the head
+// reads, and the CLI's .npy and JSONL outputs agreeing value for value.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "stam/embed.hpp"
+#include "stam/error.hpp"
+#include "test_util.hpp"
+
+using stam::test::fixture_path;
+using stam::test::shell_quote;
+using stam::test::video_path;
+
+namespace {
+
+stam::ModelOptions tiny_options() {
+  stam::ModelOptions o;
+  o.weights = fixture_path("tiny_stam.pth");  // T = 8, D = 128
+  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
+  o.device = "cpu";
+  return o;
+}
+
+// Runs a Python program with the system interpreter and numpy; returns its stdout.
+stam::test::CommandResult python(const std::string& program) {
+  return stam::test::run_command("/usr/bin/python3 -c " + shell_quote(program));
+}
+
+torch::Tensor tensor_of(const std::vector<float>& v) {
+  return torch::tensor(at::ArrayRef<float>(v));
+}
+
+}  // namespace
+
+TEST(Npy, NumpyReadsWhatWeWrite) {
+  stam::test::TempDir dir;
+  stam::write_npy(dir.file("m.npy"), {2, 3}, {0.5f, 1, 2, 3, 4, -5.25f});
+  stam::write_npy(dir.file("v.npy"), {3}, {1, 2, 3});
+  const auto r = python("import numpy as np\nfor f in ['m', 'v']:\n  a = np.load('" + dir.file("") +
+                        "' + f + '.npy')\n  print(a.dtype, a.shape, a.tolist())");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "float32 (2, 3) [[0.5, 1.0, 2.0], [3.0, 4.0, -5.25]]\n"
+            "float32 (3,) [1.0, 2.0, 3.0]\n");
+}
+
+TEST(Npy, AnUnwritablePathIsAUsageErrorNamingIt) {
+  try {
+    stam::write_npy("/nonexistent/dir/x.npy", {1}, {1});
+    FAIL() << "no error";
+  } catch (const stam::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/x.npy"), std::string::npos);
+  }
+}
+
+TEST(Embed, FormatFollowsTheExtension) {
+  EXPECT_EQ(stam::embed_format("a/b.npy"), stam::EmbedFormat::kNpy);
+  EXPECT_EQ(stam::embed_format("b.jsonl"), stam::EmbedFormat::kJsonl);
+  EXPECT_THROW(stam::embed_format("b.csv"), stam::UsageError);
+  EXPECT_EQ(stam::paths_file("out/emb.npy"), "out/emb.paths.txt");
+}
+
+TEST(Embed, TheClipEmbeddingIsWhatTheHeadReads) {
+  stam::Classifier c(tiny_options());
+  const std::string video = video_path("arm_wrestling_340x256_28fps.mp4");
+  const stam::Embedding clip = stam::embed(c, video, false);
+  ASSERT_EQ(clip.values.size(), 128u);
+  const torch::Tensor logits = c.logits(tensor_of(clip.values).unsqueeze(0))[0];
+  const stam::Result r = c.classify(video);
+  EXPECT_LE(
+      stam::test::relative_error(
+          std::vector<double>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()),
+          std::vector<double>(r.logits.begin(), r.logits.end())),
+      1e-5);
+
+  const stam::Embedding frames = stam::embed(c, video, true);
+  ASSERT_EQ(frames.values.size(), 8u * 128u);
+  const torch::Tensor again = c.encode_clips(tensor_of(frames.values).view({1, 8, 128}))[0];
+  EXPECT_TRUE(torch::allclose(again, tensor_of(clip.values), 1e-5, 1e-6));
+}
+
+TEST(EmbedCli, NpyAndJsonlAgreeAndNumpyLoadsThem) {
+  stam::test::TempDir dir;
+  const std::string inputs = shell_quote(video_path("arm_wrestling_340x256_28fps.mp4")) + " " +
+                             shell_quote(video_path("mpeg4_320x240_25fps.avi"));
+  const std::string stam = shell_quote(stam::test::stam_binary()) + " embed " + inputs +
+                           " --weights " + shell_quote(fixture_path("tiny_stam.pth")) +
+                           " --device cpu -q";
+  for (const std::string extra : {"", " --per-frame"}) {
+    const std::string name = extra.empty() ? "clip" : "frames";
+    for (const std::string ext : {".npy", ".jsonl"}) {
+      const auto r =
+          stam::test::run_command(stam + extra + " --output " + shell_quote(dir.file(name + ext)));
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto check = python(
+        "import json, numpy as np\n"
+        "d = '" +
+        dir.file(name) +
+        "'\n"
+        "a = np.load(d + '.npy')\n"
+        "rows = [json.loads(l) for l in open(d + '.jsonl')]\n"
+        "paths = open(d + '.paths.txt').read().splitlines()\n"
+        "assert paths == [r['input'] for r in rows], paths\n"
+        "b = np.array([r['embedding'] for r in rows], dtype=np.float32)\n"
+        "print(a.dtype, a.shape, np.array_equal(a, b), len(paths))");
+    ASSERT_EQ(check.exit_code, 0) << check.err;
+    EXPECT_EQ(check.out,
+              extra.empty() ? "float32 (2, 128) True 2\n" : "float32 (2, 8, 128) True 2\n");
+  }
+}
+
+TEST(EmbedCli, ABadInputIsLeftOutAndTheExitCodeSaysSo) {
+  stam::test::TempDir dir;
+  const std::string stam = shell_quote(stam::test::stam_binary()) + " embed --weights " +
+                           shell_quote(fixture_path("tiny_stam.pth")) + " --device cpu ";
+  const auto r = stam::test::run_command(stam + "/nonexistent.mp4 " +
+                                         shell_quote(video_path("short_32frames_30fps.mp4")) +
+                                         " --output " + shell_quote(dir.file("e.npy")));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("/nonexistent.mp4"), std::string::npos) << r.err;
+  EXPECT_EQ(stam::test::read_file(dir.file("e.paths.txt")),
+            video_path("short_32frames_30fps.mp4") + "\n");
+  const auto bad =
+      stam::test::run_command(stam + shell_quote(video_path("short_32frames_30fps.mp4")) +
+                              " --output " + shell_quote(dir.file("e.txt")));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find(".npy"), std::string::npos) << bad.err;
+}

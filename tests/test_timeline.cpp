@@ -1,0 +1,300 @@
+// stam timeline: window planning, segments, and the run itself on a long video made by
+// concatenating the repository's test videos: every window's logits equal those of classifying
+// that window's frames on their own, with each sampled frame encoded once.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/videoio.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "stam/error.hpp"
+#include "stam/timeline.hpp"
+#include "test_util.hpp"
+
+using stam::test::fixture_path;
+using stam::test::shell_quote;
+using stam::test::video_path;
+
+namespace {
+
+stam::ModelOptions tiny_options() {
+  stam::ModelOptions o;
+  o.weights = fixture_path("tiny_stam.pth");  // T = 8
+  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
+  o.device = "cpu";
+  return o;
+}
+
+std::vector<double> as_doubles(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
+
+// The four test videos, scaled to one size and rate, one after another: about 20 s at 25 fps,
+// MPEG-4 in MP4. Made once for the suite.
+class LongVideo : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new stam::test::TempDir();
+    path_ = dir_->file("long.mp4");
+    std::string inputs, filter;
+    const char* names[] = {"arm_wrestling_340x256_28fps.mp4", "mpeg4_320x240_25fps.avi",
+                           "short_32frames_30fps.mp4", "hd_1920x1080_30fps.mp4"};
+    for (int i = 0; i < 4; ++i) {
+      inputs += " -i " + shell_quote(video_path(names[i]));
+      filter +=
+          "[" + std::to_string(i) + ":v]scale=320:240,setsar=1,fps=25[v" + std::to_string(i) + "];";
+    }
+    filter += "[v0][v1][v2][v3]concat=n=4:v=1:a=0[out]";
+    const auto r = stam::test::run_command("ffmpeg -nostdin -loglevel error -y" + inputs +
+                                           " -filter_complex " + shell_quote(filter) +
+                                           " -map '[out]' -c:v mpeg4 -q:v 4 " + shell_quote(path_));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static stam::test::TempDir* dir_;
+  static std::string path_;
+};
+stam::test::TempDir* LongVideo::dir_ = nullptr;
+std::string LongVideo::path_;
+
+}  // namespace
+
+TEST(TimelinePlan, DefaultsGiveTFramesOverTenSecondsAndATwoSecondStride) {
+  const stam::WindowPlan p = stam::resolve_window({}, 16);
+  EXPECT_EQ(p.frames, 16);
+  EXPECT_DOUBLE_EQ(p.fps, 1.6);
+  EXPECT_EQ(p.stride, 3);  // 2 s x 1.6 fps = 3.2 samples
+}
+
+TEST(TimelinePlan, SecondsAndRateFixTheFrames) {
+  stam::WindowRequest r;
+  r.window_seconds = 5.0;
+  r.fps = 2.0;
+  r.stride_seconds = 0.1;
+  EXPECT_EQ(stam::requested_window_frames(r), 10);
+  const stam::WindowPlan p = stam::resolve_window(r, 16);
+  EXPECT_EQ(p.frames, 10);
+  EXPECT_DOUBLE_EQ(p.fps, 2.0);
+  EXPECT_EQ(p.stride, 1);  // never less than one sample
+
+  stam::WindowRequest frames_only;
+  frames_only.window_frames = 8;
+  EXPECT_DOUBLE_EQ(stam::resolve_window(frames_only, 16).fps, 0.8);
+  stam::WindowRequest seconds_only;
+  seconds_only.window_seconds = 4.0;
+  EXPECT_EQ(stam::requested_window_frames(seconds_only), std::nullopt);
+  EXPECT_DOUBLE_EQ(stam::resolve_window(seconds_only, 16).fps, 4.0);
+}
+
+TEST(TimelinePlan, NonPositiveValuesAreUsageErrors) {
+  stam::WindowRequest r;
+  r.fps = 0.0;
+  EXPECT_THROW(stam::resolve_window(r, 16), stam::UsageError);
+  r = {};
+  r.stride_seconds = -1.0;
+  EXPECT_THROW(stam::resolve_window(r, 16), stam::UsageError);
+  r = {};
+  r.window_frames = 0;
+  EXPECT_THROW(stam::requested_window_frames(r), stam::UsageError);
+}
+
+TEST(TimelinePlan, WindowStartsCoverTheEnd) {
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(stam::window_starts(10, 4, 3), (V{0, 3, 6}));
+  EXPECT_EQ(stam::window_starts(11, 4, 3), (V{0, 3, 6, 7}));  // closing window at the end
+  EXPECT_EQ(stam::window_starts(3, 4, 2), (V{0}));            // shorter than one window
+  EXPECT_EQ(stam::window_starts(4, 4, 2), (V{0}));
+}
+
+TEST(TimelineSegments, RunsOfTheSameTopLabelMergeWithoutOverlap) {
+  auto window = [](double start, int64_t index, double score) {
+    stam::TimelineWindow w;
+    w.start_s = start;
+    w.end_s = start + 4;
+    w.top_k = {{index, "class " + std::to_string(index), score}};
+    return w;
+  };
+  const auto segments = stam::merge_segments(
+      {window(0, 7, 0.5), window(1, 7, 0.7), window(2, 3, 0.9), window(3, 7, 0.4)});
+  ASSERT_EQ(segments.size(), 3u);
+  EXPECT_EQ(segments[0].index, 7);
+  EXPECT_DOUBLE_EQ(segments[0].start_s, 0);
+  EXPECT_DOUBLE_EQ(segments[0].end_s, 2);  // where the next run starts
+  EXPECT_EQ(segments[0].windows, 2);
+  EXPECT_NEAR(segments[0].score, 0.6, 1e-12);
+  EXPECT_EQ(segments[1].label, "class 3");
+  EXPECT_DOUBLE_EQ(segments[1].end_s, 3);
+  EXPECT_DOUBLE_EQ(segments[2].start_s, 3);
+  EXPECT_DOUBLE_EQ(segments[2].end_s, 7);  // the last run ends with its window
+}
+
+TEST_F(LongVideo, EveryWindowEqualsClassifyingItsFramesAlone) {
+  stam::Classifier c(tiny_options());
+  stam::WindowRequest r;
+  r.fps = 2.0;
+  r.stride_seconds = 1.0;
+  const stam::WindowPlan plan = stam::resolve_window(r, c.config().frames);
+  ASSERT_EQ(plan.frames, 8);
+  ASSERT_EQ(plan.stride, 2);
+  const stam::Timeline t = stam::run_timeline(c, path_, plan);
+
+  // Counted apart from the code under test; a sample every 12.5 frames (25 fps / 2 fps).
+  cv::VideoCapture cap(path_, cv::CAP_FFMPEG);
+  int64_t n = 0;
+  while (cap.grab()) ++n;
+  ASSERT_GT(n, 450);
+  EXPECT_EQ(t.frame_count, n);
+  const auto samples = static_cast<int64_t>(std::ceil(static_cast<double>(n) / 12.5));
+  EXPECT_EQ(t.samples, samples);
+  std::set<int64_t> distinct;
+  std::vector<int64_t> starts;
+  double worst = 0;
+  for (const auto& w : t.windows) {
+    ASSERT_EQ(w.frame_indices.size(), 8u);
+    const auto start = static_cast<int64_t>(std::llround(w.start_s * plan.fps));
+    starts.push_back(start);
+    for (int64_t j = 0; j < 8; ++j) {
+      const int64_t want = static_cast<int64_t>(std::floor((start + j) * 12.5));
+      EXPECT_EQ(w.frame_indices[static_cast<size_t>(j)], want);
+      distinct.insert(want);
+    }
+    stam::Clip clip;
+    clip.input = path_;
+    clip.pixels = c.preprocess(stam::read_frames_at(path_, w.frame_indices).images);
+    const stam::Result alone = c.infer({clip}).front();
+    const double err = stam::test::relative_error(as_doubles(w.logits), as_doubles(alone.logits));
+    worst = std::max(worst, err);
+    EXPECT_LE(err, 1e-5) << "window at " << w.start_s << " s";
+    EXPECT_EQ(w.top_k.front().index, alone.top_k.front().index);
+  }
+  RecordProperty("worst_relative_error", stam::test::sci(worst));
+  EXPECT_EQ(starts, stam::window_starts(samples, 8, 2));
+  EXPECT_EQ(t.frames_encoded, static_cast<int64_t>(distinct.size()));
+  EXPECT_EQ(t.frames_encoded, samples);
+  ASSERT_FALSE(t.segments.empty());
+  EXPECT_DOUBLE_EQ(t.segments.front().start_s, 0.0);
+  EXPECT_DOUBLE_EQ(t.segments.back().end_s, static_cast<double>(n) / 25.0);  // the video's end
+}
+
+TEST_F(LongVideo, WithoutReuseTheLogitsAreTheSameAndEveryWindowIsEncoded) {
+  stam::Classifier c(tiny_options());
+  stam::WindowRequest r;
+  r.fps = 1.0;
+  r.stride_seconds = 3.0;
+  const stam::WindowPlan plan = stam::resolve_window(r, c.config().frames);
+  const stam::Timeline reuse = stam::run_timeline(c, path_, plan, true);
+  const stam::Timeline fresh = stam::run_timeline(c, path_, plan, false);
+  ASSERT_EQ(reuse.windows.size(), fresh.windows.size());
+  for (size_t i = 0; i < reuse.windows.size(); ++i) {
+    EXPECT_EQ(reuse.windows[i].frame_indices, fresh.windows[i].frame_indices);
+    EXPECT_LE(stam::test::relative_error(as_doubles(reuse.windows[i].logits),
+                                         as_doubles(fresh.windows[i].logits)),
+              1e-5);
+  }
+  EXPECT_EQ(reuse.frames_encoded, reuse.samples);
+  EXPECT_EQ(fresh.frames_encoded, static_cast<int64_t>(fresh.windows.size()) * plan.frames);
+}
+
+TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
+  stam::Classifier c(tiny_options());
+  stam::WindowRequest r;
+  r.fps = 60.0;  // twice the video's 30 fps
+  const stam::Timeline t =
+      stam::run_timeline(c, video_path("short_32frames_30fps.mp4"), stam::resolve_window(r, 8));
+  EXPECT_EQ(t.samples, 64);
+  EXPECT_EQ(t.frames_encoded, 32);
+  ASSERT_FALSE(t.windows.empty());
+  EXPECT_EQ(t.windows.front().frame_indices, (std::vector<int64_t>{0, 0, 1, 1, 2, 2, 3, 3}));
+}
+
+TEST(Timeline, AVideoShorterThanAWindowGetsOnePaddedWindow) {
+  stam::Classifier c(tiny_options());
+  stam::WindowRequest r;
+  r.fps = 2.0;  // 72 frames at 28 fps, 2.57 s: 6 samples for a window of 8
+  const stam::Timeline t =
+      stam::run_timeline(c, video_path("hd_1920x1080_30fps.mp4"), stam::resolve_window(r, 8));
+  ASSERT_EQ(t.windows.size(), 1u);
+  EXPECT_EQ(t.windows[0].frame_indices, (std::vector<int64_t>{0, 14, 28, 42, 56, 70, 70, 70}));
+  EXPECT_EQ(t.frames_encoded, 6);
+  EXPECT_DOUBLE_EQ(t.windows[0].end_s, 72 / t.video_fps);  // the video's end, not 8 / 2 s
+  EXPECT_LT(t.windows[0].end_s, 3.0);
+}
+
+TEST(Timeline, AModelRunningOtherWindowsIsRefused) {
+  stam::Classifier c(tiny_options());
+  stam::WindowPlan plan{16, 1.6, 3};
+  EXPECT_THROW(stam::run_timeline(c, video_path("short_32frames_30fps.mp4"), plan),
+               stam::UsageError);
+}
+
+TEST(Timeline, AMissingVideoIsAnInputErrorNamingIt) {
+  stam::Classifier c(tiny_options());
+  try {
+    stam::run_timeline(c, "/nonexistent/long.mp4", stam::resolve_window({}, 8));
+    FAIL() << "no error";
+  } catch (const stam::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/long.mp4"), std::string::npos);
+  }
+}
+
+// ---- CLI ----
+
+namespace {
+
+std::string tiny_flags() {
+  return " --weights " + shell_quote(fixture_path("tiny_stam.pth")) + " --device cpu";
+}
+
+}  // namespace
+
+TEST(TimelineCli, JsonHasWindowsAndSegments) {
+  const auto r =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
+                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
+                              " --fps 2 --stride-seconds 1 -k 3 --format json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["input"], video_path("mpeg4_320x240_25fps.avi"));
+  EXPECT_EQ(j["window_frames"], 8);
+  EXPECT_EQ(j["samples"], 14);  // 164 frames at 25 fps: positions 0, 12, ..., 162
+  EXPECT_EQ(j["frames_encoded"], 14);
+  ASSERT_EQ(j["windows"].size(), 4u);  // starts 0, 2, 4, 6
+  EXPECT_EQ(j["windows"][0]["top_k"].size(), 3u);
+  EXPECT_DOUBLE_EQ(j["windows"][1]["start_s"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["windows"][1]["end_s"].get<double>(), 5.0);
+  EXPECT_FALSE(j["segments"].empty());
+}
+
+TEST(TimelineCli, CsvHasAHeaderAndARowPerWindow) {
+  const auto r =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
+                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
+                              " --window-frames 8 --window-seconds 4 --format csv -q");
+  EXPECT_EQ(r.exit_code, 2) << "--window-frames and --window-seconds exclude each other";
+  const auto ok =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
+                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
+                              " --window-seconds 4 --stride-seconds 1 -k 2 --format csv -q");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out.substr(0, ok.out.find('\n')), "start_s,end_s,label_1,score_1,label_2,score_2");
+  // 6.56 s at 2 fps (8 frames over 4 s): 14 samples, windows at 0, 2, 4, 6.
+  EXPECT_EQ(std::count(ok.out.begin(), ok.out.end(), '\n'), 5);
+  EXPECT_NE(ok.out.find("\n1.000,5.000,"), std::string::npos) << ok.out;
+}
+
+TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
+  const std::string stam = shell_quote(stam::test::stam_binary()) + " timeline ";
+  const auto missing = stam::test::run_command(stam + "/nonexistent.mp4" + tiny_flags());
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.err.find("/nonexistent.mp4"), std::string::npos) << missing.err;
+  const auto zero_fps = stam::test::run_command(
+      stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() + " --fps 0");
+  EXPECT_EQ(zero_fps.exit_code, 2);
+  EXPECT_NE(zero_fps.err.find("--fps"), std::string::npos) << zero_fps.err;
+  const auto contradiction =
+      stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
+                              tiny_flags() + " --frames 8 --window-frames 4");
+  EXPECT_EQ(contradiction.exit_code, 2);
+}
