@@ -544,5 +544,27 @@ TEST(Pickle, ValueCountIsBounded) {
   EXPECT_THROW(unpickle(arena, bytes), pickle::Error);
 }
 
+// DUP, MARK and PUT make no new value, so the value cap alone would not bound them.
+TEST(Pickle, StackMarksAndMemoAreBounded) {
+  const size_t n = pickle::Arena::kMaxValues + 1;
+  const auto expect_error = [](const std::string& bytes, const std::string& needle) {
+    pickle::Arena arena;
+    try {
+      unpickle(arena, bytes);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const pickle::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error("\x80\x02N" + std::string(n, '2'), "stack too deep");
+  expect_error("\x80\x02" + std::string(n, '('), "too many open MARKs");
+  std::string puts = "\x80\x02N";
+  for (uint32_t k = 0; k < n; ++k) {
+    puts += 'r';  // LONG_BINPUT k
+    for (int b = 0; b < 4; ++b) puts += char((k >> (8 * b)) & 0xff);
+  }
+  expect_error(puts, "memo too large");
+}
+
 }  // namespace
 }  // namespace stam
