@@ -21,7 +21,7 @@ for t in "${targets[@]}"; do  # one at a time: make races on the library they sh
   cmake --build build-asan -j"${STAM_JOBS:-2}" --target "fuzz_$t"
 done
 
-export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="fast_unwind_on_malloc=0"  # see fuzz/lsan.supp
 export UBSAN_OPTIONS="print_stacktrace=1"
 pids=()
