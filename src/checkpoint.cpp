@@ -15,6 +15,7 @@
 
 #include "stam/error.hpp"
 #include "stam/pickle.hpp"
+#include "stam/zip_directory.hpp"
 
 // Storage bytes are little-endian on disk and are used in place.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "big-endian hosts are not supported");
@@ -133,6 +134,7 @@ struct Checkpoint::Impl {
 
 void Checkpoint::Impl::open_zip() {
   format = "zip";
+  zip::check_record_sizes(path, file_size);  // before LibTorch allocates what records declare
   zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   if (zip->hasRecord("byteorder")) {
     auto [data, size] = zip->getRecord("byteorder");

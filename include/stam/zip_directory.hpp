@@ -1,0 +1,21 @@
+#pragma once
+// Internal, for stam::Checkpoint: checks the sizes a zip archive declares before LibTorch's
+// reader allocates anything from them.
+//
+// PyTorchStreamReader::getRecord allocates a record's declared uncompressed size and only then
+// inflates into it, so a hostile archive could ask for terabytes with a few bytes. This walks
+// the central directory the way miniz (LibTorch's zip library) finds it, and accepts a record
+// only when its bytes lie inside the archive and its declared size is one the stored bytes can
+// really produce: equal for a stored record, at most kMaxDeflateRatio times for a deflated one.
+#include <cstdint>
+#include <string>
+
+namespace stam::zip {
+
+// Deflate cannot expand data more than about 1032:1 (258-byte matches coded in 2 bits).
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+// Throws std::runtime_error saying what is wrong with the archive at `path` (`size` bytes).
+void check_record_sizes(const std::string& path, uint64_t size);
+
+}  // namespace stam::zip
