@@ -527,12 +527,14 @@ int64_t feed_samples(int64_t k, int64_t pos, const StreamInfo& info, double rate
 
 StreamInfo stream_video(const std::string& path, double rate, const SampleSink& sink) {
   check_video_file(path);
-  cv::VideoCapture cap = open_video(path);
+  Watchdog watchdog(decode_timeout_s());
+  cv::VideoCapture cap = open_video(path, watchdog);
   StreamInfo info;
   info.fps = stream_fps(cap);
   if (info.fps <= 0) throw InputError(quoted(path) + ": the file does not state its frame rate");
   int64_t k = 0;
-  for (; cap.grab(); ++info.frame_count) {
+  // The clock restarts before each grab(): the sink's own time (the model) is not decoding.
+  for (; watchdog.progress(), cap.grab(); ++info.frame_count) {
     const int64_t pos = info.frame_count;
     auto frame = [&] {
       cv::Mat bgr;
@@ -542,6 +544,7 @@ StreamInfo stream_video(const std::string& path, double rate, const SampleSink& 
     };
     k = feed_samples(k, pos, info, rate, frame, sink);
   }
+  if (watchdog.expired()) throw_stalled(path, watchdog);
   if (info.frame_count == 0) throw InputError(quoted(path) + ": no decodable video frames");
   info.samples = k;
   return info;
