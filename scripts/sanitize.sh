@@ -12,7 +12,6 @@ CXX="${CXX:-clang++-14}" cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DS
   >/dev/null
 cmake --build build-asan -j"${STAM_JOBS:-2}"
 export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0"
-export ASAN_OPTIONS="fast_unwind_on_malloc=0"  # see fuzz/lsan.supp
 export UBSAN_OPTIONS="print_stacktrace=1"
 ctest --test-dir build-asan --output-on-failure -j"${STAM_JOBS:-2}" \
   -E '(^|/)(BatchCli|Cli|DecodeLong|VideoParity|Bench)\.' "$@"
