@@ -2,14 +2,11 @@
 
 #include <cpuid.h>
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 namespace stam {
 
@@ -46,7 +43,6 @@ OsSupport os_support() {
   return s;
 }
 
-// Plain data and no allocation: this also runs from .preinit_array, before C++ start-up.
 struct Features {
   bool avx, fma, avx2, avx512f, avx512dq, avx512cd, avx512bw, avx512vl, avx512_vnni, avx512_bf16,
       avx512_fp16, amx_tile, amx_bf16;
@@ -75,16 +71,6 @@ Features detect() {
     f.amx_bf16 = f.amx_tile && bit(l7.d, 22);
   }
   return f;
-}
-
-// Marks a process that stam re-started with OPENBLAS_CORETYPE chosen from the CPU's features.
-constexpr const char* kMarker = "STAM_CHOSE_OPENBLAS_CORETYPE";
-
-const char* best_core(const Features& f) {
-  // OpenBLAS's SkylakeX kernels need AVX-512 F/DQ/CD/BW/VL, its Haswell kernels AVX2 + FMA.
-  if (f.avx512f && f.avx512dq && f.avx512cd && f.avx512bw && f.avx512vl) return "SkylakeX";
-  if (f.avx2 && f.fma) return "Haswell";
-  return nullptr;
 }
 
 std::string brand_string() {
@@ -136,36 +122,6 @@ const CpuInfo& cpu_info() {
   return info;
 }
 
-std::string best_openblas_core() {
-  const char* core = best_core(detect());
-  return core ? core : "";
-}
-
-void select_blas_kernels_at_startup(char** argv, char** envp) {
-  // Runs from .preinit_array: before libc sets `environ` (so getenv/setenv cannot be used) and
-  // before any library initialises. Only the kernel-provided envp is read.
-  size_t n = 0;
-  for (; envp && envp[n]; ++n)
-    if (std::strncmp(envp[n], "OPENBLAS_CORETYPE=", 18) == 0) return;  // set: the user's choice
-  const char* core = best_core(detect());
-  if (!core || !argv || !envp) return;
-  char exe[4096];
-  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (len <= 0) return;
-  exe[len] = '\0';
-  if (std::strstr(exe, "/ld-")) return;  // started through the dynamic loader: leave it be
-  // Start again with the variable set. Nothing heavy has run yet (LibTorch initialises after
-  // this), so the restart costs only the dynamic loader's work. execve returns only on failure.
-  static char setting[64], marker[64];
-  std::snprintf(setting, sizeof setting, "OPENBLAS_CORETYPE=%s", core);
-  std::snprintf(marker, sizeof marker, "%s=1", kMarker);
-  std::vector<char*> env(envp, envp + n);
-  env.push_back(setting);
-  env.push_back(marker);
-  env.push_back(nullptr);
-  execve(exe, argv, env.data());
-}
-
 std::string GemmBackend::describe() const {
   std::string s = library;
   if (!kernels.empty()) s += ", " + kernels + " kernels";
@@ -187,9 +143,8 @@ GemmBackend gemm_backend() {
   const auto second_space = c.find(' ', c.find(' ') + 1);
   g.library = c.substr(0, second_space);
   g.kernels = corename();
-  g.chosen_by = std::getenv(kMarker)               ? "stam from the CPU features"
-                : std::getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE"
-                                                   : "OpenBLAS from the CPU model";
+  g.chosen_by =
+      std::getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE" : "OpenBLAS from the CPU model";
   return g;
 }
 

@@ -107,17 +107,9 @@ TEST(Kernels, BackendsAreNamed) {
   EXPECT_NE(blas.describe().find(blas.library), std::string::npos);
 }
 
-TEST(Cpu, FeaturesAgreeWithTheKernelChoice) {
+TEST(Cpu, FeaturesAreConsistent) {
   const auto& cpu = stam::cpu_info();
   EXPECT_FALSE(cpu.model.empty());
-  const std::string core = stam::best_openblas_core();
-  if (cpu.has("avx512f") && cpu.has("avx512dq") && cpu.has("avx512cd") && cpu.has("avx512bw") &&
-      cpu.has("avx512vl"))
-    EXPECT_EQ(core, "SkylakeX");
-  else if (cpu.has("avx2") && cpu.has("fma"))
-    EXPECT_EQ(core, "Haswell");
-  else
-    EXPECT_EQ(core, "");
   if (cpu.has("avx2")) {
     EXPECT_TRUE(cpu.has("avx"));
   }
@@ -126,20 +118,19 @@ TEST(Cpu, FeaturesAgreeWithTheKernelChoice) {
   }
 }
 
-TEST(Cpu, TheExecutableStartsOpenBlasOnKernelsChosenFromFeatures) {
-  const std::string core = stam::best_openblas_core();
-  if (core.empty()) GTEST_SKIP() << "no AVX2 here: OpenBLAS's own choice stands";
+// OpenBLAS's kernels are whatever it picks, or the user's OPENBLAS_CORETYPE; -v names them and
+// who chose them. The model does not use them (its products run on oneDNN).
+TEST(Cpu, VerboseNamesOpenBlasKernelsAndWhoChoseThem) {
   const std::string run =
       stam::test::shell_quote(stam::test::stam_binary()) + " classify " +
       stam::test::shell_quote(stam::test::video_path("short_32frames_30fps.mp4")) + " -w " +
       stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) + " -v";
   auto unset = stam::test::run_command("env -u OPENBLAS_CORETYPE " + run);
   ASSERT_EQ(unset.exit_code, 0) << unset.err;
-  EXPECT_NE(unset.err.find(core + " kernels (chosen by stam from the CPU features)"),
-            std::string::npos)
+  EXPECT_NE(unset.err.find("kernels (chosen by OpenBLAS from the CPU model)"), std::string::npos)
       << unset.err;
   auto user = stam::test::run_command("OPENBLAS_CORETYPE=Prescott " + run);
   ASSERT_EQ(user.exit_code, 0) << user.err;
   EXPECT_NE(user.err.find("Prescott kernels (chosen by OPENBLAS_CORETYPE)"), std::string::npos)
-      << "the user's setting wins: " << user.err;
+      << "the user's setting is named: " << user.err;
 }

@@ -9,12 +9,8 @@
 
 #include "commands.hpp"
 #include "options.hpp"
-#include "stam/cpu.hpp"
 #include "stam/error.hpp"
 #include "suggest.hpp"
-
-// Chooses OpenBLAS's kernels from the CPU's features before OpenBLAS starts (see cpu.hpp).
-STAM_SELECT_BLAS_KERNELS()
 
 namespace {
 
