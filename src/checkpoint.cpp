@@ -1,12 +1,18 @@
 // stam::Checkpoint: finds the state dict in a torch.save file and reads its tensors lazily.
 //
 // Zip files (PyTorch >= 1.6) are read through LibTorch's own PyTorchStreamReader: data.pkl is
-// unpickled at open, each data/<key> record is read when one of its tensors is loaded. Legacy
+// unpickled at open. torch.save stores tensor records uncompressed and 64-byte aligned, so the
+// file is mapped into memory and view() gives a stored record's tensors as views of its bytes:
+// no read, no copy. A compressed record (or a file that cannot be mapped) is read when one of
+// its tensors is loaded. Legacy
 // files are a run of pickles followed by the raw storages; open() reads the pickles and walks the
 // storage section with seeks only, remembering where each storage's bytes start.
 #include "stam/checkpoint.hpp"
 
 #include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -101,6 +107,36 @@ struct Slot {
   int64_t end = 0;    // one past the last byte used
 };
 
+// A whole file mapped into memory; tensors that point into it share ownership of it. Private and
+// writable: a write copies the page it touches, so it never reaches the file (and nothing here
+// writes). Pages are read in when mapped, so reading shows in the load, not in the first forward.
+class MappedFile {
+ public:
+  // data() is null when the file cannot be mapped; the caller then reads instead.
+  MappedFile(const std::string& path, uint64_t size) : size_(size) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    void* p = ::mmap(nullptr, size_t(size), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) return;
+    data_ = static_cast<char*>(p);
+    // MAP_POPULATE would copy every page of a writable private mapping; this only reads them
+    // (Linux >= 5.14; older kernels get read-ahead instead).
+    constexpr int kPopulateRead = 22;  // MADV_POPULATE_READ
+    if (::madvise(p, size_t(size), kPopulateRead) != 0) ::madvise(p, size_t(size), MADV_WILLNEED);
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(data_, size_t(size_));
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  char* data() const { return data_; }
+
+ private:
+  char* data_ = nullptr;
+  uint64_t size_;
+};
+
 bool has_tensor(const Value* dict) {
   if (!dict || dict->kind != Kind::kDict) return false;
   for (const auto& kv : dict->dict->items)
@@ -118,6 +154,8 @@ struct Checkpoint::Impl {
   std::vector<Slot> slots;  // parallel to entries
   std::unordered_map<std::string, size_t> index;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;  // zip format only
+  std::shared_ptr<const MappedFile> map;                        // zip format, when mappable
+  std::unordered_map<std::string, StorageSpan> stored;          // zip: uncompressed records
   std::unordered_map<std::string, StorageSpan> spans;           // legacy format only
   uint64_t file_size = 0;
 
@@ -125,8 +163,9 @@ struct Checkpoint::Impl {
   void open_legacy();
   void take_state_dict(const Value* top);
   Slot check_tensor(const std::string& key, const TensorRef& ref) const;
-  torch::Tensor read(const Slot& slot) const;
-  torch::Tensor read_zip(const Slot& slot) const;
+  torch::Tensor read(const Slot& slot, bool may_view) const;
+  torch::Tensor read_zip(const Slot& slot, bool may_view) const;
+  torch::Tensor map_zip(const Slot& slot) const;
   torch::Tensor read_legacy(const Slot& slot) const;
 };
 
@@ -134,7 +173,8 @@ struct Checkpoint::Impl {
 
 void Checkpoint::Impl::open_zip() {
   format = "zip";
-  zip::check_record_sizes(path, file_size);  // before LibTorch allocates what records declare
+  // Checked before LibTorch allocates what the records declare.
+  const auto records = zip::read_directory(path, file_size);
   zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   if (zip->hasRecord("byteorder")) {
     auto [data, size] = zip->getRecord("byteorder");
@@ -150,9 +190,44 @@ void Checkpoint::Impl::open_zip() {
     if (!zip->hasRecord("data/" + slots[k].ref.storage.key))
       fail(path, "storage of '" + entries[k].key + "' is missing from the archive");
   }
+  // Records are named "<archive>/data/<key>"; the reader answers to "data/<key>".
+  for (const auto& [name, r] : records) {
+    const auto slash = name.find('/');
+    if (r.method != 0 || slash == std::string::npos) continue;
+    const std::string short_name = name.substr(slash + 1);
+    if (short_name.rfind("data/", 0) != 0) continue;
+    const uint64_t offset = zip->getRecordOffset(short_name);
+    if (offset <= file_size && r.uncompressed <= file_size - offset)
+      stored[short_name] = {offset, r.uncompressed};
+  }
+  if (!stored.empty()) {
+    auto file = std::make_shared<const MappedFile>(path, file_size);
+    if (file->data()) map = std::move(file);
+  }
 }
 
-torch::Tensor Checkpoint::Impl::read_zip(const Slot& slot) const {
+// The tensor as a view of its record's bytes in the mapping, or undefined when it cannot be one
+// (not mapped, compressed, misaligned, or not contiguous: those are read and copied instead).
+torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot) const {
+  if (!map) return {};
+  const auto it = stored.find("data/" + slot.ref.storage.key);
+  if (it == stored.end()) return {};
+  if (uint64_t(slot.end) > it->second.nbytes)
+    fail(path, "storage record is shorter than its tensor needs");
+  const int64_t elem = int64_t(c10::elementSize(slot.ref.dtype));
+  char* first = map->data() + it->second.offset + slot.begin;
+  if (reinterpret_cast<uintptr_t>(first) % uintptr_t(elem) != 0) return {};
+  auto owner = map;
+  at::Tensor whole = at::from_blob(
+      first, {(slot.end - slot.begin) / elem}, [owner](void*) {},
+      at::TensorOptions().dtype(slot.ref.dtype));
+  at::Tensor t =
+      whole.as_strided(slot.ref.sizes, slot.ref.strides, slot.ref.offset - slot.begin / elem);
+  return t.is_contiguous() ? t : at::Tensor();
+}
+
+torch::Tensor Checkpoint::Impl::read_zip(const Slot& slot, bool may_view) const {
+  if (at::Tensor t = map_zip(slot); t.defined()) return may_view ? t : t.clone();
   auto [data, size] = zip->getRecord("data/" + slot.ref.storage.key);
   if (int64_t(size) < slot.end) fail(path, "storage record is shorter than its tensor needs");
   // The record's buffer becomes the tensor's storage; the tensor keeps it alive.
@@ -314,9 +389,9 @@ void Checkpoint::Impl::take_state_dict(const Value* top) {
   }
 }
 
-torch::Tensor Checkpoint::Impl::read(const Slot& slot) const {
+torch::Tensor Checkpoint::Impl::read(const Slot& slot, bool may_view) const {
   if (slot.numel == 0) return at::empty(slot.ref.sizes, at::TensorOptions().dtype(slot.ref.dtype));
-  return zip ? read_zip(slot) : read_legacy(slot);
+  return zip ? read_zip(slot, may_view) : read_legacy(slot);
 }
 
 namespace {
@@ -396,9 +471,17 @@ const TensorEntry& Checkpoint::entry(const std::string& key) const {
 }
 
 torch::Tensor Checkpoint::load(const std::string& key) const {
+  return read(key, /*may_view=*/false);
+}
+
+torch::Tensor Checkpoint::view(const std::string& key) const {
+  return read(key, /*may_view=*/true);
+}
+
+torch::Tensor Checkpoint::read(const std::string& key, bool may_view) const {
   auto it = impl_->index.find(key);
   if (it == impl_->index.end()) fail(impl_->path, "no tensor named '" + key + "'");
-  return guarded(impl_->path, [&] { return impl_->read(impl_->slots[it->second]); });
+  return guarded(impl_->path, [&] { return impl_->read(impl_->slots[it->second], may_view); });
 }
 
 }  // namespace stam

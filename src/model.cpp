@@ -159,7 +159,7 @@ StamImpl::StamImpl(const StamConfig& c) : config(c) {
 
 torch::Tensor StamImpl::encode_chunk(const torch::Tensor& images) {
   auto x = patch_embed(images);
-  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) + pos_embed;
+  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1).add_(pos_embed);
   for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
   // Only the CLS token is used: normalise just that row (LayerNorm is per token).
   return norm(x.select(1, 0));
@@ -308,7 +308,7 @@ void load_weights(Stam& model, const Checkpoint& ckpt) {
       throw ModelError(ckpt.path() + ": missing tensor '" + key + "' (expected shape " +
                        shape_str(dst.sizes()) + ")");
     const auto& e = ckpt.entry(key);
-    torch::Tensor src = ckpt.load(key);
+    torch::Tensor src = ckpt.view(key);
     const bool resample = key == "aggregate.pos_embed" && e.sizes.size() == 3 && e.sizes[0] == 1 &&
                           e.sizes[2] == dst.size(2) && e.sizes[1] != dst.size(1);
     if (resample) {
@@ -321,7 +321,13 @@ void load_weights(Stam& model, const Checkpoint& ckpt) {
     if (src.sizes() != dst.sizes())
       throw ModelError(ckpt.path() + ": tensor '" + key + "' has shape " + shape_str(src.sizes()) +
                        ", the model expects " + shape_str(dst.sizes()));
-    dst.copy_(src);  // converts dtype and moves to the model's device
+    // Same dtype and device: the parameter takes the loaded tensor itself (for a zip checkpoint,
+    // a view of the mapped file), so the weights are never copied. Else convert into it.
+    if (src.scalar_type() == dst.scalar_type() && src.device() == dst.device() &&
+        src.is_contiguous())
+      dst.set_data(src);
+    else
+      dst.copy_(src);
   }
 }
 

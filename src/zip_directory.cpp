@@ -1,4 +1,4 @@
-// The central directory walk behind zip::check_record_sizes; see include/stam/zip_directory.hpp.
+// The central directory walk behind zip::read_directory; see include/stam/zip_directory.hpp.
 // Field offsets are those of the zip specification (APPNOTE.TXT, sections 4.3.12 to 4.3.16).
 #include "stam/zip_directory.hpp"
 
@@ -79,10 +79,6 @@ Directory find_directory(Archive& a) {
   return d;
 }
 
-struct Record {
-  uint64_t method, compressed, uncompressed, local_offset;
-};
-
 // Replaces the 32-bit fields that say kInZip64 with the values of the zip64 extra field.
 void apply_zip64_extra(Record& r, const uint8_t* extra, size_t len) {
   for (size_t k = 0; k + 4 <= len;) {
@@ -117,8 +113,9 @@ void check_record(const Record& r, uint64_t archive_size) {
 
 }  // namespace
 
-void check_record_sizes(const std::string& path, uint64_t size) {
+std::unordered_map<std::string, Record> read_directory(const std::string& path, uint64_t size) {
   Archive a(path, size);
+  std::unordered_map<std::string, Record> records;
   const Directory d = find_directory(a);
   const std::vector<uint8_t> dir = a.read(d.offset, d.size);
   size_t at = 0;
@@ -132,8 +129,10 @@ void check_record_sizes(const std::string& path, uint64_t size) {
       bad("central directory entry " + std::to_string(k) + " is cut off");
     apply_zip64_extra(r, e + kEntrySize + name_len, extra_len);
     check_record(r, size);
+    records[std::string(reinterpret_cast<const char*>(e + kEntrySize), name_len)] = r;
     at += kEntrySize + name_len + extra_len + comment_len;
   }
+  return records;
 }
 
 }  // namespace stam::zip

@@ -135,6 +135,54 @@ TEST(Checkpoint, LoadedTensorsAreIndependentCopies) {
   EXPECT_NE(ckpt.load("shared.a").abs().sum().item<double>(), 0.0);
 }
 
+// A zip file's tensors come as views of the mapped file: the same bytes each time, alive after
+// the reader is gone, and a write to one changes neither the file nor what load() gives.
+TEST(Checkpoint, ZipViewsShareTheMappedFileAndOutliveTheReader) {
+  const std::string path = fixture_path("ckpt_zip_top.pth");
+  torch::Tensor view, again, own;
+  {
+    Checkpoint ckpt = Checkpoint::open(path);
+    view = ckpt.view("blocks.0.norm1.weight");
+    again = ckpt.view("blocks.0.norm1.weight");
+    own = ckpt.load("blocks.0.norm1.weight");
+  }
+  EXPECT_EQ(view.data_ptr(), again.data_ptr()) << "views of one record are the same bytes";
+  EXPECT_NE(view.data_ptr(), own.data_ptr()) << "load() gives memory of its own";
+  ASSERT_TRUE(torch::equal(view, own)) << "the mapping outlives the reader";
+  const torch::Tensor before = own.clone();
+  view.fill_(0);  // private to this process: copy on write
+  EXPECT_EQ(again.abs().sum().item<double>(), 0.0) << "other views of the bytes see the write";
+  EXPECT_TRUE(torch::equal(own, before));
+  EXPECT_TRUE(torch::equal(Checkpoint::open(path).load("blocks.0.norm1.weight"), before))
+      << "the file is unchanged";
+}
+
+// Records compressed by another zip tool are read (not mapped), with the same values.
+TEST(Checkpoint, DeflatedZipRecordsAreReadInstead) {
+  TempDir dir;
+  const std::string path = dir.file("deflated.pth");
+  const std::string script =
+      "import sys, zipfile\n"
+      "src = zipfile.ZipFile(sys.argv[1])\n"
+      "with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as dst:\n"
+      "    for info in src.infolist():\n"
+      "        dst.writestr(info.filename, src.read(info))\n";
+  const auto run = test::run_command("python3 -c " + test::shell_quote(script) + " " +
+                                     test::shell_quote(fixture_path("ckpt_zip_top.pth")) + " " +
+                                     test::shell_quote(path));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Checkpoint deflated = Checkpoint::open(path);
+  Checkpoint stored = Checkpoint::open(fixture_path("ckpt_zip_top.pth"));
+  ASSERT_EQ(deflated.entries().size(), stored.entries().size());
+  for (const auto& e : stored.entries()) {
+    const torch::Tensor a = deflated.view(e.key), b = deflated.view(e.key);
+    EXPECT_TRUE(torch::equal(a, stored.load(e.key))) << e.key;
+    if (a.numel() > 0) {
+      EXPECT_NE(a.data_ptr(), b.data_ptr()) << e.key << ": read, not mapped";
+    }
+  }
+}
+
 TEST(Checkpoint, MissingKeyThrowsNamingTheKey) {
   for (const char* name : {"ckpt_zip_model.pth", "ckpt_legacy_model.pth"}) {
     Checkpoint ckpt = Checkpoint::open(fixture_path(name));

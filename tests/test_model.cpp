@@ -51,6 +51,19 @@ stam::Stam load(const std::string& name, int64_t frames = 0) {
 
 }  // namespace
 
+// fp32 on the CPU: the parameters are the checkpoint's mapped bytes, not copies of them.
+TEST(Model, Fp32WeightsAreTakenFromTheMappedFileWithoutCopying) {
+  auto ckpt = stam::Checkpoint::open(fixture_path("tiny_stam.pth"));
+  ASSERT_EQ(ckpt.format(), "zip");
+  stam::Stam model(stam::StamConfig::from_checkpoint(ckpt));
+  stam::load_weights(model, ckpt);
+  for (const auto& p : model->named_parameters()) {
+    if (p.value().numel() == 0) continue;
+    EXPECT_EQ(p.value().data_ptr(), ckpt.view(p.key()).data_ptr()) << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), ckpt.load(p.key()))) << p.key();
+  }
+}
+
 TEST(Model, ConfigComesFromTheCheckpoint) {
   auto ckpt = stam::Checkpoint::open(fixture_path("tiny_stam.pth"));
   auto cfg = stam::StamConfig::from_checkpoint(ckpt);

@@ -7,7 +7,9 @@
 // (epochs, argparse.Namespace, numpy scalars, optimizer state) is parsed as inert data and
 // ignored: no Python object is ever constructed or called.
 //
-// Tensor bytes are read lazily, one tensor at a time, so a loader that copies each tensor into
+// Zip files are mapped into memory, and view() gives their (uncompressed) tensors as views of the
+// mapping, which they keep alive: a model that takes them copies nothing. Other tensors (legacy
+// files, compressed records) are read lazily, one at a time, so a loader that converts each into
 // its destination never holds two full copies of the weights.
 #include <torch/types.h>
 
@@ -46,10 +48,14 @@ class Checkpoint {
   // Throws ModelError naming the key when absent.
   const TensorEntry& entry(const std::string& key) const;
 
-  // Reads one tensor's bytes now and returns a contiguous CPU tensor of its stored dtype.
+  // One tensor as a contiguous CPU tensor of its stored dtype, with memory of its own.
   torch::Tensor load(const std::string& key) const;
+  // The same values without a copy when the file allows: a view of the mapped file that keeps it
+  // mapped. Writing to it never reaches the file, but other views of the same bytes see it.
+  torch::Tensor view(const std::string& key) const;
 
  private:
+  torch::Tensor read(const std::string& key, bool may_view) const;
   struct Impl;
   explicit Checkpoint(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

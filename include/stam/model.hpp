@@ -169,7 +169,9 @@ void init_random(Stam& model, uint64_t seed);
 // the products' precision.
 void place(Stam& model, const torch::Device& device, c10::ScalarType dtype);
 
-// Copies every tensor of `ckpt` into `model` (any dtype/device), one tensor at a time. Missing,
+// Puts every tensor of `ckpt` into `model`, one tensor at a time: a tensor already of the
+// parameter's dtype and device becomes the parameter (Checkpoint::view(): for a zip file, a view
+// of the mapped file, never copied); any other is converted into it. Missing,
 // unexpected or misshapen tensors throw ModelError naming the key and both shapes. When the
 // model has a different frame count than the checkpoint, the temporal position embedding is
 // resampled (CLS row kept, the T rows interpolated linearly along time).
