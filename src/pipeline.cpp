@@ -4,6 +4,8 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -164,6 +166,12 @@ Clip Classifier::prepare(const std::string& input) const {
   clip.frame_count = frames.frame_count;
   clip.fps = frames.fps;
   clip.warnings = std::move(frames.warnings);
+  frames.images.clear();
+  frames.images.shrink_to_fit();
+  // The decoder's buffers and the full-size frames are free now; hand their pages back rather
+  // than carry them through the model's run (glibc keeps freed memory for reuse, see
+  // configure_cpu_runtime()).
+  malloc_trim(0);
   return clip;
 }
 
@@ -245,10 +253,18 @@ Result Classifier::classify(const std::string& input) {
 torch::Tensor Classifier::encode_frames(const torch::Tensor& pixels) {
   Impl& m = *impl_;
   c10::InferenceMode guard;
-  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype.
-  auto x = pixels.to(m.device, /*non_blocking=*/true);
-  x = x.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).to(m.dtype).contiguous();
-  return m.model->encode_frames(x);
+  const auto device_pixels = pixels.to(m.device, /*non_blocking=*/true);
+  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype. One chunk of the
+  // model's at a time, so the float copy of the input never exists for all frames at once.
+  const int64_t n = pixels.size(0), chunk = std::max<int64_t>(1, m.model->frame_chunk);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < n; i += chunk) {
+    auto x = device_pixels.slice(0, i, std::min(n, i + chunk)).permute({0, 3, 1, 2});
+    auto images = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));
+    images.copy_(x).div_(255.0);
+    parts.push_back(m.model->encode_frames(images.to(m.dtype)));
+  }
+  return parts.size() == 1 ? parts.front() : torch::cat(parts);
 }
 
 torch::Tensor Classifier::encode_clips(const torch::Tensor& frame_embeddings) {
