@@ -51,7 +51,7 @@ std::string exit_code_help(std::initializer_list<Exit> codes) {
       {Exit::kInput, "input error (video or folder missing, unreadable or undecodable)"},
       {Exit::kModel, "model error (weights or labels missing, corrupt or mismatched)"},
       {Exit::kDevice, "device error (requested device or precision not available)"},
-      {Exit::kPartial, "batch: some inputs failed, the others were labelled"},
+      {Exit::kPartial, "some inputs failed, the others were done (batch, eval)"},
       {Exit::kInterrupted, "interrupted (SIGINT/SIGTERM)"},
   };
   std::string text = "Exit codes:\n";
