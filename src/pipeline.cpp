@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "stam/checkpoint.hpp"
 #include "stam/cpu.hpp"
@@ -86,6 +87,59 @@ std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
 
 }  // namespace
 
+// ---------------------------------------------------------------- clip reader
+
+ClipReader::ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek,
+                       bool pinned)
+    : frames_(frames), image_size_(image_size), sampling_(sampling), seek_(seek), pinned_(pinned) {}
+
+Clip ClipReader::read(const std::string& input) const {
+  Clip clip;
+  clip.input = input;
+  auto t0 = Clock::now();
+  VideoFrames frames = read_frames(input, frames_, sampling_, seek_);
+  clip.timings.decode_ms = ms_since(t0);
+  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
+  spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
+                frames.images.size(), clip.timings.decode_ms,
+                is_frames_folder(input) ? "frames folder"
+                : frames.seeked         ? "read on, seeking across long gaps"
+                                        : "read sequentially",
+                frames.frame_count, frames.fps > 0 ? fmt::format(" at {:.3g} fps", frames.fps) : "",
+                frames.width, frames.height);
+  spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
+
+  t0 = Clock::now();
+  clip.pixels = preprocess(frames.images);
+  clip.timings.preprocess_ms = ms_since(t0);
+  clip.frame_indices = std::move(frames.indices);
+  clip.frame_count = frames.frame_count;
+  clip.fps = frames.fps;
+  clip.warnings = std::move(frames.warnings);
+  return clip;
+}
+
+torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
+  const int64_t s = image_size_, n = static_cast<int64_t>(rgb.size());
+  torch::Tensor pixels =
+      torch::empty({n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(pinned_));
+  for (int64_t i = 0; i < n; ++i) {
+    cv::Mat crop = preprocess_frame(rgb[static_cast<size_t>(i)], static_cast<int>(s));
+    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
+    crop.copyTo(dst);
+  }
+  return pixels;
+}
+
+std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
+                                                 std::vector<std::string> inputs) {
+  const size_t count = inputs.size();
+  return std::make_unique<Prefetcher<Clip>>(count, [reader, inputs = std::move(inputs)](size_t i) {
+    lower_thread_priority();  // the prefetch thread's own; the same on every call
+    return reader.read(inputs[i]);
+  });
+}
+
 // ---------------------------------------------------------------- classifier
 
 struct Classifier::Impl {
@@ -94,11 +148,13 @@ struct Classifier::Impl {
   torch::Device device{torch::kCPU};
   c10::ScalarType dtype = torch::kFloat;
   StamConfig config;
+  std::optional<ClipReader> reader;  // set once the config is known
   Stam model{nullptr};
   double load_ms = 0;
 };
 
-Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Impl>()) {
+Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_ready)
+    : impl_(std::make_unique<Impl>()) {
   const auto t0 = Clock::now();
   Impl& m = *impl_;
   m.opts = options;
@@ -119,6 +175,10 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
   if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
     throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
                      weights + " has " + std::to_string(m.config.num_classes) + " classes");
+
+  m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek,
+                   m.device.is_cuda());
+  if (reader_ready) reader_ready(*m.reader);
 
   // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
   // each tensor in place and no second full copy of the weights ever exists.
@@ -141,43 +201,11 @@ Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Imp
 Classifier::~Classifier() = default;
 
 Clip Classifier::prepare(const std::string& input) const {
-  const Impl& m = *impl_;
-  Clip clip;
-  clip.input = input;
-  auto t0 = Clock::now();
-  VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling, m.opts.seek);
-  clip.timings.decode_ms = ms_since(t0);
-  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
-  spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
-                frames.images.size(), clip.timings.decode_ms,
-                is_frames_folder(input) ? "frames folder"
-                : frames.seeked         ? "read on, seeking across long gaps"
-                                        : "read sequentially",
-                frames.frame_count, frames.fps > 0 ? fmt::format(" at {:.3g} fps", frames.fps) : "",
-                frames.width, frames.height);
-  spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
-
-  t0 = Clock::now();
-  clip.pixels = preprocess(frames.images);
-  clip.timings.preprocess_ms = ms_since(t0);
-  clip.frame_indices = std::move(frames.indices);
-  clip.frame_count = frames.frame_count;
-  clip.fps = frames.fps;
-  clip.warnings = std::move(frames.warnings);
-  return clip;
+  return impl_->reader->read(input);
 }
 
 torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
-  const int64_t s = impl_->config.image_size, n = static_cast<int64_t>(rgb.size());
-  torch::Tensor pixels = torch::empty(
-      {n, s, s, 3},
-      torch::TensorOptions().dtype(torch::kByte).pinned_memory(impl_->device.is_cuda()));
-  for (int64_t i = 0; i < n; ++i) {
-    cv::Mat crop = preprocess_frame(rgb[static_cast<size_t>(i)], static_cast<int>(s));
-    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
-    crop.copyTo(dst);
-  }
-  return pixels;
+  return impl_->reader->preprocess(rgb);
 }
 
 std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
