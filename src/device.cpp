@@ -4,7 +4,10 @@
 #include <ATen/Parallel.h>
 #include <malloc.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <torch/cuda.h>
+#include <unistd.h>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -138,6 +141,11 @@ void configure_cpu_runtime(int threads) {
   // below 32 MiB, glibc's upper bound for the threshold.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
+void lower_thread_priority() {
+  // Best effort: a thread that keeps its priority only competes harder with the model.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
 }
 
 void synchronize(const torch::Device& device) {

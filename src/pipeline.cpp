@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "stam/checkpoint.hpp"
 #include "stam/cpu.hpp"
@@ -88,66 +89,17 @@ std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
 
 }  // namespace
 
-// ---------------------------------------------------------------- classifier
+// ---------------------------------------------------------------- clip reader
 
-struct Classifier::Impl {
-  ModelOptions opts;
-  std::vector<std::string> labels;
-  torch::Device device{torch::kCPU};
-  c10::ScalarType dtype = torch::kFloat;
-  StamConfig config;
-  Stam model{nullptr};
-  double load_ms = 0;
-};
+ClipReader::ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek,
+                       bool pinned)
+    : frames_(frames), image_size_(image_size), sampling_(sampling), seek_(seek), pinned_(pinned) {}
 
-Classifier::Classifier(const ModelOptions& options) : impl_(std::make_unique<Impl>()) {
-  const auto t0 = Clock::now();
-  Impl& m = *impl_;
-  m.opts = options;
-  configure_cpu_runtime(options.threads);
-  m.device = resolve_device(options.device);
-  check_precision(m.device, options.precision);
-
-  const std::string weights = resolve_weights(options.weights);
-  Checkpoint ckpt = Checkpoint::open(weights);
-  m.config = StamConfig::from_checkpoint(ckpt);
-  if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
-  const PrecisionChoice precision = choose_precision(m.device, options.precision, m.config);
-  m.opts.precision = precision.precision;
-  m.dtype = scalar_type(precision.precision);
-
-  const std::string labels_path = resolve_labels(options.labels);
-  m.labels = read_labels(labels_path);
-  if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
-    throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
-                     weights + " has " + std::to_string(m.config.num_classes) + " classes");
-
-  // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
-  // each tensor in place and no second full copy of the weights ever exists.
-  m.model = Stam(m.config);
-  place(m.model, m.device, m.dtype);
-  load_weights(m.model, ckpt);
-  m.model->eval();
-  m.load_ms = ms_since(t0);
-  spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
-               device_name(), to_string(m.opts.precision), m.load_ms, at::get_num_threads());
-  spdlog::debug("precision: {} ({})", to_string(m.opts.precision), precision.reason);
-  spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt.format(),
-                ckpt.location(), ckpt.entries().size());
-  spdlog::debug("products: {}; LibTorch's BLAS: {}", linear_backend(m.device, m.dtype),
-                gemm_backend().describe());
-  spdlog::debug("cpu: {} ({}), {} threads of {} usable cores", cpu_info().model,
-                fmt::join(cpu_info().features, " "), at::get_num_threads(), usable_cpu_cores());
-}
-
-Classifier::~Classifier() = default;
-
-Clip Classifier::prepare(const std::string& input) const {
-  const Impl& m = *impl_;
+Clip ClipReader::read(const std::string& input) const {
   Clip clip;
   clip.input = input;
   auto t0 = Clock::now();
-  VideoFrames frames = read_frames(input, m.config.frames, m.opts.sampling, m.opts.seek);
+  VideoFrames frames = read_frames(input, frames_, sampling_, seek_);
   clip.timings.decode_ms = ms_since(t0);
   for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
   spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
@@ -175,17 +127,93 @@ Clip Classifier::prepare(const std::string& input) const {
   return clip;
 }
 
-torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
-  const int64_t s = impl_->config.image_size, n = static_cast<int64_t>(rgb.size());
-  torch::Tensor pixels = torch::empty(
-      {n, s, s, 3},
-      torch::TensorOptions().dtype(torch::kByte).pinned_memory(impl_->device.is_cuda()));
+torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
+  const int64_t s = image_size_, n = static_cast<int64_t>(rgb.size());
+  torch::Tensor pixels =
+      torch::empty({n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(pinned_));
   for (int64_t i = 0; i < n; ++i) {
     cv::Mat crop = preprocess_frame(rgb[static_cast<size_t>(i)], static_cast<int>(s));
     cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
     crop.copyTo(dst);
   }
   return pixels;
+}
+
+std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
+                                                 std::vector<std::string> inputs) {
+  const size_t count = inputs.size();
+  return std::make_unique<Prefetcher<Clip>>(count, [reader, inputs = std::move(inputs)](size_t i) {
+    lower_thread_priority();  // the prefetch thread's own; the same on every call
+    return reader.read(inputs[i]);
+  });
+}
+
+// ---------------------------------------------------------------- classifier
+
+struct Classifier::Impl {
+  ModelOptions opts;
+  std::vector<std::string> labels;
+  torch::Device device{torch::kCPU};
+  c10::ScalarType dtype = torch::kFloat;
+  StamConfig config;
+  std::optional<ClipReader> reader;  // set once the config is known
+  Stam model{nullptr};
+  double load_ms = 0;
+};
+
+Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_ready)
+    : impl_(std::make_unique<Impl>()) {
+  const auto t0 = Clock::now();
+  Impl& m = *impl_;
+  m.opts = options;
+  configure_cpu_runtime(options.threads);
+  m.device = resolve_device(options.device);
+  check_precision(m.device, options.precision);
+
+  const std::string weights = resolve_weights(options.weights);
+  Checkpoint ckpt = Checkpoint::open(weights);
+  m.config = StamConfig::from_checkpoint(ckpt);
+  if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
+  const PrecisionChoice precision = choose_precision(m.device, options.precision, m.config);
+  m.opts.precision = precision.precision;
+  m.dtype = scalar_type(precision.precision);
+
+  const std::string labels_path = resolve_labels(options.labels);
+  m.labels = read_labels(labels_path);
+  if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
+    throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
+                     weights + " has " + std::to_string(m.config.num_classes) + " classes");
+
+  m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek,
+                   m.device.is_cuda());
+  if (reader_ready) reader_ready(*m.reader);
+
+  // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
+  // each tensor in place and no second full copy of the weights ever exists.
+  m.model = Stam(m.config);
+  place(m.model, m.device, m.dtype);
+  load_weights(m.model, ckpt);
+  m.model->eval();
+  m.load_ms = ms_since(t0);
+  spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
+               device_name(), to_string(m.opts.precision), m.load_ms, at::get_num_threads());
+  spdlog::debug("precision: {} ({})", to_string(m.opts.precision), precision.reason);
+  spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt.format(),
+                ckpt.location(), ckpt.entries().size());
+  spdlog::debug("products: {}; LibTorch's BLAS: {}", linear_backend(m.device, m.dtype),
+                gemm_backend().describe());
+  spdlog::debug("cpu: {} ({}), {} threads of {} usable cores", cpu_info().model,
+                fmt::join(cpu_info().features, " "), at::get_num_threads(), usable_cpu_cores());
+}
+
+Classifier::~Classifier() = default;
+
+Clip Classifier::prepare(const std::string& input) const {
+  return impl_->reader->read(input);
+}
+
+torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
+  return impl_->reader->preprocess(rgb);
 }
 
 std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {

@@ -86,6 +86,53 @@ TEST(Cli, ClassifySeveralInputsGivesOneResultEachAndTheWorstExitCode) {
   EXPECT_TRUE(contains(text.err, "/nonexistent/clip.mp4")) << text.err;
 }
 
+TEST(Cli, ClassifyDecodesAheadButPrintsInInputOrderWithEachFailureInItsPlace) {
+  // The second input passes the checks made before the model loads and fails only when decoded
+  // (ahead of the model, on the prefetch thread): its error must still come second.
+  stam::test::TempDir dir;
+  const std::string fake = dir.file("not_a_video.mp4");
+  std::ofstream(fake) << "not a video\n";
+  const std::vector<std::string> good = {video_path("arm_wrestling_340x256_28fps.mp4"),
+                                         video_path("mpeg4_320x240_25fps.avi"),
+                                         video_path("short_32frames_30fps.mp4")};
+  const std::string inputs = shell_quote(good[0]) + " " + shell_quote(fake) + " " +
+                             shell_quote(good[1]) + " " + shell_quote(good[2]);
+  const auto without_timings = [](nlohmann::json j) {
+    j.erase("timings_ms");
+    return j;
+  };
+
+  auto json = run_command(stam_cmd("classify " + inputs + " " + tiny() + " --format json"));
+  EXPECT_EQ(json.exit_code, 3) << json.err;
+  std::istringstream lines(json.out);
+  std::vector<nlohmann::json> objects;
+  for (std::string line; std::getline(lines, line);) objects.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(objects.size(), 4u) << json.out;
+  EXPECT_EQ(objects[1]["input"], fake);
+  EXPECT_TRUE(contains(objects[1].value("error", ""), fake)) << objects[1];
+  EXPECT_TRUE(contains(json.err, fake)) << json.err;
+  // Each result is the one that input gets alone, timings aside.
+  const std::vector<size_t> at = {0, 2, 3};
+  for (size_t k = 0; k < good.size(); ++k) {
+    auto alone =
+        run_command(stam_cmd("classify " + shell_quote(good[k]) + " " + tiny() + " --format json"));
+    ASSERT_EQ(alone.exit_code, 0) << alone.err;
+    EXPECT_EQ(without_timings(objects[at[k]]), without_timings(nlohmann::json::parse(alone.out)))
+        << good[k];
+  }
+
+  auto text = run_command(stam_cmd("classify " + inputs + " " + tiny()));
+  EXPECT_EQ(text.exit_code, 3) << text.err;
+  EXPECT_FALSE(contains(text.out, fake)) << "a failure goes to stderr: " << text.out;
+  size_t previous = 0;
+  for (const auto& g : good) {
+    const size_t pos = text.out.find(g + ": ");
+    ASSERT_NE(pos, std::string::npos) << g << " missing: " << text.out;
+    EXPECT_GE(pos, previous) << g << " out of order: " << text.out;
+    previous = pos;
+  }
+}
+
 TEST(Cli, JsonKeysInTheDocumentedOrderTimingsInTenthsOneLineWhenPiped) {
   auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
                                 " --format json -k 2 -q"));

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "stam/cpu.hpp"
 #include "stam/device.hpp"
@@ -151,4 +153,37 @@ TEST(Pipeline, Bf16RunsOnCpu) {
   auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
   EXPECT_EQ(r.precision, "bf16");
   EXPECT_EQ(r.top_k.size(), 5u);
+}
+
+TEST(Pipeline, ReaderIsHandedOutBeforeTheWeightsLoadAndOutlivesTheClassifier) {
+  std::optional<stam::ClipReader> reader;
+  auto classifier = std::make_unique<stam::Classifier>(
+      tiny_options(), [&](const stam::ClipReader& r) { reader.emplace(r); });
+  ASSERT_TRUE(reader.has_value());
+  const std::string video = video_path("short_32frames_30fps.mp4");
+  const auto want = classifier->prepare(video);
+  classifier.reset();  // the reader is a value: it reads on without its Classifier
+  const auto got = reader->read(video);
+  EXPECT_EQ(got.frame_indices, want.frame_indices);
+  EXPECT_TRUE(torch::equal(got.pixels, want.pixels));
+}
+
+TEST(Pipeline, PrefetchedClipsComeInOrderWithTheirErrors) {
+  std::optional<stam::ClipReader> reader;
+  stam::Classifier classifier(tiny_options(),
+                              [&](const stam::ClipReader& r) { reader.emplace(r); });
+  const std::string a = video_path("short_32frames_30fps.mp4"),
+                    b = video_path("mpeg4_320x240_25fps.avi"),
+                    bad = stam::test::source_path("README.md");
+  auto clips = stam::prefetch_clips(*reader, {a, bad, b});
+  EXPECT_EQ(clips->next().input, a);
+  try {
+    clips->next();
+    ADD_FAILURE() << "a text file must fail to decode";
+  } catch (const stam::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("README.md"), std::string::npos) << e.what();
+  }
+  const auto last = clips->next();
+  EXPECT_EQ(last.input, b);
+  EXPECT_TRUE(torch::equal(last.pixels, classifier.prepare(b).pixels));
 }

@@ -47,6 +47,12 @@ int usable_cpu_cores();
 // which would make every layer fault its output pages in afresh.
 void configure_cpu_runtime(int threads);
 
+// Gives the calling thread the lowest CPU priority (nice 19: on Linux a thread's own), so that
+// decoding beside the model only takes CPU time the model's threads leave idle; the threads it
+// starts afterwards (FFmpeg's decoder threads) inherit it. For threads that do nothing else: an
+// unprivileged thread cannot raise its priority again.
+void lower_thread_priority();
+
 // Waits for queued device work so that wall-clock timings are honest on CUDA; no-op on CPU.
 void synchronize(const torch::Device& device);
 

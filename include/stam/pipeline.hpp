@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "stam/decode.hpp"
 #include "stam/device.hpp"
 #include "stam/model.hpp"
+#include "stam/prefetch.hpp"
 #include "stam/sample.hpp"
 
 namespace stam {
@@ -71,17 +73,39 @@ struct Result {
   std::vector<std::string> warnings;  // the clip's: what the result rests on (decode.hpp)
 };
 
+// Decodes, samples and preprocesses inputs into the clips one model takes. A small value: a copy
+// can go to another thread, and outlives the Classifier it came from. Thread-safe.
+class ClipReader {
+ public:
+  ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek, bool pinned);
+
+  // Decode, sample and preprocess one input. Throws InputError.
+  Clip read(const std::string& input) const;
+  // Decoded RGB frames -> the model's input: (N, S, S, 3) uint8, resized and cropped as the
+  // reference does, pinned for CUDA.
+  torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
+
+ private:
+  int64_t frames_, image_size_;
+  Sampling sampling_;
+  Seek seek_;
+  bool pinned_;
+};
+
 class Classifier {
  public:
+  // Called with the model's ClipReader once the input shape is known and the labels are read,
+  // before the weights load (most of the load time), so that inputs can be prepared meanwhile.
+  using ReaderReady = std::function<void(const ClipReader&)>;
+
   // Loads labels and weights and moves the model to the device/precision. Throws ModelError,
-  // DeviceError or UsageError.
-  explicit Classifier(const ModelOptions& options);
+  // DeviceError or UsageError (also after `reader_ready` was called).
+  explicit Classifier(const ModelOptions& options, const ReaderReady& reader_ready = {});
   ~Classifier();
 
-  // Decode, sample and preprocess one input. Thread-safe. Throws InputError.
+  // Decode, sample and preprocess one input (ClipReader::read). Thread-safe. Throws InputError.
   Clip prepare(const std::string& input) const;
-  // Decoded RGB frames -> the model's input: (N, S, S, 3) uint8, resized and cropped as the
-  // reference does, pinned for CUDA. Thread-safe.
+  // Decoded RGB frames -> the model's input (ClipReader::preprocess). Thread-safe.
   torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
   // Runs clips (same T) through the model as one batch.
   std::vector<Result> infer(const std::vector<Clip>& clips);
@@ -108,5 +132,10 @@ class Classifier {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Reads `inputs` in order on a background thread, one ahead of the caller (see Prefetcher): the
+// caller runs the model on one clip while the next is decoded.
+std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
+                                                 std::vector<std::string> inputs);
 
 }  // namespace stam

@@ -112,6 +112,7 @@ class DecodePool {
       : queue_(queue) {
     for (int i = 0; i < workers; ++i)
       threads_.emplace_back([this, &engine, &work, &progress] {
+        lower_thread_priority();
         for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
           progress.decoding(work[k]);
           if (!queue_.push(prepare_one(engine, work[k]))) break;

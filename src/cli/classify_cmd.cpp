@@ -14,6 +14,7 @@
 #include "stam/error.hpp"
 #include "stam/output.hpp"
 #include "stam/pipeline.hpp"
+#include "stam/prefetch.hpp"
 
 namespace stam::cli {
 
@@ -53,14 +54,20 @@ std::vector<std::string> check_inputs(const std::vector<std::string>& inputs) {
 
 // Labels every input in turn; one that fails is reported (and, in JSON, gets an error object)
 // and the others go on. The model is loaded only when some input passed check_input. The exit
-// code is the worst of the inputs'.
+// code is the worst of the inputs'. Decoding runs one input ahead of the model, the first while
+// the model loads.
 int run_classify(const ClassifyArgs& a) {
   const ModelOptions options = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   const std::vector<std::string> problems = check_inputs(a.inputs);
+  std::vector<std::string> readable;  // the inputs that passed check_input, in order
+  for (size_t i = 0; i < a.inputs.size(); ++i)
+    if (problems[i].empty()) readable.push_back(a.inputs[i]);
+  std::unique_ptr<Prefetcher<Clip>> clips;
   std::unique_ptr<Classifier> classifier;
-  if (std::count(problems.begin(), problems.end(), "") > 0)
-    classifier = std::make_unique<Classifier>(options);
+  if (!readable.empty())
+    classifier = std::make_unique<Classifier>(
+        options, [&](const ClipReader& reader) { clips = prefetch_clips(reader, readable); });
   const bool json = a.format == "json";
   // As jq does: indented for a person at a terminal, one compact line each for a program.
   const int indent = ::isatty(STDOUT_FILENO) ? 2 : -1;
@@ -70,7 +77,7 @@ int run_classify(const ClassifyArgs& a) {
     const std::string& input = a.inputs[i];
     try {
       if (!problems[i].empty()) throw InputError(problems[i]);
-      Result r = classifier->classify(input);
+      Result r = std::move(classifier->infer({clips->next()}).front());
       if (json) {
         std::cout << dump_json(to_json(r, a.logits), indent) << '\n';
       } else {

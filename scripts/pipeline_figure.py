@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Issue #6's pipeline figure: how far `stam batch` and `stam classify` of four videos are from
+four model-only forwards, for two builds of stam alternated in one run of a noisy machine.
+
+    scripts/pipeline_figure.py --base OLD/stam --new build/stam --weights stam_16.pth
+        --clips DIR [--rounds 2]
+
+DIR holds the four videos (batch reads the folder; classify gets them in name order). The
+issue's clips are 10 s 1280x720 H.264 with a key frame every 250 frames, e.g.
+
+    ffmpeg -stream_loop -1 -i tests/data/videos/hd_1920x1080_30fps.mp4 -t 10 -vf scale=1280:720
+        -c:v libx264 -g 250 -keyint_min 250 -sc_threshold 0 -pix_fmt yuv420p -an DIR/a.mp4
+
+Each round times, each in a fresh process: process start (`stam --version`, best of 3), the
+model-only median (`stam bench --frames 16 --iters 4 --warmup 1`), then batch and classify with
+each build, and classify of the new build again with OMP_WAIT_POLICY=passive. For each it prints
+the wall time over four model-only medians, and the same without process start and model load
+(the `loaded ... in N ms` log line), with the per-video model time the results report. The
+results of every classify run must be the same."""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd, env=None):
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr[-2000:]}")
+    return wall, p.stdout, p.stderr
+
+
+def load_s(stderr):
+    return float(re.search(r"loaded .* in (\d+) ms", stderr).group(1)) / 1000
+
+
+def model_s(records):
+    return statistics.mean(
+        r["timings_ms"]["spatial"] + r["timings_ms"]["temporal"] for r in records) / 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--new", required=True)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--clips", required=True)
+    ap.add_argument("--rounds", type=int, default=2)
+    a = ap.parse_args()
+    clips = sorted(os.path.join(a.clips, f) for f in os.listdir(a.clips))
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+
+    def batch(stam, env=None):
+        wall, _, err = run([stam, "batch", a.clips, "-w", a.weights, "-o", out, "--overwrite"], env)
+        records = [json.loads(line) for line in open(out)]
+        assert len(records) == len(clips) and all("top_k" in r for r in records), records
+        return wall, load_s(err), model_s(records), None
+
+    def classify(stam, env=None):
+        wall, stdout, err = run([stam, "classify", *clips, "-w", a.weights, "--format", "json"],
+                                env)
+        records = [json.loads(line) for line in stdout.splitlines()]
+        assert [r["input"] for r in records] == clips
+        return wall, load_s(err), model_s(records), [r["top_k"] for r in records]
+
+    for round_ in range(1, a.rounds + 1):
+        start = min(run([a.new, "--version"])[0] for _ in range(3))
+        _, stdout, _ = run([a.new, "bench", "--frames", "16", "--iters", "4", "--warmup", "1",
+                            "--format", "json", "-q"])
+        four = 4 * json.loads(stdout)["results"][0]["median_ms"] / 1000
+        rows = {"batch, base": batch(a.base), "batch, new": batch(a.new),
+                "classify, base": classify(a.base), "classify, new": classify(a.new),
+                "classify, new, OMP passive": classify(a.new, {"OMP_WAIT_POLICY": "passive"})}
+        tops = [r[3] for r in rows.values() if r[3] is not None]
+        assert all(t == tops[0] for t in tops), "classify results differ"
+        print(f"round {round_}: process start {start:.2f} s, 4 x model-only median {four:.2f} s")
+        for name, (wall, load, per_video, _) in rows.items():
+            net = wall - start - load
+            print(f"  {name:27s} wall {wall:6.2f} s = {wall / four:.3f}x | without start and "
+                  f"load ({load:.2f} s) {net:6.2f} s = {net / four:.3f}x | model {per_video:.2f} "
+                  f"s a video", flush=True)
+
+
+if __name__ == "__main__":
+    main()
