@@ -2,9 +2,9 @@
 //
 // Zip files (PyTorch >= 1.6) are read through LibTorch's own PyTorchStreamReader: data.pkl is
 // unpickled at open. torch.save stores tensor records uncompressed and 64-byte aligned, so the
-// file is mapped into memory and view() gives a stored record's tensors as views of its bytes:
-// no read, no copy. A compressed record (or a file that cannot be mapped) is read when one of
-// its tensors is loaded. Legacy
+// file is mapped into memory, when a tensor of such a record is first loaded, and view() gives
+// those tensors as views of their bytes: no read, no copy. A compressed record (or a file that
+// cannot be mapped) is read when one of its tensors is loaded. Legacy
 // files are a run of pickles followed by the raw storages; open() reads the pickles and walks the
 // storage section with seeks only, remembering where each storage's bytes start.
 #include "stam/checkpoint.hpp"
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <unordered_map>
 
 #include "stam/error.hpp"
@@ -154,9 +155,10 @@ struct Checkpoint::Impl {
   std::vector<Slot> slots;  // parallel to entries
   std::unordered_map<std::string, size_t> index;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;  // zip format only
-  std::shared_ptr<const MappedFile> map;                        // zip format, when mappable
-  std::unordered_map<std::string, StorageSpan> stored;          // zip: uncompressed records
-  std::unordered_map<std::string, StorageSpan> spans;           // legacy format only
+  std::unordered_map<std::string, uint64_t> stored;    // zip: uncompressed record -> its size
+  mutable std::once_flag map_once;                     // zip: the file is mapped on first use
+  mutable std::shared_ptr<const MappedFile> map;       // null until then, or when unmappable
+  std::unordered_map<std::string, StorageSpan> spans;  // legacy format only
   uint64_t file_size = 0;
 
   void open_zip();
@@ -165,7 +167,8 @@ struct Checkpoint::Impl {
   Slot check_tensor(const std::string& key, const TensorRef& ref) const;
   torch::Tensor read(const Slot& slot, bool may_view) const;
   torch::Tensor read_zip(const Slot& slot, bool may_view) const;
-  torch::Tensor map_zip(const Slot& slot) const;
+  const MappedFile* mapping() const;
+  torch::Tensor map_zip(const Slot& slot, bool may_view) const;
   torch::Tensor read_legacy(const Slot& slot) const;
 };
 
@@ -195,27 +198,32 @@ void Checkpoint::Impl::open_zip() {
     const auto slash = name.find('/');
     if (r.method != 0 || slash == std::string::npos) continue;
     const std::string short_name = name.substr(slash + 1);
-    if (short_name.rfind("data/", 0) != 0) continue;
-    const uint64_t offset = zip->getRecordOffset(short_name);
-    if (offset <= file_size && r.uncompressed <= file_size - offset)
-      stored[short_name] = {offset, r.uncompressed};
-  }
-  if (!stored.empty()) {
-    auto file = std::make_shared<const MappedFile>(path, file_size);
-    if (file->data()) map = std::move(file);
+    if (short_name.rfind("data/", 0) == 0) stored[short_name] = r.uncompressed;
   }
 }
 
-// The tensor as a view of its record's bytes in the mapping, or undefined when it cannot be one
-// (not mapped, compressed, misaligned, or not contiguous: those are read and copied instead).
-torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot) const {
-  if (!map) return {};
-  const auto it = stored.find("data/" + slot.ref.storage.key);
-  if (it == stored.end()) return {};
-  if (uint64_t(slot.end) > it->second.nbytes)
-    fail(path, "storage record is shorter than its tensor needs");
+// Maps the file the first time a stored record is loaded, so that opening a checkpoint only to
+// read its shapes (info, batch's settings) maps and reads nothing.
+const MappedFile* Checkpoint::Impl::mapping() const {
+  std::call_once(map_once, [this] {
+    auto file = std::make_shared<const MappedFile>(path, file_size);
+    if (file->data()) map = std::move(file);
+  });
+  return map.get();
+}
+
+// The tensor from the mapping: a view of its record's bytes when `may_view` and it is contiguous,
+// else a contiguous copy of them; undefined when the record cannot be used in place (compressed,
+// not mappable, misaligned), and is read instead.
+torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot, bool may_view) const {
+  const std::string name = "data/" + slot.ref.storage.key;
+  const auto it = stored.find(name);
+  if (it == stored.end() || !mapping()) return {};
+  const uint64_t offset = zip->getRecordOffset(name), size = it->second;
+  if (offset > file_size || size > file_size - offset) return {};
+  if (uint64_t(slot.end) > size) fail(path, "storage record is shorter than its tensor needs");
   const int64_t elem = int64_t(c10::elementSize(slot.ref.dtype));
-  char* first = map->data() + it->second.offset + slot.begin;
+  char* first = map->data() + offset + slot.begin;
   if (reinterpret_cast<uintptr_t>(first) % uintptr_t(elem) != 0) return {};
   auto owner = map;
   at::Tensor whole = at::from_blob(
@@ -223,11 +231,11 @@ torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot) const {
       at::TensorOptions().dtype(slot.ref.dtype));
   at::Tensor t =
       whole.as_strided(slot.ref.sizes, slot.ref.strides, slot.ref.offset - slot.begin / elem);
-  return t.is_contiguous() ? t : at::Tensor();
+  return may_view && t.is_contiguous() ? t : t.clone(at::MemoryFormat::Contiguous);
 }
 
 torch::Tensor Checkpoint::Impl::read_zip(const Slot& slot, bool may_view) const {
-  if (at::Tensor t = map_zip(slot); t.defined()) return may_view ? t : t.clone();
+  if (at::Tensor t = map_zip(slot, may_view); t.defined()) return t;
   auto [data, size] = zip->getRecord("data/" + slot.ref.storage.key);
   if (int64_t(size) < slot.end) fail(path, "storage record is shorter than its tensor needs");
   // The record's buffer becomes the tensor's storage; the tensor keeps it alive.

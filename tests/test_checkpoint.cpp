@@ -157,6 +157,29 @@ TEST(Checkpoint, ZipViewsShareTheMappedFileAndOutliveTheReader) {
       << "the file is unchanged";
 }
 
+bool mapped(const std::string& path) {
+  return read_file("/proc/self/maps").find(path) != std::string::npos;
+}
+
+// Opening reads only the directory and data.pkl: the file is mapped when a stored tensor is first
+// loaded (info and batch's settings open checkpoints only for their shapes), and unmapped when the
+// last tensor that points into it is gone.
+TEST(Checkpoint, ZipFileIsMappedOnlyWhileItsTensorsAreInUse) {
+  TempDir dir;
+  const std::string path = dir.file("copy.pth");
+  fs::copy_file(fixture_path("ckpt_zip_top.pth"), path);
+  Checkpoint ckpt = Checkpoint::open(path);
+  EXPECT_FALSE(ckpt.entries().empty());
+  EXPECT_FALSE(mapped(path)) << "mapped at open";
+  {
+    const torch::Tensor v = ckpt.view("blocks.0.norm1.weight");
+    EXPECT_TRUE(mapped(path)) << "a view is not in the mapping";
+  }
+  EXPECT_TRUE(mapped(path)) << "the reader keeps its mapping for the next tensors";
+  ckpt = Checkpoint::open(fixture_path("ckpt_legacy_top.pth"));
+  EXPECT_FALSE(mapped(path)) << "still mapped with no tensor and no reader left";
+}
+
 // Records compressed by another zip tool are read (not mapped), with the same values.
 TEST(Checkpoint, DeflatedZipRecordsAreReadInstead) {
   TempDir dir;
