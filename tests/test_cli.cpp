@@ -36,6 +36,14 @@ bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
+// One JSON value per line, as `classify --format json` prints them when not at a terminal.
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::istringstream lines(text);
+  std::vector<nlohmann::json> values;
+  for (std::string line; std::getline(lines, line);) values.push_back(nlohmann::json::parse(line));
+  return values;
+}
+
 }  // namespace
 
 TEST(Cli, ClassifyJsonHasTheDocumentedFields) {
@@ -65,9 +73,7 @@ TEST(Cli, ClassifySeveralInputsGivesOneResultEachAndTheWorstExitCode) {
                              video("mpeg4_320x240_25fps.avi");
   auto json = run_command(stam_cmd("classify " + inputs + " " + tiny() + " --format json"));
   EXPECT_EQ(json.exit_code, 3) << json.err;
-  std::istringstream lines(json.out);
-  std::vector<nlohmann::json> objects;
-  for (std::string line; std::getline(lines, line);) objects.push_back(nlohmann::json::parse(line));
+  const std::vector<nlohmann::json> objects = json_lines(json.out);
   ASSERT_EQ(objects.size(), 3u) << json.out;
   EXPECT_TRUE(contains(objects[0]["input"], "short_32frames"));
   EXPECT_EQ(objects[1]["input"], "/nonexistent/clip.mp4");
@@ -104,9 +110,7 @@ TEST(Cli, ClassifyDecodesAheadButPrintsInInputOrderWithEachFailureInItsPlace) {
 
   auto json = run_command(stam_cmd("classify " + inputs + " " + tiny() + " --format json"));
   EXPECT_EQ(json.exit_code, 3) << json.err;
-  std::istringstream lines(json.out);
-  std::vector<nlohmann::json> objects;
-  for (std::string line; std::getline(lines, line);) objects.push_back(nlohmann::json::parse(line));
+  const std::vector<nlohmann::json> objects = json_lines(json.out);
   ASSERT_EQ(objects.size(), 4u) << json.out;
   EXPECT_EQ(objects[1]["input"], fake);
   EXPECT_TRUE(contains(objects[1].value("error", ""), fake)) << objects[1];
