@@ -14,26 +14,26 @@ double scale_for(int64_t head_dim) {
   return 1.0 / std::sqrt(static_cast<double>(head_dim));
 }
 
-// Three oneDNN primitives over all items and heads at once, reading q, k and v where the
-// projection wrote them (strided views of qkv) and writing the heads straight into their
-// columns of the output: scores = scale * q k^T, in fp32 whatever qkv's dtype; probabilities =
+// Three oneDNN primitives, run one item at a time over all its heads: the scores of one item
+// (heads x L x L, fp32) are the only memory allocated, whatever the batch. q, k and v are read
+// where the projection wrote them (strided views of qkv), and each head is written straight into
+// its columns of `out`: scores = scale * q k^T, in fp32 whatever qkv's dtype; probabilities =
 // softmax(scores), in fp32, stored in qkv's dtype (in place for fp32); out = probabilities v.
-torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) {
+void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int64_t heads) {
   const torch::Tensor qkv = qkv_in.contiguous();
   const memory::dim b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3, h = heads, hd = d / h;
   const auto dt = *onednn::data_type(qkv.scalar_type());
-  auto scores = torch::empty({b, h, l, l}, qkv.options().dtype(torch::kFloat));
-  auto probs = dt == memory::data_type::f32 ? scores : torch::empty({b, h, l, l}, qkv.options());
-  auto out = torch::empty({b, l, d}, qkv.options());
+  auto scores = torch::empty({h, l, l}, qkv.options().dtype(torch::kFloat));
+  auto probs = dt == memory::data_type::f32 ? scores : torch::empty({h, l, l}, qkv.options());
 
-  const memory::dims row = {l * 3 * d, hd, 3 * d, 1};  // q or v as (B, H, L, hd) in qkv
-  const memory::desc q_md({b, h, l, hd}, dt, row), v_md = q_md;
-  const memory::desc kt_md({b, h, hd, l}, dt, {l * 3 * d, hd, 1, 3 * d});  // k^T, same buffer
-  const memory::desc s_md({b, h, l, l}, memory::data_type::f32, memory::format_tag::abcd);
-  const memory::desc p_md({b, h, l, l}, dt, memory::format_tag::abcd);
-  const memory::desc o_md({b, h, l, hd}, dt, {l * d, hd, d, 1});  // (B, L, H*hd) output
-  const std::string shape = std::to_string(b) + "x" + std::to_string(h) + "x" + std::to_string(l) +
-                            "x" + std::to_string(hd) + " dt" + std::to_string(int(dt));
+  const memory::dims row = {l * 3 * d, hd, 3 * d, 1};  // q or v as (1, H, L, hd) in qkv
+  const memory::desc q_md({1, h, l, hd}, dt, row), v_md = q_md;
+  const memory::desc kt_md({1, h, hd, l}, dt, {l * 3 * d, hd, 1, 3 * d});  // k^T, same buffer
+  const memory::desc s_md({1, h, l, l}, memory::data_type::f32, memory::format_tag::abcd);
+  const memory::desc p_md({1, h, l, l}, dt, memory::format_tag::abcd);
+  const memory::desc o_md({1, h, l, hd}, dt, {l * d, hd, d, 1});  // (1, L, H*hd) output
+  const std::string shape = std::to_string(h) + "x" + std::to_string(l) + "x" + std::to_string(hd) +
+                            " dt" + std::to_string(int(dt));
 
   auto& qk = onednn::cached("attention qk " + shape, [&] {
     dnnl::primitive_attr attr;
@@ -54,15 +54,17 @@ torch::Tensor self_attention_onednn(const torch::Tensor& qkv_in, int64_t heads) 
 
   auto& stream = onednn::stream();
   const auto s_mem = onednn::wrap(s_md, scores), p_mem = onednn::wrap(p_md, probs);
-  qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, qkv)},
-                      {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, qkv, d)},
-                      {DNNL_ARG_DST, s_mem}});
-  softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, p_mem}});
-  pv.execute(stream, {{DNNL_ARG_SRC, p_mem},
-                      {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, qkv, 2 * d)},
-                      {DNNL_ARG_DST, onednn::wrap(o_md, out)}});
+  for (memory::dim i = 0; i < b; ++i) {
+    const int64_t in_at = i * l * 3 * d, out_at = i * l * d;
+    qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, qkv, in_at)},
+                        {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, qkv, in_at + d)},
+                        {DNNL_ARG_DST, s_mem}});
+    softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, p_mem}});
+    pv.execute(stream, {{DNNL_ARG_SRC, p_mem},
+                        {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, qkv, in_at + 2 * d)},
+                        {DNNL_ARG_DST, onednn::wrap(o_md, out, out_at)}});
+  }
   stream.wait();
-  return out;
 }
 
 }  // namespace
@@ -76,10 +78,18 @@ torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) 
   return torch::matmul(probs, t[2]).transpose(1, 2).reshape({b, l, d});
 }
 
+void self_attention_out(torch::Tensor& out, const torch::Tensor& qkv, int64_t heads) {
+  if (qkv.device().is_cpu() && onednn::data_type(qkv.scalar_type()) &&
+      out.scalar_type() == qkv.scalar_type() && out.is_contiguous())
+    self_attention_onednn(out, qkv, heads);
+  else
+    out.copy_(self_attention_reference(qkv, heads));
+}
+
 torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads) {
-  if (qkv.device().is_cpu() && onednn::data_type(qkv.scalar_type()))
-    return self_attention_onednn(qkv, heads);
-  return self_attention_reference(qkv, heads);
+  auto out = torch::empty({qkv.size(0), qkv.size(1), qkv.size(2) / 3}, qkv.options());
+  self_attention_out(out, qkv, heads);
+  return out;
 }
 
 }  // namespace stam

@@ -1,5 +1,6 @@
 #include "stam/linear.hpp"
 
+#include <ATen/ops/addmm.h>
 #include <ATen/ops/gelu.h>
 #include <dnnl_version.h>
 
@@ -57,16 +58,23 @@ std::vector<int64_t> out_shape(const torch::Tensor& x, int64_t out) {
 
 }  // namespace
 
+void linear_out(torch::Tensor& dst, const torch::Tensor& x, const torch::Tensor& weight,
+                const torch::Tensor& bias, Activation act) {
+  auto flat = dst.view({-1, weight.size(0)});
+  const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
+  if (!use_onednn(x, weight) || dst.scalar_type() != x.scalar_type()) {
+    at::addmm_out(flat, bias, x2d, weight.t());
+    if (act == Activation::kGelu) at::gelu_(flat);
+    return;
+  }
+  onednn_linear(x2d, weight, bias, flat, act, /*accumulate=*/false);
+}
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      Activation act) {
-  if (!use_onednn(x, weight)) {
-    auto y = torch::linear(x, weight, bias);
-    return act == Activation::kGelu ? at::gelu_(y) : y;
-  }
-  const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
-  auto y = torch::empty({x2d.size(0), weight.size(0)}, x.options());
-  onednn_linear(x2d, weight, bias, y, act, /*accumulate=*/false);
-  return y.view(out_shape(x, weight.size(0)));
+  auto y = torch::empty(out_shape(x, weight.size(0)), x.options());
+  linear_out(y, x, weight, bias, act);
+  return y;
 }
 
 void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight,

@@ -53,6 +53,24 @@ TEST(Kernels, LinearAddAccumulatesIntoTheResidual) {
   EXPECT_LT(rel_err(residual, want), 1e-5);
 }
 
+// The out variants write into the caller's memory, which the model reuses across its blocks.
+TEST(Kernels, OutVariantsWriteIntoTheGivenMemory) {
+  torch::NoGradGuard g;
+  auto [x, w, b] = make(50, 96, 32, 7);
+  auto dst = torch::full({5, 10, 32}, 123.0);
+  const void* where = dst.data_ptr();
+  stam::linear_out(dst, x.view({5, 10, 96}), w, b, stam::Activation::kGelu);
+  EXPECT_EQ(dst.data_ptr(), where);
+  EXPECT_LT(rel_err(dst, torch::gelu(torch::linear(x, w, b)).view({5, 10, 32})), 1e-5);
+
+  const auto qkv = torch::randn({3, 17, 3 * 64});
+  auto out = torch::full({3, 17, 64}, 123.0);
+  where = out.data_ptr();
+  stam::self_attention_out(out, qkv, 4);
+  EXPECT_EQ(out.data_ptr(), where);
+  EXPECT_LT(rel_err(out, stam::self_attention_reference(qkv, 4)), 1e-5);
+}
+
 TEST(Kernels, Bf16LinearIsCloseToFp32) {
   torch::NoGradGuard g;
   auto [x, w, b] = make(64, 256, 128, 4);

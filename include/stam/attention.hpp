@@ -9,10 +9,12 @@ namespace stam {
 // of D/heads. Returns (B, L, D): softmax(q k^T / sqrt(D/heads)) v per item and head, heads
 // concatenated as the reference's transpose + reshape does.
 //
-// On CPU (fp32, bf16) this is three oneDNN primitives over every item and head at once, reading
-// q, k and v in place and writing each head into its output columns: no permuted copies.
-// Elsewhere (CUDA, fp16) it composes LibTorch operators.
+// On CPU (fp32, bf16) this is three oneDNN primitives over all heads of one item at a time,
+// reading q, k and v in place and writing each head into its output columns: no permuted copies,
+// and only one item's scores in memory. Elsewhere (CUDA, fp16) it composes LibTorch operators.
 torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads);
+// The same, written into `out` ((B, L, D)): for callers that reuse their memory.
+void self_attention_out(torch::Tensor& out, const torch::Tensor& qkv, int64_t heads);
 
 // The composed-operator version on any device and dtype (also the reference for the tests).
 torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads);

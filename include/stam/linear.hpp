@@ -15,6 +15,9 @@ enum class Activation { kNone, kGelu };
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      Activation act = Activation::kNone);
 
+// The same, written into dst (contiguous, (..., out)): for callers that reuse their memory.
+void linear_out(torch::Tensor& dst, const torch::Tensor& x, const torch::Tensor& weight,
+                const torch::Tensor& bias, Activation act = Activation::kNone);
 // residual += x W^T + b, in place (residual contiguous, (..., out)).
 void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight,
                  const torch::Tensor& bias);
