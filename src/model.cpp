@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "stam/attention.hpp"
@@ -25,6 +26,10 @@ LinearImpl::LinearImpl(int64_t in, int64_t out) {
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x, Activation act) {
   return linear(x, weight, bias, act);
+}
+
+void LinearImpl::forward_into(torch::Tensor& dst, const torch::Tensor& x, Activation act) {
+  linear_out(dst, x, weight, bias, act);
 }
 
 void LinearImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
@@ -62,13 +67,26 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return proj(x).flatten(2).transpose(1, 2);
 }
 
+void BlockScratch::fit(const torch::Tensor& x, int64_t mlp_hidden) {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  const int64_t need = n * l * std::max(4 * d, mlp_hidden);
+  if (!buffer.defined() || buffer.numel() < need || buffer.scalar_type() != x.scalar_type() ||
+      buffer.device() != x.device())
+    buffer = torch::empty({need}, x.options());
+  qkv = buffer.narrow(0, 0, n * l * 3 * d).view({n, l, 3 * d});
+  attn_out = buffer.narrow(0, n * l * 3 * d, n * l * d).view({n, l, d});
+  hidden = buffer.narrow(0, 0, n * l * mlp_hidden).view({n, l, mlp_hidden});
+}
+
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
   qkv = register_module("qkv", Linear(dim, dim * 3));
   proj = register_module("proj", Linear(dim, dim));
 }
 
-void AttentionImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
-  proj->add_to(residual, self_attention(qkv(x), heads));
+void AttentionImpl::add_to(torch::Tensor& residual, const torch::Tensor& x, BlockScratch& scratch) {
+  qkv->forward_into(scratch.qkv, x);
+  self_attention_out(scratch.attn_out, scratch.qkv, heads);
+  proj->add_to(residual, scratch.attn_out);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
@@ -76,8 +94,9 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   fc2 = register_module("fc2", Linear(hidden, dim));
 }
 
-void MlpImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
-  fc2->add_to(residual, fc1(x, Activation::kGelu));
+void MlpImpl::add_to(torch::Tensor& residual, const torch::Tensor& x, BlockScratch& scratch) {
+  fc1->forward_into(scratch.hidden, x, Activation::kGelu);
+  fc2->add_to(residual, scratch.hidden);
 }
 
 BlockImpl::BlockImpl(const StamConfig& c) {
@@ -87,10 +106,9 @@ BlockImpl::BlockImpl(const StamConfig& c) {
   mlp = register_module("mlp", Mlp(c.embed_dim, c.mlp_hidden));
 }
 
-torch::Tensor BlockImpl::forward(torch::Tensor x) {
-  attn->add_to(x, norm1(x));
-  mlp->add_to(x, norm2(x));
-  return x;
+void BlockImpl::forward(torch::Tensor& x, BlockScratch& scratch) {
+  attn->add_to(x, norm1(x), scratch);
+  mlp->add_to(x, norm2(x), scratch);
 }
 
 // ---------------------------------------------------------------- temporal encoder
@@ -157,21 +175,24 @@ StamImpl::StamImpl(const StamConfig& c) : config(c) {
   head = register_module("head", Linear(c.embed_dim, c.num_classes));
 }
 
-torch::Tensor StamImpl::encode_chunk(const torch::Tensor& images) {
+torch::Tensor StamImpl::encode_chunk(const torch::Tensor& images, BlockScratch& scratch) {
   auto x = patch_embed(images);
   x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1).add_(pos_embed);
-  for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
+  scratch.fit(x, config.mlp_hidden);
+  for (const auto& block : *blocks) block->as<Block>()->forward(x, scratch);
   // Only the CLS token is used: normalise just that row (LayerNorm is per token).
   return norm(x.select(1, 0));
 }
 
-torch::Tensor StamImpl::encode_frames(const torch::Tensor& images) {
-  const int64_t n = images.size(0), chunk = std::max<int64_t>(1, frame_chunk);
-  if (n <= chunk) return encode_chunk(images);
+torch::Tensor StamImpl::encode_frames(const torch::Tensor& frames, const PrepareChunk& prepare) {
+  const int64_t n = frames.size(0), chunk = std::max<int64_t>(1, frame_chunk);
+  BlockScratch scratch;  // one for all chunks: reused memory does not fragment the heap
   std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < n; i += chunk)
-    parts.push_back(encode_chunk(images.slice(0, i, i + chunk)));
-  return torch::cat(parts);
+  for (int64_t i = 0; i < n; i += chunk) {
+    const auto part = frames.slice(0, i, std::min(n, i + chunk));
+    parts.push_back(encode_chunk(prepare ? prepare(part) : part, scratch));
+  }
+  return parts.size() == 1 ? parts.front() : torch::cat(parts);
 }
 
 torch::Tensor StamImpl::encode_clip(const torch::Tensor& frame_embeddings) {

@@ -282,17 +282,13 @@ torch::Tensor Classifier::encode_frames(const torch::Tensor& pixels) {
   Impl& m = *impl_;
   c10::InferenceMode guard;
   const auto device_pixels = pixels.to(m.device, /*non_blocking=*/true);
-  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype. One chunk of the
-  // model's at a time, so the float copy of the input never exists for all frames at once.
-  const int64_t n = pixels.size(0), chunk = std::max<int64_t>(1, m.model->frame_chunk);
-  std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < n; i += chunk) {
-    auto x = device_pixels.slice(0, i, std::min(n, i + chunk)).permute({0, 3, 1, 2});
+  // ToTensor(): HWC uint8 -> CHW float in [0, 1]; then the model's dtype, one chunk at a time.
+  return m.model->encode_frames(device_pixels, [&](const torch::Tensor& chunk) {
+    const auto x = chunk.permute({0, 3, 1, 2});
     auto images = torch::empty(x.sizes(), x.options().dtype(torch::kFloat));
     images.copy_(x).div_(255.0);
-    parts.push_back(m.model->encode_frames(images.to(m.dtype)));
-  }
-  return parts.size() == 1 ? parts.front() : torch::cat(parts);
+    return images.to(m.dtype);
+  });
 }
 
 torch::Tensor Classifier::encode_clips(const torch::Tensor& frame_embeddings) {

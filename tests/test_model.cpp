@@ -132,6 +132,48 @@ TEST(Model, SpatialAndTemporalEncodersAreSeparatelyCallable) {
   EXPECT_TRUE(torch::allclose(logits[0], first[0], 1e-5, 1e-6));
 }
 
+// Classifier converts uint8 pixels one chunk at a time through `prepare`; chunking and the
+// conversion must not change the embeddings.
+TEST(Model, EncodeFramesPreparesEachChunkAlone) {
+  torch::NoGradGuard no_grad;
+  auto model = load("tiny_stam.pth");
+  const auto& c = model->config;
+  const int64_t n = 7;  // not a multiple of the chunk: the last one is shorter
+  const auto x = pattern_frames(n, c.image_size);
+  const auto want = model->encode_frames(x);
+  model->frame_chunk = 3;
+  std::vector<int64_t> seen, expected_sizes;
+  for (int64_t i = 0; i < n; i += 3) expected_sizes.push_back(std::min<int64_t>(3, n - i));
+  const auto got = model->encode_frames(x * 2, [&](const torch::Tensor& chunk) {
+    seen.push_back(chunk.size(0));
+    return chunk / 2;
+  });
+  EXPECT_EQ(seen, expected_sizes);
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6));
+}
+
+// One scratch buffer serves every block and chunk: a smaller input reuses it, a larger one or
+// another dtype gets a new one.
+TEST(Model, BlockScratchIsReusedUntilItIsTooSmall) {
+  stam::BlockScratch scratch;
+  scratch.fit(torch::empty({4, 5, 8}), 16);  // max(4 x 8, 16) = 32 values a token
+  ASSERT_EQ(scratch.buffer.numel(), 4 * 5 * 32);
+  EXPECT_EQ(scratch.qkv.sizes(), (std::vector<int64_t>{4, 5, 24}));
+  EXPECT_EQ(scratch.attn_out.sizes(), (std::vector<int64_t>{4, 5, 8}));
+  EXPECT_EQ(scratch.hidden.sizes(), (std::vector<int64_t>{4, 5, 16}));
+  // The attention output sits after the projections; the hidden layer reuses both.
+  EXPECT_EQ(scratch.attn_out.data_ptr<float>(), scratch.qkv.data_ptr<float>() + 4 * 5 * 24);
+  EXPECT_EQ(scratch.hidden.data_ptr(), scratch.buffer.data_ptr());
+  const void* first = scratch.buffer.data_ptr();
+  scratch.fit(torch::empty({2, 5, 8}), 16);
+  EXPECT_EQ(scratch.buffer.data_ptr(), first);
+  EXPECT_EQ(scratch.qkv.size(0), 2);
+  scratch.fit(torch::empty({8, 5, 8}), 16);
+  EXPECT_EQ(scratch.buffer.numel(), 8 * 5 * 32);
+  scratch.fit(torch::empty({2, 5, 8}, torch::kBFloat16), 16);
+  EXPECT_EQ(scratch.qkv.scalar_type(), torch::kBFloat16);
+}
+
 TEST(Model, FullSizeStam16) {
   torch::NoGradGuard no_grad;
   stam::StamConfig cfg;  // defaults are ViT-B/16 + 6-layer temporal encoder, 16 frames, 400

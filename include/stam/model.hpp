@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "stam/linear.hpp"
@@ -41,6 +42,7 @@ struct StamConfig {
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in, int64_t out);
   torch::Tensor forward(const torch::Tensor& x, Activation act = Activation::kNone);
+  void forward_into(torch::Tensor& dst, const torch::Tensor& x, Activation act = Activation::kNone);
   // residual += forward(x), in place: the sum is fused into the product where possible.
   void add_to(torch::Tensor& residual, const torch::Tensor& x);
   torch::Tensor weight, bias;
@@ -71,9 +73,20 @@ struct PatchEmbedImpl : torch::nn::Module {
 };
 TORCH_MODULE(PatchEmbed);
 
+// Memory for the temporaries of one chunk's pass through the blocks, allocated once and reused by
+// every block: the qkv projections and the attention output, then the MLP's hidden layer in the
+// same bytes. Allocating them afresh in each block fragments the heap by tens of MB.
+struct BlockScratch {
+  // Points qkv, attn_out and hidden at memory for blocks whose input x is (N, L, D), allocating
+  // only when the buffer is smaller than that.
+  void fit(const torch::Tensor& x, int64_t mlp_hidden);
+  torch::Tensor buffer, qkv, attn_out, hidden;
+};
+
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t heads);
-  void add_to(torch::Tensor& residual, const torch::Tensor& x);  // residual += attn(x)
+  // residual += attn(x)
+  void add_to(torch::Tensor& residual, const torch::Tensor& x, BlockScratch& scratch);
   int64_t heads;
   Linear qkv{nullptr}, proj{nullptr};
 };
@@ -81,15 +94,16 @@ TORCH_MODULE(Attention);
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl(int64_t dim, int64_t hidden);
-  void add_to(torch::Tensor& residual, const torch::Tensor& x);  // residual += mlp(x)
+  // residual += mlp(x)
+  void add_to(torch::Tensor& residual, const torch::Tensor& x, BlockScratch& scratch);
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
-// Pre-norm residual block; updates x in place and returns it.
+// Pre-norm residual block; updates x in place.
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const StamConfig& c);
-  torch::Tensor forward(torch::Tensor x);
+  void forward(torch::Tensor& x, BlockScratch& scratch);
   LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -137,7 +151,10 @@ struct StamImpl : torch::nn::Module {
 
   // Spatial encoder, per frame: (N, 3, S, S) in [0, 1] -> (N, D) CLS embeddings. Runs
   // `frame_chunk` frames at a time, so activations stay in cache however many frames come.
-  torch::Tensor encode_frames(const torch::Tensor& images);
+  // `prepare`, when given, turns each chunk of `frames` into that input first (e.g. uint8 pixels
+  // into the model's dtype), so no converted copy of all the frames ever exists.
+  using PrepareChunk = std::function<torch::Tensor(const torch::Tensor& frames)>;
+  torch::Tensor encode_frames(const torch::Tensor& frames, const PrepareChunk& prepare = nullptr);
   // Temporal encoder, per window: (B, T, D) -> (B, D).
   torch::Tensor encode_clip(const torch::Tensor& frame_embeddings);
   // Head: (B, D) -> (B, classes) logits.
@@ -155,7 +172,7 @@ struct StamImpl : torch::nn::Module {
   Linear head{nullptr};
 
  private:
-  torch::Tensor encode_chunk(const torch::Tensor& images);
+  torch::Tensor encode_chunk(const torch::Tensor& images, BlockScratch& scratch);
 };
 TORCH_MODULE(Stam);
 
