@@ -62,6 +62,38 @@ cv::Mat bgr_to_rgb(const cv::Mat& bgr) {
   return rgb;
 }
 
+// Turns each decoded BGR frame that is kept into what the caller stores: RGB, then the caller's
+// transform, applied as the frame is decoded so no full-size frame waits for the others. Notes
+// the decoded size first, and the time the transform takes.
+class FrameKeeper {
+ public:
+  explicit FrameKeeper(const FrameTransform& transform) : transform_(transform) {}
+  cv::Mat operator()(const cv::Mat& bgr) {
+    if (size_.empty()) size_ = bgr.size();
+    sizes_differ_ |= bgr.size() != size_;
+    if (!transform_) return bgr_to_rgb(bgr);
+    const cv::Mat rgb = bgr_to_rgb(bgr);
+    const auto t0 = std::chrono::steady_clock::now();
+    cv::Mat out = transform_(rgb);
+    transform_ms_ +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+  }
+  // The decoded size of the first frame kept, and the transform's time, into `out`.
+  void report(VideoFrames& out) const {
+    out.width = size_.width;
+    out.height = size_.height;
+    out.transform_ms = transform_ms_;
+  }
+  bool sizes_differ() const { return sizes_differ_; }
+
+ private:
+  const FrameTransform& transform_;
+  cv::Size size_;
+  bool sizes_differ_ = false;
+  double transform_ms_ = 0;
+};
+
 // Rejects what is not a readable, non-empty regular file, with a message naming the path.
 // Non-regular files (FIFOs, devices) are refused because opening them can block forever.
 void check_video_file(const std::string& path) {
@@ -127,7 +159,7 @@ struct PassResult {
 // InputError when a grab() fails because the watchdog's time ran out.
 PassResult sequential_pass(const std::string& path, cv::VideoCapture& cap,
                            const std::vector<int64_t>& wanted, bool count_to_end,
-                           Watchdog& watchdog) {
+                           Watchdog& watchdog, FrameKeeper& keep) {
   PassResult r;
   size_t next = 0;
   watchdog.progress();
@@ -143,7 +175,7 @@ PassResult sequential_pass(const std::string& path, cv::VideoCapture& cap,
       ++next;
       cv::Mat bgr;
       if (cap.retrieve(bgr) && !bgr.empty() && bgr.type() == CV_8UC3) {
-        r.frames[pos] = bgr_to_rgb(bgr);
+        r.frames[pos] = keep(bgr);
       } else {
         r.failed.push_back(pos);
       }
@@ -172,7 +204,7 @@ const cv::Mat& nearest_frame(const std::map<int64_t, cv::Mat>& frames, int64_t p
 }
 
 void fill_images(VideoFrames& out, const std::vector<int64_t>& indices,
-                 const std::map<int64_t, cv::Mat>& frames) {
+                 const std::map<int64_t, cv::Mat>& frames, const FrameKeeper& keep) {
   bool substituted = false;
   std::set<int64_t> used;
   for (int64_t idx : indices) {
@@ -187,8 +219,7 @@ void fill_images(VideoFrames& out, const std::vector<int64_t>& indices,
     out.warnings.emplace_back(
         "some sampled frames could not be decoded: the nearest decoded frames were used instead");
   }
-  out.height = out.images.front().rows;
-  out.width = out.images.front().cols;
+  keep.report(out);
 }
 
 double stream_fps(cv::VideoCapture& cap) {
@@ -217,7 +248,8 @@ cv::Mat rotated(cv::Mat img, int angle) {
 // `*variable` as IndexedReader::open sets it.
 std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::VideoCapture& cap,
                                               const Chooser& choose, Seek seek, int angle,
-                                              Watchdog& watchdog, bool* variable) {
+                                              Watchdog& watchdog, bool* variable,
+                                              FrameKeeper& keep) {
   const auto reader = IndexedReader::open(path, watchdog, variable);
   if (!reader || (seek == Seek::kExact && reader->frame_count() <= kMinIndexedFrames)) {
     return std::nullopt;
@@ -235,7 +267,7 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
     cv::Mat bgr;
     const bool ok = seek == Seek::kKeyframe ? reader->read_key_frame(w, bgr) : reader->read(w, bgr);
     if (!ok) return std::nullopt;
-    frames[w] = bgr_to_rgb(rotated(bgr, angle));
+    frames[w] = keep(rotated(bgr, angle));
   }
   // When the choice depends on the count, decode the last frame too: a file cut or damaged at
   // its end fails here rather than yielding a count a sequential read would not give. (Keyframe
@@ -245,7 +277,7 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
     if (!reader->read(out.frame_count - 1, last)) return std::nullopt;
   }
   out.seeked = reader->seeked();
-  fill_images(out, indices, frames);
+  fill_images(out, indices, frames, keep);
   return out;
 }
 
@@ -263,7 +295,7 @@ std::string header_count_warning(int64_t header, int64_t decoded) {
 }
 
 VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
-                                  const Chooser& choose, Watchdog& watchdog) {
+                                  const Chooser& choose, Watchdog& watchdog, FrameKeeper& keep) {
   VideoFrames out;
   out.fps = stream_fps(cap);
 
@@ -271,7 +303,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   bool count_known = false;  // n was counted by decoding, not read from the header
   if (n == 0) {
     // No usable header count (some AVI/MKV/WebM files): decode once to count.
-    n = sequential_pass(path, cap, {}, true, watchdog).grabbed;
+    n = sequential_pass(path, cap, {}, true, watchdog, keep).grabbed;
     if (n == 0) throw InputError(quoted(path) + ": no decodable video frames");
     count_known = true;
     cap = open_video(path, watchdog);
@@ -283,7 +315,8 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   for (int pass = 0; pass < 2; ++pass) {
     sel = choose(n, out.fps);
     const std::vector<int64_t> wanted = sorted_unique(sel.indices);
-    PassResult r = sequential_pass(path, cap, wanted, sel.depends_on_end && !count_known, watchdog);
+    PassResult r =
+        sequential_pass(path, cap, wanted, sel.depends_on_end && !count_known, watchdog, keep);
     frames.insert(r.frames.begin(), r.frames.end());
     const bool count_wrong = !count_known && r.reached_end && r.grabbed != n;
     if (count_wrong && pass == 0) {
@@ -309,21 +342,22 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
   }
   if (frames.empty()) throw InputError(quoted(path) + ": no decodable video frames");
   out.frame_count = std::max<int64_t>(n, 1);
-  fill_images(out, sel.indices, frames);
+  fill_images(out, sel.indices, frames, keep);
   return out;
 }
 
-VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek) {
+VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek,
+                       FrameKeeper& keep) {
   check_video_file(path);
   Watchdog watchdog(decode_timeout_s());
   cv::VideoCapture cap = open_video(path, watchdog);
   const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
   bool variable = false;
   std::optional<VideoFrames> out =
-      read_video_indexed(path, cap, choose, seek, angle, watchdog, &variable);
+      read_video_indexed(path, cap, choose, seek, angle, watchdog, &variable, keep);
   if (watchdog.expired()) throw_stalled(path, watchdog);
   if (!out) {
-    out = read_video_sequential(path, std::move(cap), choose, watchdog);
+    out = read_video_sequential(path, std::move(cap), choose, watchdog, keep);
     if (seek == Seek::kKeyframe) {
       out->warnings.emplace_back(
           "no usable key-frame index (not MP4/MOV/Matroska/WebM, or its packets do not give "
@@ -375,7 +409,7 @@ std::vector<fs::path> list_images(const std::string& dir) {
   return files;
 }
 
-VideoFrames read_folder(const std::string& dir, const Chooser& choose) {
+VideoFrames read_folder(const std::string& dir, const Chooser& choose, FrameKeeper& keep) {
   const std::vector<fs::path> files = list_images(dir);
   VideoFrames out;
   out.frame_count = static_cast<int64_t>(files.size());
@@ -386,23 +420,20 @@ VideoFrames read_folder(const std::string& dir, const Chooser& choose) {
     cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
     if (bgr.empty())
       throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) + ")");
-    frames[idx] = bgr_to_rgb(bgr);
+    frames[idx] = keep(bgr);
   }
-  fill_images(out, indices, frames);
-  for (const auto& [idx, img] : frames) {
-    if (img.size() != frames.begin()->second.size()) {
-      out.warnings.emplace_back("images in the folder have different sizes");
-      break;
-    }
-  }
+  fill_images(out, indices, frames, keep);
+  if (keep.sizes_differ()) out.warnings.emplace_back("images in the folder have different sizes");
   return out;
 }
 
 // A frames folder has no key frames to prefer: every image is read as it is.
-VideoFrames read_any(const std::string& path, const Chooser& choose, Seek seek) {
+VideoFrames read_any(const std::string& path, const Chooser& choose, Seek seek,
+                     const FrameTransform& transform) {
   if (path.empty()) throw InputError("empty input path");
-  if (is_frames_folder(path)) return read_folder(path, choose);
-  return read_video(path, choose, seek);
+  FrameKeeper keep(transform);
+  if (is_frames_folder(path)) return read_folder(path, choose, keep);
+  return read_video(path, choose, seek, keep);
 }
 
 }  // namespace
@@ -454,7 +485,8 @@ Seek parse_seek(const std::string& name) {
   throw UsageError("--seek: unknown value '" + name + "' (expected 'exact' or 'keyframe')");
 }
 
-VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek) {
+VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek,
+                        const FrameTransform& transform) {
   if (t < 1) throw UsageError("number of frames to sample must be >= 1, got " + std::to_string(t));
   std::vector<int64_t> chosen;  // the last choice, before any key-frame mapping
   auto choose = [&](int64_t n, double fps) {
@@ -477,7 +509,7 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, S
     chosen = s.indices;
     return s;
   };
-  VideoFrames out = read_any(path, choose, seek);
+  VideoFrames out = read_any(path, choose, seek, transform);
   const size_t distinct = sorted_unique(chosen).size();
   if (distinct < chosen.size()) {
     out.warnings.push_back("the video is too short for " + std::to_string(t) + " samples: only " +
@@ -501,7 +533,7 @@ VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& 
     clamped = s.depends_on_end;
     return s;
   };
-  VideoFrames out = read_any(path, choose, Seek::kExact);
+  VideoFrames out = read_any(path, choose, Seek::kExact, {});
   if (clamped) out.warnings.emplace_back("positions past the last frame were clamped");
   return out;
 }

@@ -99,8 +99,11 @@ Clip ClipReader::read(const std::string& input) const {
   Clip clip;
   clip.input = input;
   auto t0 = Clock::now();
-  VideoFrames frames = read_frames(input, frames_, sampling_, seek_);
-  clip.timings.decode_ms = ms_since(t0);
+  const int size = static_cast<int>(image_size_);
+  VideoFrames frames = read_frames(input, frames_, sampling_, seek_, [size](const cv::Mat& rgb) {
+    return preprocess_frame(rgb, size);
+  });
+  clip.timings.decode_ms = ms_since(t0) - frames.transform_ms;
   for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
   spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
                 frames.images.size(), clip.timings.decode_ms,
@@ -112,29 +115,33 @@ Clip ClipReader::read(const std::string& input) const {
   spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
 
   t0 = Clock::now();
-  clip.pixels = preprocess(frames.images);
-  clip.timings.preprocess_ms = ms_since(t0);
+  clip.pixels = stack(frames.images);
+  clip.timings.preprocess_ms = frames.transform_ms + ms_since(t0);
   clip.frame_indices = std::move(frames.indices);
   clip.frame_count = frames.frame_count;
   clip.fps = frames.fps;
   clip.warnings = std::move(frames.warnings);
   frames.images.clear();
   frames.images.shrink_to_fit();
-  // The decoder's buffers and the full-size frames are free now; hand their pages back rather
-  // than carry them through the model's run (glibc keeps freed memory for reuse, see
-  // configure_cpu_runtime()).
+  // The decoder's buffers are free now; hand their pages back rather than carry them through
+  // the model's run (glibc keeps freed memory for reuse, see configure_cpu_runtime()).
   malloc_trim(0);
   return clip;
 }
 
 torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
-  const int64_t s = image_size_, n = static_cast<int64_t>(rgb.size());
+  std::vector<cv::Mat> crops;
+  for (const auto& image : rgb) crops.push_back(preprocess_frame(image, int(image_size_)));
+  return stack(crops);
+}
+
+torch::Tensor ClipReader::stack(const std::vector<cv::Mat>& crops) const {
+  const int64_t s = image_size_, n = static_cast<int64_t>(crops.size());
   torch::Tensor pixels =
       torch::empty({n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(pinned_));
   for (int64_t i = 0; i < n; ++i) {
-    cv::Mat crop = preprocess_frame(rgb[static_cast<size_t>(i)], static_cast<int>(s));
     cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
-    crop.copyTo(dst);
+    crops[static_cast<size_t>(i)].copyTo(dst);
   }
   return pixels;
 }

@@ -397,6 +397,37 @@ TEST_F(DecodeLong, Mp4H264WithBFramesSeeksExactly) {
   EXPECT_TRUE(read_frames(path, 16, Sampling::kUniform).warnings.empty());
 }
 
+// The caller's transform (classify's resize and crop) runs once per distinct decoded frame, as it
+// is decoded, and gives the same images as transforming a plain read afterwards; the reported
+// size stays the decoded one. Through the index (h264.mp4) and reading on (a short file).
+TEST_F(DecodeLong, TransformRunsOnEachFrameAsItIsDecoded) {
+  for (const std::string& path :
+       {make("h264.mp4", kH264), test::video_path("short_32frames_30fps.mp4")}) {
+    SCOPED_TRACE(path);
+    const VideoFrames plain = read_frames(path, 16, Sampling::kUniform);
+    int calls = 0;
+    const VideoFrames small =
+        read_frames(path, 16, Sampling::kUniform, Seek::kExact, [&](const cv::Mat& rgb) {
+          ++calls;
+          cv::Mat out;
+          cv::resize(rgb, out, cv::Size(8, 6), 0, 0, cv::INTER_AREA);
+          return out;
+        });
+    EXPECT_EQ(small.indices, plain.indices);
+    EXPECT_EQ(calls, static_cast<int>(
+                         std::set<int64_t>(plain.indices.begin(), plain.indices.end()).size()));
+    EXPECT_EQ(small.width, plain.width);
+    EXPECT_EQ(small.height, plain.height);
+    EXPECT_GE(small.transform_ms, 0.0);
+    ASSERT_EQ(small.images.size(), plain.images.size());
+    for (size_t i = 0; i < plain.images.size(); ++i) {
+      cv::Mat want;
+      cv::resize(plain.images[i], want, cv::Size(8, 6), 0, 0, cv::INTER_AREA);
+      EXPECT_EQ(cv::norm(small.images[i], want, cv::NORM_INF), 0) << "sample " << i;
+    }
+  }
+}
+
 TEST_F(DecodeLong, Mp4Mpeg4PartTwoIsReadOnExactly) {
   // FFmpeg's MPEG-4 Part 2 encoder writes open GOPs (leading B-frames after each key frame) and
   // one of IndexedReader's checks rejects the file, so it is read on; still the same pixels.
@@ -583,6 +614,10 @@ TEST_F(DecodeLong, TruncatedMp4FallsBackToReadingOn) {
 
 // ---- frames folders ----
 
+bool has_warning(const VideoFrames& f, const std::string& needle) {
+  return joined(f).find(needle) != std::string::npos;
+}
+
 // Writes `n` PNGs whose pixels are all (i*20, 255-i*20, 7) in RGB, named img_00.png, ...
 void write_frames(const test::TempDir& dir, int n, const std::string& ext = ".png") {
   for (int i = 0; i < n; ++i) {
@@ -638,6 +673,27 @@ TEST(FramesFolder, FewImagesRepeat) {
   EXPECT_EQ(f.images.size(), 16u);
 }
 
+// The folder warning looks at the images as read, not at what a transform made of them.
+TEST(FramesFolder, ImagesOfDifferentSizesAreReportedWhateverTheTransform) {
+  test::TempDir dir;
+  write_frames(dir, 4);
+  ASSERT_TRUE(cv::imwrite(dir.file("img_02.png"), cv::Mat(30, 40, CV_8UC3, cv::Scalar(1, 2, 3))));
+  const auto to_4x4 = [](const cv::Mat& rgb) {
+    cv::Mat out;
+    cv::resize(rgb, out, cv::Size(4, 4));
+    return out;
+  };
+  const VideoFrames f =
+      read_frames(dir.path().string(), 4, Sampling::kUniform, Seek::kExact, to_4x4);
+  EXPECT_TRUE(has_warning(f, "images in the folder have different sizes")) << joined(f);
+  EXPECT_EQ(f.width, 32);  // the first image's
+  for (const auto& img : f.images) EXPECT_EQ(img.size(), cv::Size(4, 4));
+  fs::remove(dir.file("img_02.png"));
+  const VideoFrames same =
+      read_frames(dir.path().string(), 3, Sampling::kUniform, Seek::kExact, to_4x4);
+  EXPECT_TRUE(same.warnings.empty()) << joined(same);
+}
+
 TEST(FramesFolder, ReadsOnlyNeededImages) {
   // A broken image that sampling skips does no harm; a needed one is an error naming it.
   test::TempDir dir;
@@ -649,10 +705,6 @@ TEST(FramesFolder, ReadsOnlyNeededImages) {
 }
 
 // ---- warnings: what a result rests on, one sentence per condition ----
-
-bool has_warning(const VideoFrames& f, const std::string& needle) {
-  return joined(f).find(needle) != std::string::npos;
-}
 
 TEST(DecodeWarnings, MatroskaCutAfter40kBSaysSoAndThatFramesRepeat) {
   // The case: 300 frames of noisy video in Matroska (ffmpeg -f lavfi -i

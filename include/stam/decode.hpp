@@ -13,11 +13,13 @@
 namespace stam {
 
 struct VideoFrames {
-  std::vector<cv::Mat> images;   // RGB, CV_8UC3, one per sampled index, in sample order
+  std::vector<cv::Mat> images;   // RGB, CV_8UC3, one per sampled index, in sample order (or
+                                 // what the read's FrameTransform made of them)
   std::vector<int64_t> indices;  // frame positions taken (may repeat when short)
   int64_t frame_count = 0;       // frames the input really has
   double fps = 0.0;              // stream's average rate (0 for a frames folder)
-  int width = 0, height = 0;     // after rotation
+  int width = 0, height = 0;     // as decoded (after rotation, before any FrameTransform)
+  double transform_ms = 0;       // time spent in the FrameTransform, part of the read
   // Short sentences, one per condition the result rests on but a clean video does not have
   // (header count wrong, frames repeated, uneven timestamps, rotation applied, ...). README.md,
   // "Warnings and errors", lists them. None contains "; " (CSV joins them with it).
@@ -87,8 +89,11 @@ Seek parse_seek(const std::string& name);
 // With Seek::kKeyframe, such files (any length) give the key frames at or before the sampled
 // positions, one seek and one decoded packet each; other files, and files whose packets do not
 // qualify, are read exactly with a warning saying so. A frames folder is read exactly.
+// `transform`, when given, is applied to each kept RGB frame as soon as it is decoded (e.g. the
+// resize and crop), so a full-size frame never waits for the others: 16 full-HD frames are 100 MB.
+using FrameTransform = std::function<cv::Mat(const cv::Mat& rgb)>;
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling,
-                        Seek seek = Seek::kExact);
+                        Seek seek = Seek::kExact, const FrameTransform& transform = {});
 
 // Reads the frames at the given positions (any order, repeats allowed) of a video file or frames
 // folder; positions past the real end are clamped to the last frame, with a warning.

@@ -79,13 +79,17 @@ class ClipReader {
  public:
   ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek, bool pinned);
 
-  // Decode, sample and preprocess one input. Throws InputError.
+  // Decode, sample and preprocess one input; each frame is resized and cropped as soon as it is
+  // decoded. Throws InputError.
   Clip read(const std::string& input) const;
   // Decoded RGB frames -> the model's input: (N, S, S, 3) uint8, resized and cropped as the
   // reference does, pinned for CUDA.
   torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
 
  private:
+  // Frames already resized and cropped -> the model's input tensor.
+  torch::Tensor stack(const std::vector<cv::Mat>& crops) const;
+
   int64_t frames_, image_size_;
   Sampling sampling_;
   Seek seek_;
