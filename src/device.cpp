@@ -137,10 +137,14 @@ int usable_cpu_cores() {
 void configure_cpu_runtime(int threads) {
   at::set_num_threads(threads > 0 ? threads : usable_cpu_cores());
   // glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free;
-  // the largest activation of a frame chunk (8 frames x 197 tokens x 3072 x 4 B = 19 MiB) sits
-  // below 32 MiB, glibc's upper bound for the threshold.
+  // the model's largest block (its scratch buffer, 8 frames x 197 tokens x 3072 x 4 B = 19 MiB)
+  // sits below 32 MiB, glibc's upper bound for the threshold, so it is reused from the heap.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // Free memory at the top of an arena beyond 16 MiB goes back to the OS. malloc_trim() cannot
+  // return the top of a thread's own arena, so with a higher threshold what a 1080p decode
+  // frees (~20 MB) stayed resident through the model's run. The model's blocks reuse one
+  // buffer, so what they free and allocate again per block stays below it.
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 
 void lower_thread_priority() {
