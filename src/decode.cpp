@@ -13,6 +13,7 @@
 // discards the attempt and falls back to the sequential read.
 #include "stam/decode.hpp"
 
+#include <spdlog/spdlog.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -262,6 +263,12 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
   if (seek == Seek::kKeyframe) {
     for (int64_t& i : indices) i = reader->key_frame_at_or_before(i);
   }
+  const bool check_end = seek == Seek::kExact && sel.depends_on_end;
+  if (seek == Seek::kExact) {
+    std::vector<int64_t> reads = indices;
+    if (check_end) reads.push_back(out.frame_count - 1);
+    reader->must_decode(reads);
+  }
   std::map<int64_t, cv::Mat> frames;
   for (int64_t w : sorted_unique(indices)) {
     cv::Mat bgr;
@@ -272,11 +279,12 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
   // When the choice depends on the count, decode the last frame too: a file cut or damaged at
   // its end fails here rather than yielding a count a sequential read would not give. (Keyframe
   // mode trusts the packets, to decode nothing but key frames.)
-  if (seek == Seek::kExact && sel.depends_on_end && frames.count(out.frame_count - 1) == 0) {
+  if (check_end && frames.count(out.frame_count - 1) == 0) {
     cv::Mat last;
     if (!reader->read(out.frame_count - 1, last)) return std::nullopt;
   }
   out.seeked = reader->seeked();
+  spdlog::debug("{}: {} frames decoded through the container's index", path, reader->decoded());
   fill_images(out, indices, frames, keep);
   return out;
 }

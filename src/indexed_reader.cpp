@@ -89,6 +89,18 @@ struct IndexedReader::Impl {
   int64_t skip_below = 0;
   bool draining = false;  // the end of the stream was sent to the decoder
   bool seeked = false;
+  // Positions read() will ask for (must_decode()); empty: every frame is decoded.
+  std::vector<bool> wanted;
+  int64_t decoded = 0;  // frames the decoder has produced
+
+  // True when the decoder may drop position `i` if no other frame refers to it.
+  bool may_skip(int64_t i) const { return !wanted.empty() && !wanted[static_cast<size_t>(i)]; }
+
+  // The position a packet's timestamp stands for, or -1.
+  int64_t position_of(int64_t ts) const {
+    const auto it = std::lower_bound(pts.begin(), pts.end(), ts);
+    return it != pts.end() && *it == ts ? static_cast<int64_t>(it - pts.begin()) : -1;
+  }
 
   // Reads every packet of the stream; false when positions cannot be told from them.
   bool scan() {
@@ -169,6 +181,10 @@ struct IndexedReader::Impl {
       draining = true;
       return avcodec_send_packet(codec.get(), nullptr) >= 0;
     }
+    // A frame no one wants and nothing refers to need not be decoded at all: about half the
+    // frames of H.264 with B-frames, a quarter of the decoding time.
+    const int64_t pos = position_of(packet->pts);
+    codec->skip_frame = pos >= 0 && may_skip(pos) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
     return avcodec_send_packet(codec.get(), packet.get()) >= 0;
   }
 
@@ -185,9 +201,13 @@ struct IndexedReader::Impl {
       }
       if (ret < 0) return false;
       watchdog->progress();
+      ++decoded;
       const int64_t ts = frame->pts;
       if (ts == AV_NOPTS_VALUE) return false;
       if (ts < skip_below) continue;
+      // Frames the decoder was allowed to drop may be missing: step over them, never over a
+      // wanted one.
+      while (next < n && ts != pts[static_cast<size_t>(next)] && may_skip(next)) ++next;
       if (next >= n || ts != pts[static_cast<size_t>(next)]) return false;
       if (next++ == pos) return convert(out);
     }
@@ -266,8 +286,18 @@ int64_t IndexedReader::key_frame_at_or_before(int64_t pos) const {
   return *std::prev(std::upper_bound(keys.begin(), keys.end(), pos));
 }
 
+int64_t IndexedReader::decoded() const {
+  return impl_->decoded;
+}
+
 bool IndexedReader::seeked() const {
   return impl_->seeked;
+}
+
+void IndexedReader::must_decode(const std::vector<int64_t>& positions) {
+  Impl& m = *impl_;
+  m.wanted.assign(m.pts.size(), false);
+  for (int64_t p : positions) m.wanted.at(static_cast<size_t>(p)) = true;
 }
 
 bool IndexedReader::read(int64_t pos, cv::Mat& bgr) {
@@ -291,11 +321,13 @@ bool IndexedReader::read_key_frame(int64_t pos, cv::Mat& bgr) {
     if (!m.next_packet()) return false;
     if (m.packet->pts > ts) return false;
   } while (m.packet->pts != ts);
+  m.codec->skip_frame = AVDISCARD_DEFAULT;
   if (avcodec_send_packet(m.codec.get(), m.packet.get()) < 0 ||
       avcodec_send_packet(m.codec.get(), nullptr) < 0 ||
       avcodec_receive_frame(m.codec.get(), m.frame.get()) < 0 || m.frame->pts != ts) {
     return false;
   }
+  ++m.decoded;
   return m.convert(bgr);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "stam/decode.hpp"
 
@@ -21,9 +22,9 @@ class IndexedReader {
   // nothing dropped, one frame per packet); for MP4/MOV, as many packets as the header lists.
   // `*variable` is set when the packets were read and show a variable frame rate: many intervals
   // between timestamps, not just a few dropped frames, differ from the typical one (the
-  // container's timestamps are then evenly spaced no more). Every packet read and frame decoded is progress for
-  // `watchdog`, which must outlive the reader; once it expires, reading stops (libavformat's
-  // interrupt callback) and every call fails.
+  // container's timestamps are then evenly spaced no more). Every packet read and frame decoded is
+  // progress for `watchdog`, which must outlive the reader; once it expires, reading stops
+  // (libavformat's interrupt callback) and every call fails.
   static std::unique_ptr<IndexedReader> open(const std::string& path, Watchdog& watchdog,
                                              bool* variable);
   ~IndexedReader();
@@ -35,6 +36,8 @@ class IndexedReader {
   int64_t key_frame_at_or_before(int64_t pos) const;
   // True once a read has skipped frames by seeking.
   bool seeked() const;
+  // Frames the decoder has produced so far.
+  int64_t decoded() const;
 
   // Frame `pos` (in [0, frame_count())) as BGR, converted as OpenCV's FFmpeg backend converts
   // (before its rotation). Decodes on from the last frame read when no key frame lies between,
@@ -42,6 +45,10 @@ class IndexedReader {
   // carry the timestamp of its position. False on any mismatch or error: the reader is then in
   // an unknown state and must be dropped.
   bool read(int64_t pos, cv::Mat& bgr);
+  // Declares every position read() will be asked for (each in [0, frame_count())): frames
+  // elsewhere that no other frame refers to may then be left undecoded. The frames read are the
+  // same. Without it, every frame on the way is decoded.
+  void must_decode(const std::vector<int64_t>& positions);
   // Key frame `pos` alone: one seek and one decoded packet. Same conversion and checks.
   bool read_key_frame(int64_t pos, cv::Mat& bgr);
 

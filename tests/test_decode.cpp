@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 
+#include "../src/indexed_reader.hpp"
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
@@ -426,6 +427,29 @@ TEST_F(DecodeLong, TransformRunsOnEachFrameAsItIsDecoded) {
       EXPECT_EQ(cv::norm(small.images[i], want, cv::NORM_INF), 0) << "sample " << i;
     }
   }
+}
+
+// Told the positions it will be asked for, the reader lets the decoder leave out the frames no
+// other frame refers to (here the non-reference B-frames); the frames read are unchanged.
+TEST_F(DecodeLong, FramesNothingRefersToAreNotDecoded) {
+  const std::string path = make("h264.mp4", kH264);
+  Watchdog watchdog(60);
+  bool variable = false;
+  const auto all = IndexedReader::open(path, watchdog, &variable);
+  const auto some = IndexedReader::open(path, watchdog, &variable);
+  ASSERT_TRUE(all && some);
+  const std::vector<int64_t> positions = {98, 1250, 4199};  // late in their GOPs
+  some->must_decode(positions);
+  for (int64_t p : positions) {
+    cv::Mat a, b;
+    ASSERT_TRUE(all->read(p, a));
+    ASSERT_TRUE(some->read(p, b));
+    EXPECT_EQ(cv::norm(a, b, cv::NORM_INF), 0) << "position " << p;
+  }
+  int64_t expected = 0;  // every frame from the key frame before each position
+  for (int64_t p : positions) expected += p - all->key_frame_at_or_before(p) + 1;
+  EXPECT_EQ(all->decoded(), expected);
+  EXPECT_LT(some->decoded(), all->decoded() * 3 / 4) << some->decoded() << " of " << all->decoded();
 }
 
 TEST_F(DecodeLong, Mp4Mpeg4PartTwoIsReadOnExactly) {
