@@ -230,10 +230,6 @@ double stream_fps(cv::VideoCapture& cap) {
 
 // ---- reading through the container's index ----
 
-// In exact mode a video is read through its index only when it has more than this many frames;
-// shorter ones cost at most that many frames to read on from the start, as they always have been.
-constexpr int64_t kMinIndexedFrames = 300;
-
 // Turns a frame upright as OpenCV's CAP_PROP_ORIENTATION_AUTO does for `angle`
 // (CAP_PROP_ORIENTATION_META: 0, 90, 180 or 270).
 cv::Mat rotated(cv::Mat img, int angle) {
@@ -252,9 +248,7 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
                                               Watchdog& watchdog, bool* variable,
                                               FrameKeeper& keep) {
   const auto reader = IndexedReader::open(path, watchdog, variable);
-  if (!reader || (seek == Seek::kExact && reader->frame_count() <= kMinIndexedFrames)) {
-    return std::nullopt;
-  }
+  if (!reader) return std::nullopt;
   VideoFrames out;
   out.fps = stream_fps(cap);
   out.frame_count = reader->frame_count();

@@ -81,12 +81,12 @@ Seek parse_seek(const std::string& name);
 // wrong (the file ends early, or has frames past it under uniform sampling), the real count is
 // used, the frames are sampled again and a warning says so. With reference sampling and a header
 // count covering all sampled positions, frame_count is the header's count.
-// In an MP4/MOV or Matroska/WebM file of more than 300 frames whose packets show a constant
-// frame rate, the count and the key frames come from the packets and each sampled frame is
-// decoded from the key frame at or before it (`seeked` is set when that skipped anything). Every
-// decoded frame is checked, and anything inconsistent falls back to the sequential read, so the
-// frames returned are the same.
-// With Seek::kKeyframe, such files (any length) give the key frames at or before the sampled
+// In an MP4/MOV or Matroska/WebM file whose packets show a constant frame rate, the count and
+// the key frames come from the packets and each sampled frame is decoded from the key frame at or
+// before it (`seeked` is set when that skipped anything), leaving out frames nothing refers to.
+// Every decoded frame is checked, and anything inconsistent falls back to the sequential read, so
+// the frames returned are the same.
+// With Seek::kKeyframe, such files give the key frames at or before the sampled
 // positions, one seek and one decoded packet each; other files, and files whose packets do not
 // qualify, are read exactly with a warning saying so. A frames folder is read exactly.
 // `transform`, when given, is applied to each kept RGB frame as soon as it is decoded (e.g. the
