@@ -89,6 +89,17 @@ TEST(Bench, TextTableEndsWithTheShareOfTheFloor) {
   EXPECT_TRUE(contains(r.err, "4 frames: median")) << "progress goes to stderr: " << r.err;
 }
 
+// The frame counts take turns round by round, so every row is summed up after the last round.
+TEST(Bench, FrameCountsTakeTurnsRoundByRound) {
+  auto r = run_command(bench_cmd("--frames 4,8"));  // two rounds, no warm-up
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto last_round = r.err.find("round 2 of 2");
+  ASSERT_NE(last_round, std::string::npos) << r.err;
+  EXPECT_LT(r.err.find("round 1 of 2"), last_round) << r.err;
+  EXPECT_GT(r.err.find("4 frames: median"), last_round) << r.err;
+  EXPECT_GT(r.err.find("8 frames: median"), last_round) << r.err;
+}
+
 TEST(Bench, CsvHasAHeaderAndARowPerFrameCount) {
   auto r = run_command(bench_cmd("--frames 2,4,8 --format csv -q"));
   ASSERT_EQ(r.exit_code, 0) << r.err;

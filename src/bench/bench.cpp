@@ -1,5 +1,6 @@
 // Running the benchmark: the system probe, the GEMM floor and the timed forwards.
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 #include <torch/version.h>
 #include <opencv2/core/version.hpp>
 
@@ -85,43 +86,58 @@ void time_video(const std::string& video, int64_t frames, int64_t image_size, Be
   row.preprocess_ms = ms_between(t1, Clock::now());
 }
 
-BenchRow time_frames(Stam& model, const torch::Tensor& trained_pos, int64_t frames,
-                     const BenchOptions& o, const torch::Device& device, c10::ScalarType dtype,
-                     double floor_gflops) {
-  torch::NoGradGuard no_grad;
-  model->aggregate->pos_embed.set_data(resample_temporal_pos_embed(trained_pos, frames));
-  model->config.frames = frames;
-  const StamConfig& c = model->config;
-  const auto x = torch::rand({o.batch * frames, c.in_chans, c.image_size, c.image_size},
-                             torch::TensorOptions().device(device).dtype(dtype));
+// One frame count of the sweep: its input, its temporal position embedding and its timings.
+struct Sweep {
+  int64_t frames;
+  torch::Tensor input, pos_embed;
   std::vector<double> total, spatial, temporal;
-  for (int i = 0; i < o.warmup + o.iters; ++i) {
-    const auto t0 = Clock::now();
-    auto emb = model->encode_frames(x);
-    synchronize(device);
-    const auto t1 = Clock::now();
-    auto logits = model->classify(model->encode_clip(emb.view({o.batch, frames, -1})));
-    synchronize(device);
-    const auto t2 = Clock::now();
-    if (i < o.warmup) continue;
-    spatial.push_back(ms_between(t0, t1));
-    temporal.push_back(ms_between(t1, t2));
-    total.push_back(ms_between(t0, t2));
-  }
+};
+
+Sweep make_sweep(const Stam& model, const torch::Tensor& trained_pos, int64_t frames, int64_t batch,
+                 const torch::Device& device, c10::ScalarType dtype) {
+  const StamConfig& c = model->config;
+  return {frames,
+          torch::rand({batch * frames, c.in_chans, c.image_size, c.image_size},
+                      torch::TensorOptions().device(device).dtype(dtype)),
+          resample_temporal_pos_embed(trained_pos, frames),
+          {},
+          {},
+          {}};
+}
+
+// One forward of `s`'s input; its times are kept when `record`.
+void forward(Stam& model, Sweep& s, int64_t batch, const torch::Device& device, bool record) {
+  torch::NoGradGuard no_grad;
+  model->aggregate->pos_embed.set_data(s.pos_embed);
+  model->config.frames = s.frames;
+  const auto t0 = Clock::now();
+  auto emb = model->encode_frames(s.input);
+  synchronize(device);
+  const auto t1 = Clock::now();
+  auto logits = model->classify(model->encode_clip(emb.view({batch, s.frames, -1})));
+  synchronize(device);
+  const auto t2 = Clock::now();
+  if (!record) return;
+  s.spatial.push_back(ms_between(t0, t1));
+  s.temporal.push_back(ms_between(t1, t2));
+  s.total.push_back(ms_between(t0, t2));
+}
+
+BenchRow summarise(const Sweep& s, const StamConfig& c, int64_t batch, double floor_gflops) {
   BenchRow r;
-  r.frames = frames;
-  r.batch = o.batch;
-  r.median_ms = percentile(total, 50);
-  r.p90_ms = percentile(total, 90);
-  r.min_ms = *std::min_element(total.begin(), total.end());
-  r.spatial_ms = percentile(spatial, 50);
-  r.temporal_ms = percentile(temporal, 50);
-  r.videos_per_s = 1e3 * static_cast<double>(o.batch) / r.median_ms;
-  r.frames_per_s = r.videos_per_s * static_cast<double>(frames);
-  r.gflop = gflop_per_video(c, frames) * static_cast<double>(o.batch);
+  r.frames = s.frames;
+  r.batch = batch;
+  r.median_ms = percentile(s.total, 50);
+  r.p90_ms = percentile(s.total, 90);
+  r.min_ms = *std::min_element(s.total.begin(), s.total.end());
+  r.spatial_ms = percentile(s.spatial, 50);
+  r.temporal_ms = percentile(s.temporal, 50);
+  r.videos_per_s = 1e3 * static_cast<double>(batch) / r.median_ms;
+  r.frames_per_s = r.videos_per_s * static_cast<double>(s.frames);
+  r.gflop = gflop_per_video(c, s.frames) * static_cast<double>(batch);
   r.gflop_per_s = r.gflop / (r.median_ms / 1e3);
   r.floor_ms = r.gflop / floor_gflops * 1e3;
-  r.published_top1 = published_top1(frames);
+  r.published_top1 = published_top1(s.frames);
   return r;
 }
 
@@ -178,10 +194,18 @@ BenchReport run_bench(const BenchOptions& o, const std::function<void(const Benc
   BenchReport report;
   report.system = probe_system(model, device, dtype, precision);
   const torch::Tensor trained_pos = model->aggregate->pos_embed.detach().clone();
-  for (const int64_t frames : o.frames) {
-    BenchRow row =
-        time_frames(model, trained_pos, frames, o, device, dtype, report.system.floor_gflops);
-    if (!o.video.empty()) time_video(o.video, frames, model->config.image_size, row);
+  std::vector<Sweep> sweeps;
+  for (const int64_t frames : o.frames)
+    sweeps.push_back(make_sweep(model, trained_pos, frames, o.batch, device, dtype));
+  // Round by round, one forward of each frame count: a machine whose speed drifts during the
+  // run slows every frame count alike, so their ratios hold.
+  for (int i = 0; i < o.warmup + o.iters; ++i) {
+    spdlog::info("round {} of {}{}", i + 1, o.warmup + o.iters, i < o.warmup ? " (warm-up)" : "");
+    for (Sweep& s : sweeps) forward(model, s, o.batch, device, i >= o.warmup);
+  }
+  for (const Sweep& s : sweeps) {
+    BenchRow row = summarise(s, model->config, o.batch, report.system.floor_gflops);
+    if (!o.video.empty()) time_video(o.video, s.frames, model->config.image_size, row);
     if (progress) progress(row);
     report.rows.push_back(row);
   }
