@@ -487,6 +487,15 @@ TEST_F(DecodeLong, Mp4Vp9SeeksExactly) {
                            true);
 }
 
+TEST_F(DecodeLong, Mp4HevcSeeksExactly) {
+  // x265's B-frames: half the frames are non-reference, left undecoded on the way to a sample.
+  expect_sequential_result(
+      make("hevc.mp4",
+           "-c:v libx265 -preset ultrafast -x265-params log-level=error:keyint=100:bframes=3 "
+           "-pix_fmt yuv420p -tag:v hvc1"),
+      true);
+}
+
 TEST_F(DecodeLong, MatroskaSeeksExactly) {
   // Matroska has no frame count (OpenCV estimates duration x rate): the packets give it.
   const std::string path = make("h264.mkv", kH264);
