@@ -72,8 +72,8 @@ class FrameKeeper {
   cv::Mat operator()(const cv::Mat& bgr) {
     if (size_.empty()) size_ = bgr.size();
     sizes_differ_ |= bgr.size() != size_;
-    if (!transform_) return bgr_to_rgb(bgr);
     const cv::Mat rgb = bgr_to_rgb(bgr);
+    if (!transform_) return rgb;
     const auto t0 = std::chrono::steady_clock::now();
     cv::Mat out = transform_(rgb);
     transform_ms_ +=

@@ -17,7 +17,7 @@
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
 #include "stam/linear.hpp"
-#include "stam/preprocess.hpp"
+#include "stam/pipeline.hpp"
 
 namespace stam {
 
@@ -76,14 +76,13 @@ SystemInfo probe_system(const Stam& model, const torch::Device& device, c10::Sca
   return s;
 }
 
-// Decode and preprocessing time of `frames` frames of the video, as classify does them.
-void time_video(const std::string& video, int64_t frames, int64_t image_size, BenchRow& row) {
-  auto t0 = Clock::now();
-  VideoFrames v = read_frames(video, frames, Sampling::kUniform);
-  auto t1 = Clock::now();
-  for (const auto& image : v.images) preprocess_frame(image, static_cast<int>(image_size));
-  row.decode_ms = ms_between(t0, t1);
-  row.preprocess_ms = ms_between(t1, Clock::now());
+// Decode and preprocessing time of `frames` frames of the video, read as classify reads it.
+void time_video(const std::string& video, int64_t frames, int64_t image_size,
+                const torch::Device& device, BenchRow& row) {
+  const ClipReader reader(frames, image_size, Sampling::kUniform, Seek::kExact, device.is_cuda());
+  const Timings t = reader.read(video).timings;
+  row.decode_ms = t.decode_ms;
+  row.preprocess_ms = t.preprocess_ms;
 }
 
 // One frame count of the sweep: its input, its temporal position embedding and its timings.
@@ -205,7 +204,7 @@ BenchReport run_bench(const BenchOptions& o, const std::function<void(const Benc
   }
   for (const Sweep& s : sweeps) {
     BenchRow row = summarise(s, model->config, o.batch, report.system.floor_gflops);
-    if (!o.video.empty()) time_video(o.video, s.frames, model->config.image_size, row);
+    if (!o.video.empty()) time_video(o.video, s.frames, model->config.image_size, device, row);
     if (progress) progress(row);
     report.rows.push_back(row);
   }
