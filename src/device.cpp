@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
+#include <omp.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
@@ -134,8 +136,34 @@ int usable_cpu_cores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+namespace {
+std::atomic<int> leases{0};
+std::atomic<int> threads_asked{0}, cores{0};  // set by configure_cpu_runtime
+}  // namespace
+
+DecodeLease::DecodeLease() {
+  ++leases;
+}
+DecodeLease::~DecodeLease() {
+  --leases;
+}
+
+int model_threads(int asked, int cores, int leases) {
+  return leases == 0 ? asked : std::max(1, std::min(asked, cores - leases));
+}
+
+void fit_threads_to_decoding() {
+  if (threads_asked == 0) return;
+  const int n = model_threads(threads_asked, cores, leases);
+  // omp_set_num_threads, not at::set_num_threads: the count is the calling thread's own, and
+  // LibTorch's version also rebuilds a thread pool the model does not use.
+  if (n != omp_get_max_threads()) omp_set_num_threads(n);
+}
+
 void configure_cpu_runtime(int threads) {
-  at::set_num_threads(threads > 0 ? threads : usable_cpu_cores());
+  cores = usable_cpu_cores();
+  threads_asked = threads > 0 ? threads : cores.load();
+  at::set_num_threads(threads_asked);
   // glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free;
   // the model's largest block (its scratch buffer, 8 frames x 197 tokens x 3072 x 4 B = 19 MiB)
   // sits below 32 MiB, glibc's upper bound for the threshold, so it is reused from the heap.

@@ -7,6 +7,7 @@
 
 #include "stam/attention.hpp"
 #include "stam/checkpoint.hpp"
+#include "stam/device.hpp"
 #include "stam/error.hpp"
 #include "stam/linear.hpp"
 
@@ -179,7 +180,10 @@ torch::Tensor StamImpl::encode_chunk(const torch::Tensor& images, BlockScratch& 
   auto x = patch_embed(images);
   x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1).add_(pos_embed);
   scratch.fit(x, config.mlp_hidden);
-  for (const auto& block : *blocks) block->as<Block>()->forward(x, scratch);
+  for (const auto& block : *blocks) {
+    fit_threads_to_decoding();  // a core for each clip being decoded beside the model
+    block->as<Block>()->forward(x, scratch);
+  }
   // Only the CLS token is used: normalise just that row (LayerNorm is per token).
   return norm(x.select(1, 0));
 }

@@ -1,8 +1,11 @@
 #include "onednn.hpp"
 
+#include <omp.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace stam::onednn {
 
@@ -26,7 +29,9 @@ dnnl::primitive& cached(const std::string& key, const std::function<dnnl::primit
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<dnnl::primitive>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[key];
+  // oneDNN fixes how a primitive splits its work among threads when it builds it, for the
+  // calling thread's OpenMP count then; the model's count changes while clips decode beside it.
+  auto& slot = cache[key + " threads " + std::to_string(omp_get_max_threads())];
   if (!slot) slot = std::make_unique<dnnl::primitive>(make());
   return *slot;
 }

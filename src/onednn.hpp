@@ -17,8 +17,9 @@ dnnl::stream& stream();
 // oneDNN's data type for a LibTorch dtype: f32 and bf16, or nothing for any other.
 std::optional<dnnl::memory::data_type> data_type(c10::ScalarType t);
 
-// Returns the primitive built for `key`, building it with `make` on first use. Building a
-// primitive JIT-compiles its kernels; shapes repeat every forward, so each is built once.
+// Returns the primitive built for `key` and the calling thread's OpenMP thread count, building it
+// with `make` on first use. Building a primitive JIT-compiles its kernels; shapes repeat every
+// forward, so each is built once per thread count.
 dnnl::primitive& cached(const std::string& key, const std::function<dnnl::primitive()>& make);
 
 // Wraps a tensor's data in oneDNN memory of descriptor `md` (no copy).

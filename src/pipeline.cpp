@@ -151,6 +151,7 @@ std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
   const size_t count = inputs.size();
   return std::make_unique<Prefetcher<Clip>>(count, [reader, inputs = std::move(inputs)](size_t i) {
     lower_thread_priority();  // the prefetch thread's own; the same on every call
+    DecodeLease lease;
     return reader.read(inputs[i]);
   });
 }

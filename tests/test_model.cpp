@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stam/checkpoint.hpp"
+#include "stam/device.hpp"
 #include "stam/error.hpp"
 #include "stam/model.hpp"
 #include "test_util.hpp"
@@ -185,6 +186,45 @@ TEST(Model, FullSizeStam16) {
   auto logits = model->forward(torch::rand({16, 3, 224, 224}));
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{1, 400}));
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+// The model's thread count changes while clips decode beside it, so the logits must not depend
+// on it: oneDNN splits ViT-B's products by rows and columns, never along the sum.
+TEST(Model, FullSizeLogitsDoNotDependOnTheThreadCount) {
+  torch::NoGradGuard no_grad;
+  stam::StamConfig cfg;
+  cfg.frames = 2;
+  stam::Stam model(cfg);
+  stam::init_random(model, 1);
+  model->eval();
+  const auto x = torch::rand({2, 3, 224, 224});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = model->forward(x);
+  at::set_num_threads(2);
+  const auto two = model->forward(x);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, two)) << (one - two).abs().max().item<float>();
+}
+
+// Between blocks the model leaves a core to each clip being decoded, and takes it back after.
+TEST(Model, LeavesACoreToEachClipBeingDecoded) {
+  torch::NoGradGuard no_grad;
+  const int cores = stam::usable_cpu_cores();
+  stam::configure_cpu_runtime(cores);
+  auto model = load("tiny_stam.pth");
+  const auto x = pattern_frames(model->config.frames, model->config.image_size);
+  const auto alone = model->forward(x);
+  EXPECT_EQ(at::get_num_threads(), cores);
+  torch::Tensor beside;
+  {
+    stam::DecodeLease lease;
+    beside = model->forward(x);
+    EXPECT_EQ(at::get_num_threads(), std::max(1, cores - 1));
+  }
+  model->forward(x);
+  EXPECT_EQ(at::get_num_threads(), cores);
+  EXPECT_TRUE(torch::equal(alone, beside));
 }
 
 TEST(Model, BrokenCheckpointsNameTheKeyAndShapes) {

@@ -97,6 +97,15 @@ TEST(Pipeline, LabelCountMustMatchTheCheckpoint) {
   }
 }
 
+TEST(Device, ModelThreadsLeaveACoreToEachLease) {
+  EXPECT_EQ(stam::model_threads(2, 2, 0), 2);
+  EXPECT_EQ(stam::model_threads(2, 2, 1), 1);
+  EXPECT_EQ(stam::model_threads(2, 2, 3), 1);  // never none
+  EXPECT_EQ(stam::model_threads(8, 8, 2), 6);
+  EXPECT_EQ(stam::model_threads(2, 16, 1), 2);  // cores to spare: the threads asked for
+  EXPECT_EQ(stam::model_threads(4, 2, 0), 4);   // an oversubscription asked for is kept
+}
+
 TEST(Pipeline, UnavailableDeviceOrPrecisionIsADeviceError) {
   auto opts = tiny_options();
   if (!torch::cuda::is_available()) {

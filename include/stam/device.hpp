@@ -49,10 +49,33 @@ int usable_cpu_cores();
 void configure_cpu_runtime(int threads);
 
 // Gives the calling thread the lowest CPU priority (nice 19: on Linux a thread's own), so that
-// decoding beside the model only takes CPU time the model's threads leave idle; the threads it
-// starts afterwards (FFmpeg's decoder threads) inherit it. For threads that do nothing else: an
-// unprivileged thread cannot raise its priority again.
+// decoding beside the model only takes CPU time the model's threads leave idle (a block that
+// started before a DecodeLease runs undisturbed); the threads it starts afterwards (FFmpeg's
+// decoder threads) inherit it. For threads that do nothing else: an unprivileged thread cannot
+// raise its priority again.
 void lower_thread_priority();
+
+// Decoding beside the model on the same cores. A decode thread that preempts one of the model's
+// OpenMP threads stalls the others at the next barrier: decoding then costs the model its whole
+// duration, not one core's share of it. So a thread holds a DecodeLease while it decodes, and
+// the model calls fit_threads_to_decoding() between blocks, which gives each lease a core of its
+// own: the model runs on model_threads(threads asked, usable cores, leases) threads until the
+// next call. The logits do not depend on the thread count (a test holds this).
+class DecodeLease {
+ public:
+  DecodeLease();
+  ~DecodeLease();
+  DecodeLease(const DecodeLease&) = delete;
+  DecodeLease& operator=(const DecodeLease&) = delete;
+};
+
+// The threads asked for while nothing decodes; while something does, no more than the cores the
+// leases leave, and at least one.
+int model_threads(int asked, int cores, int leases);
+
+// Sets the calling thread's OpenMP thread count for the leases held now; does nothing before
+// configure_cpu_runtime().
+void fit_threads_to_decoding();
 
 // Waits for queued device work so that wall-clock timings are honest on CUDA; no-op on CPU.
 void synchronize(const torch::Device& device);

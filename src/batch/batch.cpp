@@ -103,6 +103,13 @@ Item prepare_one(const Engine& engine, const std::string& input) {
   return item;
 }
 
+// prepare_one, with a core of its own while the model runs beside it (not while it waits for
+// room in the queue).
+Item prepare_leased(const Engine& engine, const std::string& input) {
+  DecodeLease lease;
+  return prepare_one(engine, input);
+}
+
 // W threads pulling the next input index and pushing decoded clips. Joined on destruction, also
 // when the run unwinds with an exception.
 class DecodePool {
@@ -115,7 +122,7 @@ class DecodePool {
         lower_thread_priority();
         for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
           progress.decoding(work[k]);
-          if (!queue_.push(prepare_one(engine, work[k]))) break;
+          if (!queue_.push(prepare_leased(engine, work[k]))) break;
         }
         queue_.producer_done();
       });
