@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "stam/bench.hpp"
@@ -112,13 +114,33 @@ TEST(Bench, CsvHasAHeaderAndARowPerFrameCount) {
   EXPECT_TRUE(contains(lines[3], ",77.500,")) << lines[3];
 }
 
-TEST(Bench, VideoAddsDecodeAndPreprocessTimes) {
-  auto r = run_command(bench_cmd("--frames 4 --format json -q --video " +
-                                 shell_quote(stam::test::video_path("short_32frames_30fps.mp4"))));
+TEST(Bench, VideoAddsReadTimesAloneAndBesideTheModel) {
+  const std::string video =
+      " --video " + shell_quote(stam::test::video_path("short_32frames_30fps.mp4"));
+  auto r = run_command(bench_cmd("--frames 4,8 --format json -q" + video));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto row = nlohmann::json::parse(r.out)["results"][0];
-  EXPECT_GT(row["decode_ms"].get<double>(), 0);
-  EXPECT_GT(row["preprocess_ms"].get<double>(), 0);
+  for (const auto& row : nlohmann::json::parse(r.out)["results"]) {
+    EXPECT_GT(row["decode_ms"].get<double>(), 0);
+    EXPECT_GT(row["preprocess_ms"].get<double>(), 0);
+    // Both the forward and the read, so never less than the forward's own fastest.
+    EXPECT_GE(row["with_read_ms"].get<double>(), row["min_ms"].get<double>());
+  }
+  r = run_command(bench_cmd("--frames 4 --format csv -q" + video));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, ",preprocess_ms,with_read_ms\n")) << r.out;
+  r = run_command(bench_cmd("--frames 4 -q" + video));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "with read ms")) << r.out;
+}
+
+TEST(Bench, UnreadableVideoFailsBeforeTheWork) {
+  stam::test::TempDir dir;
+  const std::string bad = dir.file("not_a_video.mp4");
+  std::ofstream(bad) << "text";
+  auto r = run_command(bench_cmd("--frames 4 -q --video " + shell_quote(bad)));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(contains(r.err, "not_a_video.mp4")) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 TEST(Bench, PlotsSvgAndPng) {

@@ -59,7 +59,10 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("-w,--weights", a->opts.weights,
                   "checkpoint to time (default: STAM-16's architecture, random weights)");
-  sub->add_option("--video", a->opts.video, "also time decoding and preprocessing this file");
+  sub->add_option(
+      "--video", a->opts.video,
+      "also time reading this file (decoding, preprocessing), alone and beside the model as "
+      "classify and batch read the next video");
   sub->add_option("--device", a->opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   sub->add_option(
          "--precision", a->precision,
