@@ -2,8 +2,8 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <malloc.h>
-#include <omp.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -139,6 +139,16 @@ int usable_cpu_cores() {
 namespace {
 std::atomic<int> leases{0};
 std::atomic<int> threads_asked{0}, cores{0};  // set by configure_cpu_runtime
+
+// The omp_set_num_threads of the OpenMP runtime LibTorch loaded (Debian's libgomp, or the renamed
+// copy that pytorch.org's builds carry): linking a runtime of our own could put a second one in
+// the process, whose count LibTorch and oneDNN would never read. Null for a LibTorch without
+// OpenMP.
+void (*openmp_set_threads())(int) {
+  static const auto set =
+      reinterpret_cast<void (*)(int)>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  return set;
+}
 }  // namespace
 
 DecodeLease::DecodeLease() {
@@ -155,9 +165,13 @@ int model_threads(int asked, int cores, int leases) {
 void fit_threads_to_decoding() {
   if (threads_asked == 0) return;
   const int n = model_threads(threads_asked, cores, leases);
-  // omp_set_num_threads, not at::set_num_threads: the count is the calling thread's own, and
-  // LibTorch's version also rebuilds a thread pool the model does not use.
-  if (n != omp_get_max_threads()) omp_set_num_threads(n);
+  if (n == at::get_num_threads()) return;
+  // The calling thread's own count, which oneDNN reads too. at::set_num_threads would also drop
+  // LibTorch's oneDNN primitive cache and rebuild a thread pool (~4 ms), twice a clip.
+  if (auto* set = openmp_set_threads())
+    set(n);
+  else
+    at::set_num_threads(n);
 }
 
 void configure_cpu_runtime(int threads) {

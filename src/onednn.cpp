@@ -1,6 +1,6 @@
 #include "onednn.hpp"
 
-#include <omp.h>
+#include <ATen/Parallel.h>
 
 #include <map>
 #include <memory>
@@ -31,7 +31,7 @@ dnnl::primitive& cached(const std::string& key, const std::function<dnnl::primit
   std::lock_guard<std::mutex> lock(mutex);
   // oneDNN fixes how a primitive splits its work among threads when it builds it, for the
   // calling thread's OpenMP count then; the model's count changes while clips decode beside it.
-  auto& slot = cache[key + " threads " + std::to_string(omp_get_max_threads())];
+  auto& slot = cache[key + " threads " + std::to_string(at::get_num_threads())];
   if (!slot) slot = std::make_unique<dnnl::primitive>(make());
   return *slot;
 }
