@@ -7,6 +7,7 @@
 //   inputs   (inputs.cpp)   which paths, in which order, in which shard
 //   records  (records.cpp)  rendering records and parsing CSV back
 //   output   (output.cpp)   the output file: reading it back, atomic rewrite, whole-record appends
+//   resume   (resume.cpp)   a run's output as found and as continued: refusals, repairs, settings
 //   progress (progress.cpp) the stderr bar / periodic line
 //   run      (batch.cpp)    decode workers -> bounded queue -> batched infer -> records
 #include <nlohmann/json.hpp>
@@ -174,6 +175,45 @@ std::vector<std::string> settings_differences(const Settings& recorded, const Se
 Settings read_settings(const std::string& path);
 // Written to a temporary file and renamed over `path`: never half-written. Throws UsageError.
 void write_settings(const std::string& path, const Settings& settings);
+
+// ---------------------------------------------------------------- resume
+
+struct Options;
+
+// The output of one run, as found and as continued. Before the model loads, inspect() reads what
+// the output holds without touching it and refuses what must not be continued; once it has
+// loaded, open() takes the file over. A run that fails in between leaves the output as it was.
+class RunOutput {
+ public:
+  // Checks the path only: an existing folder, or a missing parent folder, is a UsageError (a
+  // missing folder is more likely a typo than a wish for a new tree).
+  RunOutput(const Options& options, Format format);
+
+  // Reads what the output already records. Throws UsageError for an output with records when
+  // not resuming, or one made with other settings (OUT.meta.json). An output without records (a
+  // CSV header, blanks or a torn first line, left by a failed run) is started afresh.
+  void inspect();
+  // Takes the lock and inspects again (another run may have finished meanwhile), then repairs
+  // a torn tail, drops old error records under --retry-errors, writes the CSV header and the
+  // settings file. Returns the writer for new records: an older CSV keeps its columns.
+  RecordWriter open();
+
+  // What the output holds: as inspected, or after open()'s repairs.
+  const ExistingOutput& existing() const { return existing_; }
+  // Valid after open().
+  OutputFile& file() { return *file_; }
+
+ private:
+  bool resuming() const;
+  void check_settings();
+
+  const Options& o_;
+  Format format_;
+  ExistingOutput existing_;
+  bool fresh_ = false;              // the output holds no records: start it afresh
+  bool settings_recorded_ = false;  // OUT.meta.json exists and matches
+  std::unique_ptr<OutputFile> file_;
+};
 
 // ---------------------------------------------------------------- progress
 

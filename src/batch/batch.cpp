@@ -205,16 +205,28 @@ std::string resume_command() {
   return resumes ? cmd : cmd + " --resume";
 }
 
+// Checks the options that need no file system; returns the output format they choose.
+Format checked_format(const Options& o) {
+  const Format format = parse_format(o.format, o.output);
+  if (o.inputs.paths.empty() && o.inputs.lists.empty())
+    throw UsageError("give at least one INPUT or --list FILE");
+  if (o.output.empty()) throw UsageError("--output is required");
+  if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite exclude each other");
+  if (o.logits && format == Format::kCsv) throw UsageError("--logits needs --format jsonl");
+  if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
+  return format;
+}
+
 // One invocation: set up the output, work out what is left, run the pipeline, summarise.
 class Runner {
  public:
   Runner(const Options& o, std::istream& list_stdin)
       : o_(o),
-        format_(parse_format(o.format, o.output)),
+        format_(checked_format(o)),
         records_(format_, o.top_k, o.logits),
+        output_(o, format_),
         start_s_(now_s()) {
-    validate();
-    check_output_path();
     InputSet set = collect_inputs(o.inputs, list_stdin);
     s_.ignored = set.ignored;
     if (set.unsearched_dirs > 0)
@@ -228,12 +240,13 @@ class Runner {
   // output as it found it, so the rerun is not refused as "existing work". Inputs refused
   // without decoding need no model: when all are, it is never loaded.
   Summary execute(const EngineFactory& factory) {
-    inspect_output();
+    output_.inspect();
     plan();
     log_plan();
     std::unique_ptr<Engine> engine;
     if (!pending_.empty() && !stop_requested()) engine = factory();
-    open_output();
+    records_ = output_.open();
+    plan();  // against what the output holds now, under its lock
     const auto todo = static_cast<int64_t>(pending_.size() + refused_.size());
     if (todo > 0 && !stop_requested()) {
       progress_ = std::make_unique<Progress>(
@@ -243,7 +256,7 @@ class Runner {
       if (engine && !pending_.empty()) pipeline(*engine);
       progress_->finish();
     }
-    out_->sync();
+    output_.file().sync();
     const auto left = todo - s_.labelled - s_.failed;
     s_.interrupted = stop_requested() && left > 0;
     if (s_.interrupted) warn_interrupted(left);
@@ -255,106 +268,6 @@ class Runner {
   }
 
  private:
-  void validate() const {
-    if (o_.inputs.paths.empty() && o_.inputs.lists.empty())
-      throw UsageError("give at least one INPUT or --list FILE");
-    if (o_.output.empty()) throw UsageError("--output is required");
-    if (o_.resume && o_.overwrite) throw UsageError("--resume and --overwrite exclude each other");
-    if (o_.logits && format_ == Format::kCsv) throw UsageError("--logits needs --format jsonl");
-    if (o_.batch_size < 1) throw UsageError("--batch-size must be at least 1");
-    if (o_.top_k < 1) throw UsageError("--top-k must be at least 1");
-  }
-
-  // Only the file is ever created: a missing folder is more likely a typo than a wish for a new
-  // tree (cluster scripts create theirs).
-  void check_output_path() const {
-    std::error_code ec;
-    if (std::filesystem::is_directory(o_.output, ec))
-      throw UsageError("output " + o_.output + " is a directory; give a file path");
-    const std::filesystem::path parent = std::filesystem::path(o_.output).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-      throw UsageError("output folder " + parent.string() + " does not exist (for --output " +
-                       o_.output + "); create it first");
-  }
-
-  bool resuming() const { return o_.resume || o_.retry_errors; }
-
-  // Reads what the output already records, without modifying it, and refuses to add to an
-  // output with records unless asked to. An output without records (a CSV header, blanks or a
-  // torn first line, left by a failed run) is not work to keep: it is started afresh.
-  void inspect_output() {
-    existing_ = ExistingOutput{};
-    fresh_ = false;
-    settings_recorded_ = false;
-    if (o_.overwrite) return;
-    existing_ = scan_output(o_.output, format_, o_.top_k);
-    if (existing_.records == 0) {
-      existing_ = ExistingOutput{};
-      fresh_ = true;
-      return;
-    }
-    if (!resuming())
-      throw UsageError("output " + o_.output + " already has " + std::to_string(existing_.records) +
-                       " record(s): add --resume to continue it or --overwrite to replace it");
-    check_settings();
-  }
-
-  // Records made with other settings must not join the output: nothing in a record tells them
-  // apart. An output without a settings file (older stam, scripts/merge_outputs.sh) cannot be
-  // checked; it gets the current settings recorded.
-  void check_settings() {
-    const std::string meta = settings_path(o_.output);
-    std::error_code ec;
-    settings_recorded_ = std::filesystem::exists(meta, ec);
-    if (!settings_recorded_) return;
-    const std::vector<std::string> diffs = settings_differences(read_settings(meta), o_.settings);
-    if (diffs.empty()) return;
-    std::string list;
-    for (const auto& d : diffs) list += "\n  " + d;
-    throw UsageError("output " + o_.output + " was made with other settings (" + meta +
-                     "):" + list + "\nresume with the same settings, or write to another --output");
-  }
-
-  // Takes the lock, reads the output again under it (another run may have finished in the
-  // meantime), repairs a torn tail, drops old errors if asked, and writes the CSV header once.
-  void open_output() {
-    out_ = std::make_unique<OutputFile>(o_.output);
-    if (o_.overwrite) {
-      out_->truncate(0);
-    } else {
-      inspect_output();
-      plan();
-    }
-    if (fresh_) {
-      out_->truncate(0);
-    } else if (o_.retry_errors && existing_.error_records > 0) {
-      int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
-      spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
-      out_->reopen();
-      existing_ = scan_output(o_.output, format_, o_.top_k);
-    } else if (existing_.valid_bytes < existing_.file_bytes) {
-      spdlog::warn("{}: removing an incomplete last record ({} bytes) left by an interrupted run",
-                   o_.output, existing_.file_bytes - existing_.valid_bytes);
-      out_->truncate(existing_.valid_bytes);
-    }
-    // A CSV output of an older stam keeps its columns: its rows cannot take a new one.
-    records_ = RecordWriter(format_, o_.top_k, o_.logits, existing_.warnings_column);
-    if (!existing_.warnings_column)
-      spdlog::warn(
-          "{} has no warnings column (written by an older stam): the warnings of new records "
-          "are only logged; write to a new output to keep them",
-          o_.output);
-    if (format_ == Format::kCsv && !existing_.has_header) out_->append(records_.header());
-    if (!settings_recorded_ || fresh_ || o_.overwrite) {
-      if (!fresh_ && !o_.overwrite)
-        spdlog::warn(
-            "{} has no settings file (older stam or a merge); recording the current "
-            "settings in {} without checking them",
-            o_.output, settings_path(o_.output));
-      write_settings(settings_path(o_.output), o_.settings);
-    }
-  }
-
   // What is left to do: inputs without a record, and with --retry-errors those with only errors.
   // Those check_input refuses (missing, empty, not a file or folder...) go to refused_, to be
   // recorded as errors without decoding.
@@ -363,8 +276,8 @@ class Runner {
     refused_.clear();
     s_.skipped = s_.old_errors = 0;
     for (const auto& input : shard_) {
-      auto it = existing_.done.find(record_key(input));
-      if (it == existing_.done.end() || (o_.retry_errors && !it->second)) {
+      auto it = output_.existing().done.find(record_key(input));
+      if (it == output_.existing().done.end() || (o_.retry_errors && !it->second)) {
         try {
           o_.check_input(input);
           pending_.push_back(input);
@@ -433,11 +346,11 @@ class Runner {
   }
 
   void record(const std::string& line, bool ok) {
-    out_->append(line);
+    output_.file().append(line);
     ++(ok ? s_.labelled : s_.failed);
     const double t = now_s();
     if (t - last_sync_s_ >= o_.fsync_every_s) {
-      out_->sync();
+      output_.file().sync();
       last_sync_s_ = t;
     }
     progress_->update(s_.labelled + s_.failed, s_.failed);
@@ -451,13 +364,10 @@ class Runner {
   const Options& o_;
   Format format_;
   RecordWriter records_;
+  RunOutput output_;
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
   std::vector<std::pair<std::string, std::string>> refused_;  // input, why
-  ExistingOutput existing_;
-  bool fresh_ = false;              // the output holds no records: start it afresh
-  bool settings_recorded_ = false;  // OUT.meta.json exists and matches
-  std::unique_ptr<OutputFile> out_;
   std::unique_ptr<Progress> progress_;
   Summary s_;
 };

@@ -1,0 +1,96 @@
+// A batch run's output as found and as continued: what --resume may add to, what it must refuse,
+// and the repairs made once the model has loaded.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "stam/batch.hpp"
+#include "stam/error.hpp"
+
+namespace stam::batch {
+
+RunOutput::RunOutput(const Options& options, Format format) : o_(options), format_(format) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(o_.output, ec))
+    throw UsageError("output " + o_.output + " is a directory; give a file path");
+  const std::filesystem::path parent = std::filesystem::path(o_.output).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+    throw UsageError("output folder " + parent.string() + " does not exist (for --output " +
+                     o_.output + "); create it first");
+}
+
+bool RunOutput::resuming() const {
+  return o_.resume || o_.retry_errors;
+}
+
+void RunOutput::inspect() {
+  existing_ = ExistingOutput{};
+  fresh_ = false;
+  settings_recorded_ = false;
+  if (o_.overwrite) return;
+  existing_ = scan_output(o_.output, format_, o_.top_k);
+  if (existing_.records == 0) {
+    existing_ = ExistingOutput{};
+    fresh_ = true;
+    return;
+  }
+  if (!resuming())
+    throw UsageError("output " + o_.output + " already has " + std::to_string(existing_.records) +
+                     " record(s): add --resume to continue it or --overwrite to replace it");
+  check_settings();
+}
+
+// Records made with other settings must not join the output: nothing in a record tells them
+// apart. An output without a settings file (older stam, scripts/merge_outputs.sh) cannot be
+// checked; it gets the current settings recorded.
+void RunOutput::check_settings() {
+  const std::string meta = settings_path(o_.output);
+  std::error_code ec;
+  settings_recorded_ = std::filesystem::exists(meta, ec);
+  if (!settings_recorded_) return;
+  const std::vector<std::string> diffs = settings_differences(read_settings(meta), o_.settings);
+  if (diffs.empty()) return;
+  std::string list;
+  for (const auto& d : diffs) list += "\n  " + d;
+  throw UsageError("output " + o_.output + " was made with other settings (" + meta + "):" + list +
+                   "\nresume with the same settings, or write to another --output");
+}
+
+RecordWriter RunOutput::open() {
+  file_ = std::make_unique<OutputFile>(o_.output);
+  if (o_.overwrite)
+    file_->truncate(0);
+  else
+    inspect();
+  if (fresh_) {
+    file_->truncate(0);
+  } else if (o_.retry_errors && existing_.error_records > 0) {
+    const int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
+    spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
+    file_->reopen();
+    existing_ = scan_output(o_.output, format_, o_.top_k);
+  } else if (existing_.valid_bytes < existing_.file_bytes) {
+    spdlog::warn("{}: removing an incomplete last record ({} bytes) left by an interrupted run",
+                 o_.output, existing_.file_bytes - existing_.valid_bytes);
+    file_->truncate(existing_.valid_bytes);
+  }
+  // A CSV output of an older stam keeps its columns: its rows cannot take a new one.
+  RecordWriter records(format_, o_.top_k, o_.logits, existing_.warnings_column);
+  if (!existing_.warnings_column)
+    spdlog::warn(
+        "{} has no warnings column (written by an older stam): the warnings of new records are "
+        "only logged; write to a new output to keep them",
+        o_.output);
+  if (format_ == Format::kCsv && !existing_.has_header) file_->append(records.header());
+  if (!settings_recorded_ || fresh_ || o_.overwrite) {
+    if (!fresh_ && !o_.overwrite)
+      spdlog::warn(
+          "{} has no settings file (older stam or a merge); recording the current settings in {} "
+          "without checking them",
+          o_.output, settings_path(o_.output));
+    write_settings(settings_path(o_.output), o_.settings);
+  }
+  return records;
+}
+
+}  // namespace stam::batch
