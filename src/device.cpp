@@ -64,7 +64,7 @@ namespace {
 
 torch::Device cuda_device(const std::string& name) {
   int64_t index = 0;
-  if (name.size() > 5) {
+  if (name.size() > 4) {  // "cuda:N"; resolve_device() checked the colon
     const std::string digits = name.substr(5);
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
         digits.size() > 4)
@@ -73,8 +73,10 @@ torch::Device cuda_device(const std::string& name) {
   }
   if (!torch::cuda::is_available()) {
     throw DeviceError(std::string("--device ") + name + ": no CUDA device is available (" +
-                      (at::hasCUDA() ? "no GPU found or driver missing"
-                                     : "this LibTorch build has no CUDA support") +
+                      // hasCUDA() asks for a device; hasCUDART() whether LibTorch has CUDA.
+                      (at::globalContext().hasCUDART()
+                           ? "no GPU found or driver missing"
+                           : "this LibTorch build has no CUDA support") +
                       "); use --device cpu or auto");
   }
   const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
@@ -99,6 +101,17 @@ void check_precision(const torch::Device& device, Precision p) {
   // LibTorch's CPU kernels have no half-precision matrix multiply; bf16 has one.
   if (p == Precision::kFp16 && device.is_cpu())
     throw DeviceError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32");
+  // GPUs before Ampere may have no bf16 matrix multiply: ask this one for a tiny product.
+  if (p == Precision::kBf16 && device.is_cuda()) {
+    try {
+      const auto x =
+          torch::ones({8, 8}, torch::TensorOptions().device(device).dtype(torch::kBFloat16));
+      (void)x.mm(x).sum().item<float>();
+    } catch (const c10::Error& e) {
+      throw DeviceError("--precision bf16: " + device.str() + " cannot multiply bf16 matrices (" +
+                        e.what_without_backtrace() + "); use --precision fp16 or fp32");
+    }
+  }
 }
 
 PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {

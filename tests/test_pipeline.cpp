@@ -106,11 +106,23 @@ TEST(Device, ModelThreadsLeaveACoreToEachLease) {
   EXPECT_EQ(stam::model_threads(4, 2, 0), 4);   // an oversubscription asked for is kept
 }
 
+TEST(Device, MalformedNamesAreUsageErrors) {
+  for (const char* name : {"cuda:", "cuda:x", "cuda:-1", "cuda0", "gpu", "CPU", ""})
+    EXPECT_THROW(stam::resolve_device(name), stam::UsageError) << name;
+}
+
 TEST(Pipeline, UnavailableDeviceOrPrecisionIsADeviceError) {
   auto opts = tiny_options();
   if (!torch::cuda::is_available()) {
-    opts.device = "cuda";
-    EXPECT_THROW(stam::Classifier{opts}, stam::DeviceError);
+    opts.device = "cuda:1";
+    try {
+      stam::Classifier c(opts);
+      ADD_FAILURE() << "a missing GPU was accepted";
+    } catch (const stam::DeviceError& e) {
+      // Says why: a CPU-only LibTorch, or a CUDA one without a GPU or driver.
+      const std::string why = at::globalContext().hasCUDART() ? "no GPU found" : "no CUDA support";
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
   }
   opts.device = "cpu";
   opts.precision = stam::Precision::kFp16;
