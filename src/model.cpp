@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "stam/attention.hpp"
@@ -42,10 +43,13 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
   bias = register_parameter("bias", torch::empty({dim}));
 }
 
-// Computes in the parameters' dtype and answers in the input's (no copies when they agree).
+// Computes in the parameters' dtype (no copies when the input's agrees).
+torch::Tensor LayerNormImpl::normalize(const torch::Tensor& x) {
+  return torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
+}
+
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-  return torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps)
-      .to(x.scalar_type());
+  return normalize(x).to(x.scalar_type());
 }
 
 // ---------------------------------------------------------------- spatial encoder
@@ -146,7 +150,8 @@ TransformerEncoderImpl::TransformerEncoderImpl(const StamConfig& c) {
 
 torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
   for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x);
-  return norm(x);
+  // In the norm's own dtype (fp32 after place()): the clip embedding reaches the head unrounded.
+  return norm->normalize(x);
 }
 
 TAggregateImpl::TAggregateImpl(const StamConfig& c) {
@@ -301,6 +306,8 @@ void init_random(Stam& model, uint64_t seed) {
 
 void place(Stam& model, const torch::Device& device, c10::ScalarType dtype) {
   torch::NoGradGuard no_grad;
+  // Chunks keep a CPU's cache warm; a GPU wants every frame of a batch in one pass.
+  if (device.is_cuda()) model->frame_chunk = std::numeric_limits<int64_t>::max();
   model->to(device, torch::kFloat);
   const auto* head = model->head.get();
   for (const auto& m : model->modules()) {

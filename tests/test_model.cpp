@@ -272,6 +272,11 @@ TEST(Model, PlacedInBf16KeepsNormsAndLogitsFp32) {
   EXPECT_EQ(model->norm->weight.scalar_type(), torch::kFloat);
   EXPECT_EQ(model->head->weight.scalar_type(), torch::kFloat);
   auto x = pattern_frames(model->config.frames, model->config.image_size).to(torch::kBFloat16);
+  // The clip embedding leaves the final norm in fp32, not rounded to bf16 before the head.
+  const auto frames = model->encode_frames(x);
+  EXPECT_EQ(frames.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(model->encode_clip(frames.view({1, model->config.frames, -1})).scalar_type(),
+            torch::kFloat);
   auto logits = model->forward(x);
   EXPECT_EQ(logits.scalar_type(), torch::kFloat);
   const double err = rel_error(logits, expected()["pattern_logits"]);

@@ -51,7 +51,8 @@ TORCH_MODULE(Linear);
 
 struct LayerNormImpl : torch::nn::Module {
   LayerNormImpl(int64_t dim, double eps);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x);    // in x's dtype
+  torch::Tensor normalize(const torch::Tensor& x);  // in the parameters' dtype
   torch::Tensor weight, bias;
   double eps;
 };
@@ -155,7 +156,8 @@ struct StamImpl : torch::nn::Module {
   // into the model's dtype), so no converted copy of all the frames ever exists.
   using PrepareChunk = std::function<torch::Tensor(const torch::Tensor& frames)>;
   torch::Tensor encode_frames(const torch::Tensor& frames, const PrepareChunk& prepare = nullptr);
-  // Temporal encoder, per window: (B, T, D) -> (B, D).
+  // Temporal encoder, per window: (B, T, D) -> (B, D), in the final norm's dtype (fp32 after
+  // place()).
   torch::Tensor encode_clip(const torch::Tensor& frame_embeddings);
   // Head: (B, D) -> (B, classes) logits.
   torch::Tensor classify(const torch::Tensor& clip_embedding);
@@ -183,7 +185,8 @@ void init_random(Stam& model, uint64_t seed);
 // Moves the model to `device`, its products' weights (Linear layers, the patch projection) and
 // its embeddings in `dtype`. LayerNorm parameters and the head stay fp32, and their forwards
 // compute in their parameters' dtype, so normalisation and the logits are fp32-accurate whatever
-// the products' precision.
+// the products' precision. On a GPU the spatial encoder takes all frames in one pass
+// (frame_chunk).
 void place(Stam& model, const torch::Device& device, c10::ScalarType dtype);
 
 // Puts every tensor of `ckpt` into `model`, one tensor at a time: a tensor already of the
