@@ -1,6 +1,7 @@
 #include "stam/pipeline.hpp"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
@@ -92,8 +93,8 @@ std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
 // ---------------------------------------------------------------- clip reader
 
 ClipReader::ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek,
-                       bool pinned)
-    : frames_(frames), image_size_(image_size), sampling_(sampling), seek_(seek), pinned_(pinned) {}
+                       torch::Device device)
+    : frames_(frames), image_size_(image_size), sampling_(sampling), seek_(seek), device_(device) {}
 
 Clip ClipReader::read(const std::string& input) const {
   Clip clip;
@@ -137,8 +138,12 @@ torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
 
 torch::Tensor ClipReader::stack(const std::vector<cv::Mat>& crops) const {
   const int64_t s = image_size_, n = static_cast<int64_t>(crops.size());
-  torch::Tensor pixels =
-      torch::empty({n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(pinned_));
+  // Pinned memory belongs to the current GPU's context. On a thread of our own that is GPU 0,
+  // which would get a context (hundreds of MB) of its own in a run on another GPU.
+  c10::OptionalDeviceGuard guard;
+  if (device_.is_cuda()) guard.reset_device(device_);
+  torch::Tensor pixels = torch::empty(
+      {n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(device_.is_cuda()));
   for (int64_t i = 0; i < n; ++i) {
     cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
     crops[static_cast<size_t>(i)].copyTo(dst);
@@ -192,8 +197,7 @@ Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_re
     throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
                      weights + " has " + std::to_string(m.config.num_classes) + " classes");
 
-  m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek,
-                   m.device.is_cuda());
+  m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek, m.device);
   if (reader_ready) reader_ready(*m.reader);
 
   // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
@@ -242,12 +246,14 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   // the synchronize() below keeps the buffer alive until the copy is done.
   torch::Tensor host = pixels.front();
   if (b > 1) {
+    c10::OptionalDeviceGuard guard;  // the pinned buffer in the model's GPU context (see stack())
+    if (m.device.is_cuda()) guard.reset_device(m.device);
     host = torch::empty({b * m.config.frames, m.config.image_size, m.config.image_size, 3},
                         host.options().pinned_memory(m.device.is_cuda()));
     torch::cat_out(host, pixels, 0);
   }
   auto frame_emb = encode_frames(host);
-  synchronize(m.device);
+  stam::synchronize(m.device);
   const double spatial_ms = ms_since(t0);
 
   t0 = Clock::now();
@@ -312,6 +318,10 @@ torch::Tensor Classifier::logits(const torch::Tensor& clip_embeddings) {
 std::vector<Prediction> Classifier::top_k(const torch::Tensor& logits_row) const {
   c10::InferenceMode guard;
   return top_predictions(logits_row.softmax(0), impl_->opts.top_k, impl_->labels);
+}
+
+void Classifier::synchronize() const {
+  stam::synchronize(impl_->device);
 }
 
 const StamConfig& Classifier::config() const {

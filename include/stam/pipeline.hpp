@@ -77,7 +77,9 @@ struct Result {
 // can go to another thread, and outlives the Classifier it came from. Thread-safe.
 class ClipReader {
  public:
-  ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek, bool pinned);
+  // Frames for a model on `device`: in pinned memory when it is a GPU (asynchronous uploads).
+  ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek,
+             torch::Device device);
 
   // Decode, sample and preprocess one input; each frame is resized and cropped as soon as it is
   // decoded. Throws InputError.
@@ -93,7 +95,7 @@ class ClipReader {
   int64_t frames_, image_size_;
   Sampling sampling_;
   Seek seek_;
-  bool pinned_;
+  torch::Device device_;
 };
 
 class Classifier {
@@ -117,7 +119,8 @@ class Classifier {
   Result classify(const std::string& input);
 
   // The model's stages one at a time, for callers that reuse frame embeddings (timeline) or
-  // export them (embed). Embeddings stay in the model's dtype, on its device.
+  // export them (embed). Frame embeddings stay in the model's dtype, clip embeddings are fp32
+  // (the final norm's), both on the model's device; call synchronize() before reading a clock.
   // (N, S, S, 3) uint8 from preprocess() -> (N, D) spatial CLS embeddings, one per frame.
   torch::Tensor encode_frames(const torch::Tensor& pixels);
   // (B, T, D) frame embeddings -> (B, D) temporal CLS embeddings (after the final norm).
@@ -126,6 +129,9 @@ class Classifier {
   torch::Tensor logits(const torch::Tensor& clip_embeddings);
   // The top-k labels (softmax scores) of one row of logits.
   std::vector<Prediction> top_k(const torch::Tensor& logits_row) const;
+
+  // Waits for the work queued on the model's device (a GPU runs it asynchronously).
+  void synchronize() const;
 
   const StamConfig& config() const;
   const std::vector<std::string>& labels() const;

@@ -218,7 +218,7 @@ BenchReport run_bench(const BenchOptions& o, const std::function<void(const Benc
     sweeps.push_back(make_sweep(model, trained_pos, frames, o.batch, device, dtype));
     if (!o.video.empty())
       sweeps.back().reader.emplace(frames, model->config.image_size, Sampling::kUniform,
-                                   Seek::kExact, device.is_cuda());
+                                   Seek::kExact, device);
   }
   // Round by round, one forward of each frame count: a machine whose speed drifts during the
   // run slows every frame count alike, so their ratios hold.
