@@ -51,7 +51,7 @@ void write_jsonl(const std::string& path, const std::vector<Embedding>& embeddin
   std::ofstream out = open_output(path);
   for (const auto& e : embeddings) {
     nlohmann::ordered_json j;
-    j["input"] = e.input;
+    j["input"] = path_text(e.input);
     j["embedding"] = nested(e.values.data(), row_shape, 0);
     out << dump_json(j) << '\n';
   }

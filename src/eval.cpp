@@ -246,7 +246,7 @@ nlohmann::ordered_json report_json(const Report& r, const std::vector<std::strin
     confusions.push_back({{"truth", name_of(c.truth, labels)},
                           {"predicted", name_of(c.predicted, labels)},
                           {"count", c.count}});
-  for (const auto& f : r.failed) failed.push_back({{"input", f.input}, {"error", f.error}});
+  for (const auto& f : r.failed) failed.push_back({{"input", path_text(f.input)}, {"error", f.error}});
   return J{{"k", r.k},
            {"total", r.total},
            {"evaluated", r.evaluated},

@@ -14,6 +14,40 @@ double tenth_ms(double ms) {
 
 }  // namespace
 
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto cont = [&](size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) >= 0xA0)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+std::string path_text(const std::string& path) {
+  std::string out;
+  for (size_t i = 0; i < path.size();) {
+    if (const size_t n = utf8_length(path, i)) {
+      out.append(path, i, n);
+      i += n;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned char>(path[i++]));
+      out += hex;
+    }
+  }
+  return out;
+}
+
 std::string format_number(const char* pattern, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, v);
@@ -41,7 +75,7 @@ nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
   timings["temporal"] = tenth_ms(r.timings.temporal_ms);
   timings["total"] = tenth_ms(r.timings.total_ms);
   Json j;
-  j["input"] = r.input;
+  j["input"] = path_text(r.input);
   j["frames"] = r.frames;
   j["frame_indices"] = r.frame_indices;
   j["top_k"] = top_k_json(r.top_k);
@@ -55,7 +89,7 @@ nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
 
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message) {
   nlohmann::ordered_json j;
-  j["input"] = input;
+  j["input"] = path_text(input);
   j["error"] = message;
   return j;
 }

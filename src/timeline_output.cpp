@@ -52,7 +52,7 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   timings["temporal"] = round_to(t.timings.temporal_ms, 0.1);
   timings["total"] = round_to(t.timings.total_ms, 0.1);
   Json j;
-  j["input"] = t.input;
+  j["input"] = path_text(t.input);
   j["video_fps"] = t.video_fps;
   j["frame_count"] = t.frame_count;
   j["fps"] = t.plan.fps;

@@ -213,10 +213,21 @@ TEST(BatchRecords, CsvRowsPadMissingLabelsAndCarryErrors) {
   EXPECT_EQ(w.error("x.mp4", "broken, badly"), "x.mp4,,,,,,,,\"broken, badly\"\n");
 }
 
-TEST(BatchRecords, InvalidUtf8NamesAreReplacedConsistently) {
+TEST(BatchRecords, InvalidUtf8NamesAreEscapedAndStayApart) {
   const std::string odd = "clip\xff.mp4";
-  EXPECT_EQ(record_key(odd), "clip\xef\xbf\xbd.mp4");
-  EXPECT_EQ(record_key("ok.mp4"), "ok.mp4");
+  EXPECT_EQ(record_key(odd), "clip\\xFF.mp4");
+  // Latin-1 names that U+FFFD would have merged.
+  EXPECT_NE(record_key("caf\xe9.mp4"), record_key("caf\xe8.mp4"));
+  for (const std::string valid : {"ok.mp4", "caf\xc3\xa9.mp4", "\xe2\x82\xac \xf0\x9f\x8e\xac.mkv"})
+    EXPECT_EQ(record_key(valid), valid);
+  // Overlong forms, a surrogate, past U+10FFFF, a stray continuation byte, a cut sequence.
+  EXPECT_EQ(record_key("\xc0\x80"), "\\xC0\\x80");
+  EXPECT_EQ(record_key("\xed\xa0\x80"), "\\xED\\xA0\\x80");
+  EXPECT_EQ(record_key("\xf4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80");
+  EXPECT_EQ(record_key("a\x80"
+                       "b"),
+            "a\\x80b");
+  EXPECT_EQ(record_key("a\xe2\x82"), "a\\xE2\\x82");
   RecordWriter w(Format::kJsonl, 2, false);
   EXPECT_EQ(nlohmann::json::parse(w.error(odd, "e"))["input"], record_key(odd));
 }

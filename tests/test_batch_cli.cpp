@@ -449,3 +449,73 @@ TEST(BatchCli, UnreadableListedInputsBecomeErrorRecordsAndTheRestGoOn) {
   EXPECT_TRUE(contains(m[fifo], "not a regular file")) << m[fifo];
   EXPECT_FALSE(contains(m[video_path("short_32frames_30fps.mp4")], "ERR"));
 }
+
+TEST(BatchCli, WalkedNamesOfVideosThatAreNotFilesGetErrorRecords) {
+  TempDir d;
+  const std::string root = d.file("clips");
+  link_video("short_32frames_30fps.mp4", root + "/good.mp4");
+  fs::create_symlink(d.file("nowhere.mp4"), root + "/gone.mp4");  // dangling
+  fs::create_symlink(root + "/loop.mp4", root + "/loop.mp4");     // a loop
+  ASSERT_EQ(run_command("mkfifo " + shell_quote(root + "/pipe.mkv")).exit_code, 0);
+  const std::string out = d.file("out.jsonl");
+  auto r = run_command("timeout 120 " + stam_batch(shell_quote(root) + " -o " + shell_quote(out)));
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  auto m = jsonl_records(out);
+  EXPECT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[root + "/good.mp4"].rfind("ERR", 0), std::string::npos);
+  for (const char* bad : {"/gone.mp4", "/loop.mp4", "/pipe.mkv"})
+    EXPECT_EQ(m[root + bad].rfind("ERR", 0), 0u) << bad << ": " << m[root + bad];
+}
+
+TEST(BatchCli, AnOutputThatIsNotARegularFileIsRefusedAtOnce) {
+  TempDir d;
+  const std::string fifo = d.file("out.jsonl");
+  ASSERT_EQ(run_command("mkfifo " + shell_quote(fifo)).exit_code, 0);
+  // Reading the output back (for --resume) would block on a FIFO forever.
+  for (const std::string& out : {fifo, std::string("/dev/zero")}) {
+    auto r =
+        run_command("timeout 60 " + stam_batch(shell_quote(video_path("short_32frames_30fps.mp4")) +
+                                               " -o " + shell_quote(out)));
+    EXPECT_EQ(r.exit_code, 2) << out << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, out + " is not a regular file")) << r.err;
+  }
+}
+
+TEST(BatchCli, NamesThatAreNotUtf8GetARecordEachAndResume) {
+  TempDir d;
+  const std::string root = d.file("latin1");
+  link_video("short_32frames_30fps.mp4", root + "/caf\xe9.mp4");
+  link_video("short_32frames_30fps.mp4", root + "/caf\xe8.mp4");
+  const std::string out = d.file("out.jsonl");
+  auto r = batch(shell_quote(root) + " -o " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto m = jsonl_records(out);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.count(root + "/caf\\xE9.mp4"), 1u);
+  EXPECT_EQ(m.count(root + "/caf\\xE8.mp4"), 1u);
+  auto again = batch(shell_quote(root) + " --resume -o " + shell_quote(out));
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(contains(again.err, "0 labelled, 0 failed, 2 skipped")) << again.err;
+}
+
+TEST(BatchCli, ResumeWithAnotherSeekModeIsRefused) {
+  TempDir d;
+  const std::string clip = shell_quote(video_path("short_32frames_30fps.mp4"));
+  const std::string out = d.file("out.jsonl");
+  ASSERT_EQ(batch(clip + " -o " + shell_quote(out)).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(out + ".meta.json"))["seek"], "exact");
+  auto r = batch(clip + " --seek keyframe --resume -o " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "seek: exact in the output, keyframe now")) << r.err;
+}
+
+TEST(BatchCli, AListMayStartWithAByteOrderMark) {
+  TempDir d;
+  const std::string clip = video_path("short_32frames_30fps.mp4");
+  const std::string list = d.file("list.txt");
+  std::ofstream(list) << "\xEF\xBB\xBF" << clip << "\r\n";
+  const std::string out = d.file("out.jsonl");
+  auto r = batch("--list " + shell_quote(list) + " -o " + shell_quote(out));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(jsonl_records(out).count(clip), 1u);
+}

@@ -105,8 +105,8 @@ struct CsvRows {
 };
 CsvRows parse_csv(std::string_view data);
 
-// The name records use for `input`: the path itself when it is valid UTF-8, else the path with
-// invalid bytes replaced by U+FFFD (JSON cannot hold raw bytes). Resume keys on this.
+// The name records use for `input`: path_text(), the path itself when it is valid UTF-8, else
+// with its invalid bytes written as \xHH (JSON cannot hold raw bytes). Resume keys on this.
 std::string record_key(const std::string& path);
 
 // What an existing output file already holds.

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "stam/pipeline.hpp"
 
@@ -20,6 +21,15 @@ nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k);
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
 // One number through a printf pattern ("%.1f"), for tables and labels.
 std::string format_number(const char* pattern, double v);
+
+// Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong
+// forms, surrogates and code points above U+10FFFF included).
+size_t utf8_length(std::string_view s, size_t i);
+
+// A file name as JSON and CSV can hold it: unchanged when it is valid UTF-8, else each byte that
+// is not part of a valid sequence written as \xHH (as bash's $'...' quoting does), so that names
+// differing only in such bytes (Latin-1 names, say) stay apart.
+std::string path_text(const std::string& path);
 
 // `indent` < 0: one line. Invalid UTF-8 (possible in file names) becomes U+FFFD, so the text is
 // always valid JSON.

@@ -11,6 +11,7 @@
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace fs = std::filesystem;
 
@@ -43,7 +44,9 @@ void visit(const fs::directory_entry& entry, const InputSpec& spec, InputSet& ou
     return;
   }
   if (entry.is_directory(ec)) return;  // the walker decides whether to descend
-  if (entry.is_regular_file(ec) && has_extension(entry.path().string(), spec.extensions))
+  // Taken on its name alone: a dangling or looping link or a FIFO named like a video then gets
+  // an error record (check_input) instead of vanishing among the ignored files.
+  if (has_extension(entry.path().string(), spec.extensions))
     out.inputs.push_back(entry.path().string());
   else
     ++out.ignored;
@@ -79,27 +82,6 @@ void walk_tree(const std::string& dir, const InputSpec& spec, InputSet& out) {
   }
 }
 
-// Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong
-// forms, surrogates and code points above U+10FFFF included).
-size_t utf8_length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) >= 0xA0)) return 0;
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) >= 0x90)) return 0;
-    return 4;
-  }
-  return 0;
-}
-
 // A list is text: a NUL byte or invalid UTF-8 means a video or other binary file was given by
 // mistake (e.g. `--list list.txt clip.avi` in older versions), and its bytes must not become
 // inputs.
@@ -130,7 +112,8 @@ void add_list(const std::string& name, std::istream& list_stdin, InputSet& out) 
     if (!in) throw UsageError("cannot read --list file " + name);
     data << in.rdbuf();
   }
-  const std::string text = data.str();
+  std::string text = data.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a byte-order mark (Windows editors)
   check_text(text, name == "-" ? "(stdin)" : name);
   std::istringstream in(text);
   std::vector<std::string> paths = read_list(in);

@@ -188,7 +188,14 @@ std::string settings_path(const std::string& output) {
   return output + ".meta.json";
 }
 
-std::vector<std::string> settings_differences(const Settings& recorded, const Settings& now) {
+std::vector<std::string> settings_differences(const Settings& recorded_as_read,
+                                              const Settings& now_as_given) {
+  // Settings recorded only by later versions, with the value every earlier run had.
+  static const Settings later = {{"seek", "exact"}};
+  Settings recorded = recorded_as_read, now = now_as_given;
+  for (Settings* s : {&recorded, &now})
+    for (const auto& [key, value] : later.items())
+      if (!s->contains(key)) (*s)[key] = value;
   const auto text = [](const Settings& s, const std::string& key) {
     if (!s.contains(key)) return std::string("(not recorded)");
     const Settings& v = s[key];

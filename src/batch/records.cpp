@@ -11,8 +11,8 @@ namespace stam::batch {
 
 namespace {
 
-// Invalid UTF-8 (possible in Linux file names) becomes U+FFFD instead of an exception, so one odd
-// name cannot stop a run; record_key() applies the same mapping for resume.
+// Invalid UTF-8 in other text than a path (an error message quoting one) becomes U+FFFD instead
+// of an exception, so one odd name cannot stop a run.
 std::string dump_line(const nlohmann::ordered_json& j) {
   return dump_json(j) + "\n";
 }
@@ -113,7 +113,7 @@ Format parse_format(const std::string& name, const std::string& output_path) {
 }
 
 std::string record_key(const std::string& path) {
-  return nlohmann::json::parse(dump_line(nlohmann::ordered_json(path))).get<std::string>();
+  return path_text(path);
 }
 
 RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column)
