@@ -235,18 +235,26 @@ Report evaluate(const std::vector<Sample>& samples,
 nlohmann::ordered_json report_json(const Report& r, const std::vector<std::string>& labels) {
   using J = nlohmann::ordered_json;
   J classes = J::array(), confusions = J::array(), failed = J::array();
+  // Accuracies as fractions, as at the top level (null for a class with no evaluated video),
+  // beside the hit counts they come from.
+  const auto fraction = [](int64_t hits, int64_t videos) {
+    return videos > 0 ? J(static_cast<double>(hits) / static_cast<double>(videos)) : J(nullptr);
+  };
   for (const auto& c : r.classes)
     classes.push_back({{"index", c.index},
                        {"label", name_of(c.index, labels)},
                        {"videos", c.videos},
-                       {"top1", c.top1},
-                       {"topk", c.topk},
+                       {"top1", fraction(c.top1, c.videos)},
+                       {"topk", fraction(c.topk, c.videos)},
+                       {"top1_hits", c.top1},
+                       {"topk_hits", c.topk},
                        {"failed", c.failed}});
   for (const auto& c : r.confusions)
     confusions.push_back({{"truth", name_of(c.truth, labels)},
                           {"predicted", name_of(c.predicted, labels)},
                           {"count", c.count}});
-  for (const auto& f : r.failed) failed.push_back({{"input", path_text(f.input)}, {"error", f.error}});
+  for (const auto& f : r.failed)
+    failed.push_back({{"input", path_text(f.input)}, {"error", f.error}});
   return J{{"k", r.k},
            {"total", r.total},
            {"evaluated", r.evaluated},

@@ -1,7 +1,10 @@
 #include "stam/output.hpp"
 
+#include "stam/error.hpp"
+
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 namespace stam {
@@ -31,6 +34,16 @@ size_t utf8_length(std::string_view s, size_t i) {
     return 4;
   }
   return 0;
+}
+
+void check_output_path(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError(flag + " " + path + " is a directory; give a file path");
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+    throw UsageError(flag + " " + path + ": folder " + parent.string() +
+                     " does not exist; create it first");
 }
 
 std::string path_text(const std::string& path) {

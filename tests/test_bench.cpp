@@ -171,6 +171,7 @@ TEST(Bench, BadArgumentsAreUsageErrors) {
         std::string("--plot /nonexistent/dir/p.svg")}) {
     auto r = run_command(bench_cmd(args));
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_FALSE(contains(r.err, "round 1 of")) << "refused before the benchmark: " << args;
   }
   auto r = run_command(bench_cmd("--video /nonexistent/v.mp4"));
   EXPECT_EQ(r.exit_code, 3) << r.err;

@@ -126,4 +126,11 @@ TEST(EmbedCli, ABadInputIsLeftOutAndTheExitCodeSaysSo) {
                               " --output " + shell_quote(dir.file("e.txt")));
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find(".npy"), std::string::npos) << bad.err;
+  // A missing folder is refused before the model loads, not after every input was embedded.
+  const auto nodir =
+      stam::test::run_command(stam + shell_quote(video_path("short_32frames_30fps.mp4")) +
+                              " --output " + shell_quote(dir.file("nodir/e.npy")));
+  EXPECT_EQ(nodir.exit_code, 2);
+  EXPECT_NE(nodir.err.find("nodir does not exist"), std::string::npos) << nodir.err;
+  EXPECT_EQ(nodir.err.find("loaded"), std::string::npos) << nodir.err;
 }

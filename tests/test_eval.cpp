@@ -142,6 +142,9 @@ TEST(Eval, MetricsCountTopOneTopKClassMeanFailuresAndMissing) {
 
   const auto j = stam::eval::report_json(r, kLabels);
   EXPECT_EQ(j["top1"], 0.4);
+  EXPECT_EQ(j["classes"][2]["topk"], 0.5);  // a fraction, as at the top level
+  EXPECT_EQ(j["classes"][2]["topk_hits"], 1);
+  EXPECT_TRUE(j["classes"][0]["top1"].is_null()) << "no evaluated video";
   EXPECT_EQ(j["failed"][0]["input"], "f");
   EXPECT_EQ(j["confusions"][0]["truth"], "making tea");
   const std::string text = stam::eval::report_text(r, kLabels);

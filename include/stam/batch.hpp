@@ -185,8 +185,7 @@ struct Options;
 // loaded, open() takes the file over. A run that fails in between leaves the output as it was.
 class RunOutput {
  public:
-  // Checks the path only: an existing folder, or a missing parent folder, is a UsageError (a
-  // missing folder is more likely a typo than a wish for a new tree).
+  // Checks the path only (check_output_path(), and an existing file must be a regular one).
   RunOutput(const Options& options, Format format);
 
   // Reads what the output already records. Throws UsageError for an output with records when

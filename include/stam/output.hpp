@@ -31,6 +31,11 @@ size_t utf8_length(std::string_view s, size_t i);
 // differing only in such bytes (Latin-1 names, say) stay apart.
 std::string path_text(const std::string& path);
 
+// Refuses, before any work, an output whose file could not be created: one in a folder that does
+// not exist (more likely a typo than a wish for a new tree: only the file is ever created) or a
+// directory. Throws UsageError naming `flag` and the path.
+void check_output_path(const std::string& path, const std::string& flag);
+
 // `indent` < 0: one line. Invalid UTF-8 (possible in file names) becomes U+FFFD, so the text is
 // always valid JSON.
 std::string dump_json(const nlohmann::ordered_json& j, int indent = -1);

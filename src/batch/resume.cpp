@@ -6,23 +6,19 @@
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace stam::batch {
 
 RunOutput::RunOutput(const Options& options, Format format) : o_(options), format_(format) {
+  check_output_path(o_.output, "--output");
   std::error_code ec;
   const auto status = std::filesystem::status(o_.output, ec);
-  if (std::filesystem::is_directory(status))
-    throw UsageError("output " + o_.output + " is a directory; give a file path");
   // A pipe or FIFO would block the read-back that --resume needs, a device never ends it.
   if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
     throw UsageError("output " + o_.output +
                      " is not a regular file (a pipe, FIFO or device): batch reads its output "
                      "back to resume; give a file path");
-  const std::filesystem::path parent = std::filesystem::path(o_.output).parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-    throw UsageError("output folder " + parent.string() + " does not exist (for --output " +
-                     o_.output + "); create it first");
 }
 
 bool RunOutput::resuming() const {

@@ -178,12 +178,17 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 }  // namespace
 
-void write_bench_plot(const BenchReport& r, const std::string& path) {
+bool check_plot_name(const std::string& path) {
   std::string lower = path;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   const bool svg = ends_with(lower, ".svg");
   if (!svg && !ends_with(lower, ".png"))
     throw UsageError("--plot " + path + ": the file name must end in .svg or .png");
+  return svg;
+}
+
+void write_bench_plot(const BenchReport& r, const std::string& path) {
+  const bool svg = check_plot_name(path);
   if (r.rows.empty()) throw UsageError("--plot: no results to plot");
   if (svg) {
     SvgCanvas canvas(kWidth, kHeight);

@@ -24,6 +24,10 @@ struct BenchArgs {
 };
 
 int run_bench_command(BenchArgs& a) {
+  if (!a.plot.empty()) {  // refused before the benchmark, not after it
+    check_plot_name(a.plot);
+    check_output_path(a.plot, "--plot");
+  }
   a.opts.frames = parse_frame_list(a.frames);
   a.opts.precision = parse_precision(a.precision);
   const BenchReport report = run_bench(a.opts, [](const BenchRow& row) {

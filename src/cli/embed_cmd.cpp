@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/embed.hpp"
+#include "stam/output.hpp"
 
 namespace stam::cli {
 
@@ -23,7 +24,8 @@ struct EmbedArgs {
 // Embeds every input in turn; one that fails is reported and left out, the others go on. The
 // exit code is the worst of the inputs'.
 int run_embed(const EmbedArgs& a) {
-  embed_format(a.output);  // refuse a bad name before loading the model
+  embed_format(a.output);  // refuse a bad name or place before loading the model
+  check_output_path(a.output, "--output");
   Classifier classifier(finish_model_options(a.model));
   std::vector<Embedding> embeddings;
   int worst = 0;
