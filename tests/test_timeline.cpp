@@ -297,4 +297,10 @@ TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
       stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
                               tiny_flags() + " --frames 8 --window-frames 4");
   EXPECT_EQ(contradiction.exit_code, 2);
+  // Clip sampling options do not apply to a timeline: refused, not silently ignored.
+  for (const char* flag : {" --seek keyframe", " --sampling reference"}) {
+    const auto r = stam::test::run_command(
+        stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() + flag);
+    EXPECT_EQ(r.exit_code, 2) << flag;
+  }
 }

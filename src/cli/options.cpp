@@ -4,7 +4,16 @@
 
 namespace stam::cli {
 
-void add_model_options(CLI::App* app, ModelFlags& f) {
+namespace {
+
+void add_labels_option(CLI::App* app, ModelFlags& f) {
+  app->add_option("--labels", f.opts.labels,
+                  "class names, one a line (default: models/kinetics400_labels.txt)");
+}
+
+}  // namespace
+
+void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
   app->add_option("-w,--weights", f.opts.weights,
                   "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth");
   app->add_option("-f,--frames", f.opts.frames,
@@ -21,6 +30,7 @@ void add_model_options(CLI::App* app, ModelFlags& f) {
       ->capture_default_str();
   app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(0, 1024));
+  if (!clip_sampling) return add_labels_option(app, f);
   app->add_option("--sampling", f.sampling,
                   "uniform: T segment centres over the whole video; reference: the paper's "
                   "protocol (T/10 fps from the start)")
@@ -31,8 +41,7 @@ void add_model_options(CLI::App* app, ModelFlags& f) {
                   "before it (much faster on long videos, positions shift)")
       ->check(CLI::IsMember({"exact", "keyframe"}))
       ->capture_default_str();
-  app->add_option("--labels", f.opts.labels,
-                  "class names, one a line (default: models/kinetics400_labels.txt)");
+  add_labels_option(app, f);
 }
 
 ModelOptions finish_model_options(const ModelFlags& f) {

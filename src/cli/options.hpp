@@ -19,7 +19,9 @@ struct ModelFlags {
   std::string seek = "exact";
 };
 
-void add_model_options(CLI::App* app, ModelFlags& flags);
+// `clip_sampling`: --sampling and --seek, for commands that sample T frames a video (timeline
+// samples at a rate of its own, so it has neither).
+void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
 

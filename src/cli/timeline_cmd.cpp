@@ -50,7 +50,7 @@ Command add_timeline(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "timeline", "label a long video window by window (each frame encoded once)");
   sub->add_option("input", args->input, "video file or frames folder")->required();
-  add_model_options(sub, args->model);
+  add_model_options(sub, args->model, /*clip_sampling=*/false);
   auto* seconds =
       sub->add_option("--window-seconds", args->window.window_seconds,
                       "window length in seconds (default 10; with --fps it sets the frames)");
