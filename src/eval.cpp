@@ -172,7 +172,7 @@ std::unordered_map<std::string, Outcome> read_records(const std::string& path) {
       o.error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
     else
       for (const auto& p : j["top_k"]) o.ranked.push_back(p.at("index").get<int64_t>());
-    Outcome& slot = out[j["input"].get<std::string>()];
+    Outcome& slot = out[batch::record_key(j["input"].get<std::string>())];
     if (slot.ranked.empty()) slot = std::move(o);  // a result wins over an error
   }
   return out;

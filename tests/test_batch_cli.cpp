@@ -519,3 +519,23 @@ TEST(BatchCli, AListMayStartWithAByteOrderMark) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(jsonl_records(out).count(clip), 1u);
 }
+
+TEST(BatchCli, ResumeFindsAFolderSpelledAnotherWay) {
+  TempDir d;
+  link_video("short_32frames_30fps.mp4", d.file("ds/a.mp4"));
+  link_video("mpeg4_320x240_25fps.avi", d.file("ds/b.avi"));
+  const std::string out = d.file("out.jsonl");
+  const std::string in_dir = "cd " + shell_quote(d.path().string()) + " && ";
+  auto first = run_command(in_dir + stam_batch("ds -o out.jsonl"));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  for (const char* spelling : {"./ds", "ds//", "ds/./"}) {
+    auto r = run_command(in_dir + stam_batch(std::string(spelling) + " --resume -o out.jsonl"));
+    EXPECT_EQ(r.exit_code, 0) << spelling << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, "0 labelled, 0 failed, 2 skipped")) << spelling << ": " << r.err;
+  }
+  // Named twice, one folder is labelled once.
+  auto twice = run_command(in_dir + stam_batch("ds ./ds -o twice.jsonl"));
+  EXPECT_EQ(twice.exit_code, 0) << twice.err;
+  EXPECT_EQ(jsonl_records(d.file("twice.jsonl")).size(), 2u);
+  EXPECT_EQ(jsonl_records(out).size(), 2u);
+}

@@ -105,8 +105,8 @@ struct CsvRows {
 };
 CsvRows parse_csv(std::string_view data);
 
-// The name records use for `input`: path_text(), the path itself when it is valid UTF-8, else
-// with its invalid bytes written as \xHH (JSON cannot hold raw bytes). Resume keys on this.
+// What --resume (and eval) match records on: path_text() of the path in lexically normal form,
+// so ds/a.mp4, ./ds/a.mp4 and ds//a.mp4 are one input. Records hold path_text() of the path.
 std::string record_key(const std::string& path);
 
 // What an existing output file already holds.

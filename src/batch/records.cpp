@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
@@ -113,7 +114,7 @@ Format parse_format(const std::string& name, const std::string& output_path) {
 }
 
 std::string record_key(const std::string& path) {
-  return path_text(path);
+  return path_text(std::filesystem::path(path).lexically_normal().string());
 }
 
 RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column)
@@ -128,7 +129,7 @@ std::string RecordWriter::header() const {
 
 std::string RecordWriter::result(const Result& r) const {
   if (format_ == Format::kJsonl) return dump_line(to_json(r, with_logits_));
-  std::vector<std::string> fields{record_key(r.input)};
+  std::vector<std::string> fields{path_text(r.input)};
   for (int64_t i = 0; i < top_k_; ++i) {
     const bool have = i < static_cast<int64_t>(r.top_k.size());
     fields.push_back(have ? r.top_k[i].label : "");
@@ -137,7 +138,7 @@ std::string RecordWriter::result(const Result& r) const {
   if (warnings_column_) {
     std::string joined;
     for (const auto& w : r.warnings) joined += (joined.empty() ? "" : "; ") + w;
-    fields.push_back(record_key(joined));
+    fields.push_back(path_text(joined));
   }
   fields.emplace_back();  // no error
   return csv_line(fields);
@@ -146,8 +147,8 @@ std::string RecordWriter::result(const Result& r) const {
 std::string RecordWriter::error(const std::string& input, const std::string& message) const {
   if (format_ == Format::kJsonl) return dump_line(error_json(input, message));
   std::vector<std::string> fields(static_cast<size_t>(2 * top_k_ + 2 + (warnings_column_ ? 1 : 0)));
-  fields.front() = record_key(input);
-  fields.back() = message.empty() ? "error" : record_key(message);  // empty would mean success
+  fields.front() = path_text(input);
+  fields.back() = message.empty() ? "error" : path_text(message);  // empty would mean success
   return csv_line(fields);
 }
 
