@@ -147,11 +147,36 @@ int64_t header_frame_count(cv::VideoCapture& cap) {
   return static_cast<int64_t>(std::llround(n));
 }
 
+// OpenCV's grab() fails alike at the end of the file and on a packet the decoder refuses (a
+// damaged stretch: a broken NAL unit size, say). The refused packet is used up, so the next
+// grab() goes on after it, as ffmpeg and ffprobe do; this many failures in a row are the end.
+constexpr int kFailedGrabsAtEnd = 64;
+
+// The next frame, passing over packets the decoder refuses; false at the end of the file or once
+// the watchdog expired. Adds the packets passed over to `*lost`.
+bool grab_past_damage(cv::VideoCapture& cap, const Watchdog& watchdog, int64_t* lost) {
+  for (int failed = 0; failed < kFailedGrabsAtEnd; ++failed) {
+    if (cap.grab()) {
+      *lost += failed;
+      return true;
+    }
+    if (watchdog.expired()) return false;
+  }
+  return false;
+}
+
+std::string lost_packets_warning(int64_t lost) {
+  return std::to_string(lost) +
+         " video packet(s) could not be decoded and were passed over (the file is damaged): the "
+         "frames after them are counted without them";
+}
+
 // Result of one sequential pass over a video.
 struct PassResult {
   std::map<int64_t, cv::Mat> frames;  // position -> RGB image, for the wanted positions decoded
   int64_t grabbed = 0;                // frames the decoder produced during the pass
-  bool reached_end = false;           // grab() failed: no more frames (or undecodable rest)
+  int64_t lost = 0;                   // packets the decoder refused (passed over)
+  bool reached_end = false;           // no more frames
   std::vector<int64_t> failed;        // wanted positions whose retrieve() failed
 };
 
@@ -165,7 +190,7 @@ PassResult sequential_pass(const std::string& path, cv::VideoCapture& cap,
   size_t next = 0;
   watchdog.progress();
   while (next < wanted.size() || count_to_end) {
-    if (!cap.grab()) {
+    if (!grab_past_damage(cap, watchdog, &r.lost)) {
       if (watchdog.expired()) throw_stalled(path, watchdog);
       r.reached_end = true;
       break;
@@ -313,6 +338,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
 
   std::map<int64_t, cv::Mat> frames;
   Selection sel;
+  int64_t lost = 0;  // packets passed over in the last pass
   // At most two passes: the second one runs only when the header's count proved wrong.
   for (int pass = 0; pass < 2; ++pass) {
     sel = choose(n, out.fps);
@@ -320,6 +346,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
     PassResult r =
         sequential_pass(path, cap, wanted, sel.depends_on_end && !count_known, watchdog, keep);
     frames.insert(r.frames.begin(), r.frames.end());
+    lost = r.lost;
     const bool count_wrong = !count_known && r.reached_end && r.grabbed != n;
     if (count_wrong && pass == 0) {
       if (r.grabbed == 0) throw InputError(quoted(path) + ": no decodable video frames");
@@ -343,9 +370,29 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
     break;
   }
   if (frames.empty()) throw InputError(quoted(path) + ": no decodable video frames");
+  if (lost > 0) out.warnings.push_back(lost_packets_warning(lost));
   out.frame_count = std::max<int64_t>(n, 1);
   fill_images(out, sel.indices, frames, keep);
   return out;
+}
+
+std::string variable_rate_warning() {
+  return "the frame rate varies (frame timestamps are unevenly spaced): frames were sampled by "
+         "position, not by time";
+}
+
+std::string sizes_differ_warning() {
+  return "images in the folder have different sizes";
+}
+
+std::string rotation_warning(int angle) {
+  if (angle == 90 || angle == 180 || angle == 270) {
+    return "frames were rotated by " + std::to_string(angle) +
+           " degrees as the file's rotation metadata asks";
+  }
+  // OpenCV turns frames by quarter turns only.
+  return "the file's rotation metadata asks for " + std::to_string(angle) +
+         " degrees, which is not a quarter turn: frames were left as decoded";
 }
 
 VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek,
@@ -366,15 +413,8 @@ VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek
           "frame positions): the exact sampled frames were read instead");
     }
   }
-  if (variable) {
-    out->warnings.emplace_back(
-        "the frame rate varies (frame timestamps are unevenly spaced): frames were sampled by "
-        "position, not by time");
-  }
-  if (angle != 0) {
-    out->warnings.push_back("frames were rotated by " + std::to_string(angle) +
-                            " degrees as the file's rotation metadata asks");
-  }
+  if (variable) out->warnings.push_back(variable_rate_warning());
+  if (angle != 0) out->warnings.push_back(rotation_warning(angle));
   return std::move(*out);
 }
 
@@ -425,7 +465,7 @@ VideoFrames read_folder(const std::string& dir, const Chooser& choose, FrameKeep
     frames[idx] = keep(bgr);
   }
   fill_images(out, indices, frames, keep);
-  if (keep.sizes_differ()) out.warnings.emplace_back("images in the folder have different sizes");
+  if (keep.sizes_differ()) out.warnings.push_back(sizes_differ_warning());
   return out;
 }
 
@@ -485,6 +525,10 @@ Seek parse_seek(const std::string& name) {
   if (name == "exact") return Seek::kExact;
   if (name == "keyframe") return Seek::kKeyframe;
   throw UsageError("--seek: unknown value '" + name + "' (expected 'exact' or 'keyframe')");
+}
+
+std::string to_string(Seek seek) {
+  return seek == Seek::kKeyframe ? "keyframe" : "exact";
 }
 
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek,
@@ -566,10 +610,18 @@ StreamInfo stream_video(const std::string& path, double rate, const SampleSink& 
   StreamInfo info;
   info.fps = stream_fps(cap);
   if (info.fps <= 0) throw InputError(quoted(path) + ": the file does not state its frame rate");
+  const int64_t header = header_frame_count(cap);
+  const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
+  std::vector<int64_t> stamps_us;  // each frame's timestamp, to notice a variable rate
+  int64_t lost = 0;
   int64_t k = 0;
   // The clock restarts before each grab(): the sink's own time (the model) is not decoding.
-  for (; watchdog.progress(), cap.grab(); ++info.frame_count) {
+  for (; watchdog.progress(), grab_past_damage(cap, watchdog, &lost); ++info.frame_count) {
     const int64_t pos = info.frame_count;
+    // OpenCV stamps the frames the decoder gives out after the end of the file 0: only rising
+    // stamps are kept.
+    const int64_t stamp = std::llround(cap.get(cv::CAP_PROP_POS_MSEC) * 1000.0);
+    if (stamps_us.empty() || stamp > stamps_us.back()) stamps_us.push_back(stamp);
     auto frame = [&] {
       cv::Mat bgr;
       if (!cap.retrieve(bgr) || bgr.empty() || bgr.type() != CV_8UC3)
@@ -581,6 +633,11 @@ StreamInfo stream_video(const std::string& path, double rate, const SampleSink& 
   if (watchdog.expired()) throw_stalled(path, watchdog);
   if (info.frame_count == 0) throw InputError(quoted(path) + ": no decodable video frames");
   info.samples = k;
+  if (header > 0 && header != info.frame_count)
+    info.warnings.push_back(header_count_warning(header, info.frame_count));
+  if (lost > 0) info.warnings.push_back(lost_packets_warning(lost));
+  if (variable_rate(stamps_us)) info.warnings.push_back(variable_rate_warning());
+  if (angle != 0) info.warnings.push_back(rotation_warning(angle));
   return info;
 }
 
@@ -589,6 +646,8 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
   StreamInfo info;
   info.fps = kFramesFolderFps;
   info.frame_count = static_cast<int64_t>(files.size());
+  cv::Size first;  // of the first image read
+  bool sizes_differ = false;
   int64_t k = 0;
   for (int64_t pos = 0; pos < info.frame_count; ++pos) {
     auto frame = [&] {
@@ -597,11 +656,14 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
       if (bgr.empty())
         throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) +
                          ")");
+      if (first.empty()) first = bgr.size();
+      sizes_differ |= bgr.size() != first;
       return bgr_to_rgb(bgr);
     };
     k = feed_samples(k, pos, info, rate, frame, sink);
   }
   info.samples = k;
+  if (sizes_differ) info.warnings.push_back(sizes_differ_warning());
   return info;
 }
 

@@ -49,6 +49,13 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 // consecutive timestamps are off the typical (median) interval by kGridTolerance or more.
 constexpr double kVariableIntervals = 0.2;
 
+// libavformat polls this during every blocking operation; non-zero aborts it.
+int interrupt_when_expired(void* watchdog) {
+  return static_cast<const Watchdog*>(watchdog)->expired() ? 1 : 0;
+}
+
+}  // namespace
+
 bool variable_rate(const std::vector<int64_t>& sorted_pts) {
   std::vector<int64_t> steps;
   for (size_t i = 1; i < sorted_pts.size(); ++i) steps.push_back(sorted_pts[i] - sorted_pts[i - 1]);
@@ -62,13 +69,6 @@ bool variable_rate(const std::vector<int64_t>& sorted_pts) {
   });
   return static_cast<double>(off) > kVariableIntervals * static_cast<double>(steps.size());
 }
-
-// libavformat polls this during every blocking operation; non-zero aborts it.
-int interrupt_when_expired(void* watchdog) {
-  return static_cast<const Watchdog*>(watchdog)->expired() ? 1 : 0;
-}
-
-}  // namespace
 
 struct IndexedReader::Impl {
   std::unique_ptr<AVFormatContext, FormatCloser> format;
@@ -188,6 +188,12 @@ struct IndexedReader::Impl {
     return avcodec_send_packet(codec.get(), packet.get()) >= 0;
   }
 
+  // The decoder concealed errors in the current frame (or marked it corrupt): a packet was
+  // damaged, and a sequential read counts such files differently, so the caller falls back to it.
+  bool damaged() const {
+    return frame->decode_error_flags != 0 || (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+  }
+
   // Takes decoded frames up to position `pos`, checking each one's timestamp, and converts
   // that one.
   bool decode_to(int64_t pos, cv::Mat& out) {
@@ -204,7 +210,10 @@ struct IndexedReader::Impl {
       ++decoded;
       const int64_t ts = frame->pts;
       if (ts == AV_NOPTS_VALUE) return false;
+      // (Leading frames of an open GOP, shown before the key frame a seek landed on, lack their
+      // references and are concealed: they are dropped here, before the damage check.)
       if (ts < skip_below) continue;
+      if (damaged()) return false;
       // Frames the decoder was allowed to drop may be missing: step over them, never over a
       // wanted one.
       while (next < n && ts != pts[static_cast<size_t>(next)] && may_skip(next)) ++next;
@@ -324,7 +333,8 @@ bool IndexedReader::read_key_frame(int64_t pos, cv::Mat& bgr) {
   m.codec->skip_frame = AVDISCARD_DEFAULT;
   if (avcodec_send_packet(m.codec.get(), m.packet.get()) < 0 ||
       avcodec_send_packet(m.codec.get(), nullptr) < 0 ||
-      avcodec_receive_frame(m.codec.get(), m.frame.get()) < 0 || m.frame->pts != ts) {
+      avcodec_receive_frame(m.codec.get(), m.frame.get()) < 0 || m.damaged() ||
+      m.frame->pts != ts) {
     return false;
   }
   ++m.decoded;

@@ -13,6 +13,10 @@
 
 namespace stam {
 
+// True when presentation timestamps (ascending) show a variable frame rate: many intervals
+// between consecutive ones, not just a few dropped frames, are off the typical (median) one.
+bool variable_rate(const std::vector<int64_t>& sorted_pts);
+
 class IndexedReader {
  public:
   // Opens `path` and reads the timestamp and key flag of every packet of its first video stream.

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -43,6 +44,16 @@ int64_t count_frames(const std::string& path) {
   int64_t n = 0;
   while (cap.grab()) ++n;
   return n;
+}
+
+// Frames the decoder produces as ffprobe counts them (it passes over packets it cannot decode).
+int64_t ffprobe_frame_count(const std::string& path) {
+  const auto r = test::run_command(
+      "ffprobe -v error -threads 1 -count_frames -select_streams v:0 -show_entries "
+      "stream=nb_read_frames -of csv=p=0 " +
+      shell_quote(path));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return std::atoll(r.out.c_str());
 }
 
 // The warnings as one line, for searching and for failure messages.
@@ -191,6 +202,7 @@ TEST(Decode, ParseSeek) {
   EXPECT_EQ(parse_seek("exact"), Seek::kExact);
   EXPECT_EQ(parse_seek("keyframe"), Seek::kKeyframe);
   EXPECT_THROW(parse_seek("fast"), UsageError);
+  for (Seek s : {Seek::kExact, Seek::kKeyframe}) EXPECT_EQ(parse_seek(to_string(s)), s);
 }
 
 TEST(Decode, TruncatedFileWhoseHeaderOvercounts) {
@@ -208,7 +220,7 @@ TEST(Decode, TruncatedFileWhoseHeaderOvercounts) {
     cv::VideoCapture cap(cut, cv::CAP_FFMPEG);
     ASSERT_EQ(cap.get(cv::CAP_PROP_FRAME_COUNT), 100) << "the header should still say 100";
   }
-  const int64_t real = count_frames(cut);
+  const int64_t real = ffprobe_frame_count(cut);
   ASSERT_GT(real, 10);
   ASSERT_LT(real, 100);
 
@@ -298,6 +310,22 @@ TEST(Decode, HonoursRotationMetadata) {
   EXPECT_EQ(k.indices, Idx(4, 0));
   EXPECT_EQ(k.warnings, r.warnings);
   EXPECT_TRUE(same_pixels(k.images[0], read_frames_at(rotated, {0}).images[0]));
+  // And the fixed-rate read (timeline) says so as well.
+  const auto ignore = [](int64_t, int64_t, const cv::Mat&) {};
+  EXPECT_EQ(read_frames_at_rate(rotated, 5.0, ignore).warnings, r.warnings);
+  EXPECT_TRUE(read_frames_at_rate(plain, 5.0, ignore).warnings.empty());
+
+  // OpenCV turns frames by quarter turns only: 45 degrees leaves them as decoded, and the
+  // warning must not claim otherwise.
+  const std::string slanted = tmp.file("slanted.mp4");
+  ffmpeg("-i " + shell_quote(plain) + " -c copy -metadata:s:v:0 rotate=45 " + shell_quote(slanted));
+  const VideoFrames s = read_frames(slanted, 4, Sampling::kUniform);
+  EXPECT_EQ(s.warnings,
+            std::vector<std::string>{"the file's rotation metadata asks for 45 degrees, "
+                                     "which is not a quarter turn: frames were left "
+                                     "as decoded"});
+  ASSERT_EQ(s.images.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(same_pixels(s.images[i], p.images[i])) << i;
 }
 
 TEST(Decode, DamagedMiddleDoesNotCrash) {
@@ -323,15 +351,22 @@ TEST(Decode, DamagedMiddleDoesNotCrash) {
 // ---- long videos: seeking must give the frames a sequential read gives ----
 
 // The decoder's frames at `wanted` positions, read strictly in order (grab every frame), RGB;
-// `count` gets the number of frames the decoder produced.
+// `count` gets the number of frames the decoder produced. A grab() that fails on a packet the
+// decoder refuses is tried again, as ffprobe goes on (a run of 64 failures is the end).
 std::map<int64_t, cv::Mat> sequential_frames(const std::string& path,
                                              const std::set<int64_t>& wanted, int64_t* count) {
   cv::VideoCapture cap(path, cv::CAP_FFMPEG);
   std::map<int64_t, cv::Mat> out;
   int64_t i = 0;
-  for (; cap.grab(); ++i) {
+  for (int failed = 0; failed < 64;) {
+    if (!cap.grab()) {
+      ++failed;
+      continue;
+    }
+    failed = 0;
     cv::Mat bgr;
     if (wanted.count(i) != 0 && cap.retrieve(bgr)) cv::cvtColor(bgr, out[i], cv::COLOR_BGR2RGB);
+    ++i;
   }
   *count = i;
   return out;
@@ -658,6 +693,7 @@ TEST_F(DecodeLong, TruncatedMp4FallsBackToReadingOn) {
   const auto seq =
       sequential_frames(cut, std::set<int64_t>(f.indices.begin(), f.indices.end()), &count);
   ASSERT_LT(count, 5000);
+  EXPECT_EQ(count, ffprobe_frame_count(cut));
   EXPECT_EQ(f.frame_count, count);
   EXPECT_EQ(f.indices, uniform_indices(count, 16));
   EXPECT_NE(joined(f).find("header"), std::string::npos) << joined(f);
@@ -743,10 +779,15 @@ TEST(FramesFolder, ImagesOfDifferentSizesAreReportedWhateverTheTransform) {
   EXPECT_TRUE(has_warning(f, "images in the folder have different sizes")) << joined(f);
   EXPECT_EQ(f.width, 32);  // the first image's
   for (const auto& img : f.images) EXPECT_EQ(img.size(), cv::Size(4, 4));
+  // The fixed-rate read (timeline) says so too: 30 samples a second of a "30 fps" folder.
+  const auto ignore = [](int64_t, int64_t, const cv::Mat&) {};
+  EXPECT_EQ(read_frames_at_rate(dir.path().string(), 30.0, ignore).warnings,
+            std::vector<std::string>{"images in the folder have different sizes"});
   fs::remove(dir.file("img_02.png"));
   const VideoFrames same =
       read_frames(dir.path().string(), 3, Sampling::kUniform, Seek::kExact, to_4x4);
   EXPECT_TRUE(same.warnings.empty()) << joined(same);
+  EXPECT_TRUE(read_frames_at_rate(dir.path().string(), 30.0, ignore).warnings.empty());
 }
 
 TEST(FramesFolder, ReadsOnlyNeededImages) {
@@ -819,6 +860,12 @@ TEST(DecodeWarnings, VariableFrameRateIsReported) {
     const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
     EXPECT_EQ(f.frame_count, count_frames(path));
     EXPECT_TRUE(has_warning(f, "the frame rate varies")) << joined(f);
+    // Reading at a fixed rate (timeline) notices it too.
+    const StreamInfo s = read_frames_at_rate(path, 2.0, [](int64_t, int64_t, const cv::Mat&) {});
+    EXPECT_EQ(s.frame_count, f.frame_count);
+    std::string all;
+    for (const auto& w : s.warnings) all += w + " | ";
+    EXPECT_NE(all.find("the frame rate varies"), std::string::npos) << all;
   }
   // The same frames at an even 30 fps: no warning.
   const std::string even = tmp.file("even.mp4");
@@ -826,6 +873,85 @@ TEST(DecodeWarnings, VariableFrameRateIsReported) {
          shell_quote(even));
   const VideoFrames e = read_frames(even, 16, Sampling::kUniform);
   EXPECT_TRUE(e.warnings.empty()) << joined(e);
+  EXPECT_TRUE(
+      read_frames_at_rate(even, 2.0, [](int64_t, int64_t, const cv::Mat&) {}).warnings.empty());
+}
+
+TEST(DecodeWarnings, ConcealedDamageIsReadAsASequentialReadCountsIt) {
+  // 200 frames, a key frame every 25 (ffmpeg -f lavfi -i testsrc2=size=160x120:rate=25 -frames:v
+  // 200 -c:v libx264 -threads 1 -g 25 -movflags +faststart), then 40 bytes inverted at places
+  // drawn by mt19937 (seeds 1-4) in the middle 80% of the file. The decoder conceals the damage
+  // in frames it reads from the index, while a sequential read has one packet refused: reading
+  // through the index counted the 200 packets with no warning, where ffprobe counts 199.
+  test::TempDir tmp;
+  const std::string clean = tmp.file("clean.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 200 -c:v libx264 -threads 1 -g 25 "
+      "-pix_fmt yuv420p -movflags +faststart " +
+      shell_quote(clean));
+  const std::string bytes = test::read_file(clean);
+  int differing = 0;  // files whose damage changes the count
+  for (unsigned seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::string damaged = bytes;
+    std::mt19937 draw(seed);
+    std::uniform_int_distribution<size_t> at(damaged.size() / 10, damaged.size() * 9 / 10);
+    for (int i = 0; i < 40; ++i) damaged[at(draw)] ^= '\xff';
+    const std::string path = tmp.file("flip" + std::to_string(seed) + ".mp4");
+    std::ofstream(path, std::ios::binary) << damaged;
+    const int64_t real = ffprobe_frame_count(path);
+    differing += real != 200;
+    const VideoFrames f = read_frames(path, 8, Sampling::kUniform);
+    EXPECT_EQ(f.frame_count, real) << joined(f);
+    EXPECT_EQ(f.indices, uniform_indices(real, 8));
+    if (real != 200) {
+      EXPECT_TRUE(has_warning(f, "the header says 200 frames")) << joined(f);
+    }
+  }
+  EXPECT_GT(differing, 0) << "no seed damaged a packet: the test checks nothing";
+}
+
+TEST(DecodeWarnings, DamagedPacketsArePassedOverAsFfprobeDoes) {
+  // 280 frames (ffmpeg -f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 280 -c:v libx264
+  // -threads 1 -g 50 -movflags +faststart), then ten runs of 600 pseudo-random bytes (mt19937,
+  // seed 7) over the media data from 30% of the file on. Some runs break a packet's NAL unit
+  // sizes and the decoder refuses that packet: OpenCV's grab() fails there as at the end, and
+  // the read used to stop at the first one, with most of the video unseen.
+  test::TempDir tmp;
+  const std::string path = tmp.file("damaged.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 280 -c:v libx264 -threads 1 -g 50 "
+      "-pix_fmt yuv420p -movflags +faststart " +
+      shell_quote(path));
+  {
+    const auto size = static_cast<double>(fs::file_size(path));
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    std::mt19937 bytes(7);
+    for (int run = 0; run < 10; ++run) {
+      f.seekp(static_cast<std::streamoff>(size * (0.3 + 0.06 * run)));
+      for (int i = 0; i < 600; ++i) f.put(static_cast<char>(bytes() & 0xff));
+    }
+  }
+  const int64_t real = ffprobe_frame_count(path);
+  ASSERT_LT(real, 280) << "no packet was refused: the damage does not test anything";
+  ASSERT_GT(real, 250);
+  ASSERT_LT(count_frames(path), real) << "OpenCV's plain grab() loop should stop early";
+
+  const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, real);
+  EXPECT_EQ(f.indices, uniform_indices(real, 16));
+  EXPECT_TRUE(has_warning(
+      f, std::to_string(280 - real) + " video packet(s) could not be decoded and were passed over"))
+      << joined(f);
+  EXPECT_TRUE(has_warning(f, "the header says 280 frames but only " + std::to_string(real)))
+      << joined(f);
+
+  int64_t last = -1;
+  const StreamInfo s = read_frames_at_rate(
+      path, 5.0, [&](int64_t, int64_t pos, const cv::Mat&) { last = std::max(last, pos); });
+  EXPECT_EQ(s.frame_count, real);
+  EXPECT_GT(last, real - 6);  // samples reach the end, one every 5 frames
+  EXPECT_EQ(s.warnings.size(), 2u);
 }
 
 TEST(DecodeWarnings, KeyframeSeekFallbackIsReported) {

@@ -72,23 +72,25 @@ enum class Seek {
 
 // Parses "exact" / "keyframe"; throws UsageError otherwise.
 Seek parse_seek(const std::string& name);
+// The name parse_seek() takes.
+std::string to_string(Seek seek);
 
 // Samples `t` frames with `sampling`. Throws InputError naming the path and the problem (missing,
 // not a video, no decodable frames, empty folder, unreadable image, no progress for
 // decode_timeout_s()).
 // Every index is exactly the decoder's n-th output frame, as a sequential read (grab() every
-// frame, retrieve() only the sampled ones) counts it. When the header's frame count turns out
-// wrong (the file ends early, or has frames past it under uniform sampling), the real count is
-// used, the frames are sampled again and a warning says so. With reference sampling and a header
-// count covering all sampled positions, frame_count is the header's count.
-// In an MP4/MOV or Matroska/WebM file whose packets show a constant frame rate, the count and
-// the key frames come from the packets and each sampled frame is decoded from the key frame at or
-// before it (`seeked` is set when that skipped anything), leaving out frames nothing refers to.
-// Every decoded frame is checked, and anything inconsistent falls back to the sequential read, so
-// the frames returned are the same.
-// With Seek::kKeyframe, such files give the key frames at or before the sampled
-// positions, one seek and one decoded packet each; other files, and files whose packets do not
-// qualify, are read exactly with a warning saying so. A frames folder is read exactly.
+// frame, retrieve() only the sampled ones) counts it. Packets the decoder refuses (a damaged
+// stretch) are passed over, as ffprobe -count_frames does, with a warning. When the header's frame
+// count turns out wrong (the file ends early, or has frames past it under uniform sampling), the
+// real count is used, the frames are sampled again and a warning says so. With reference sampling
+// and a header count covering all sampled positions, frame_count is the header's count. In an
+// MP4/MOV or Matroska/WebM file whose packets show a constant frame rate, the count and the key
+// frames come from the packets and each sampled frame is decoded from the key frame at or before it
+// (`seeked` is set when that skipped anything), leaving out frames nothing refers to. Every decoded
+// frame is checked, and anything inconsistent falls back to the sequential read, so the frames
+// returned are the same. With Seek::kKeyframe, such files give the key frames at or before the
+// sampled positions, one seek and one decoded packet each; other files, and files whose packets do
+// not qualify, are read exactly with a warning saying so. A frames folder is read exactly.
 // `transform`, when given, is applied to each kept RGB frame as soon as it is decoded (e.g. the
 // resize and crop), so a full-size frame never waits for the others: 16 full-HD frames are 100 MB.
 using FrameTransform = std::function<cv::Mat(const cv::Mat& rgb)>;
@@ -108,12 +110,16 @@ struct StreamInfo {
   int64_t frame_count = 0;  // frames the input has
   double fps = 0;           // the stream's rate (kFramesFolderFps for a frames folder)
   int64_t samples = 0;      // calls made to the sink
+  // As VideoFrames::warnings: header count wrong, damaged packets passed over, variable frame
+  // rate, rotation applied.
+  std::vector<std::string> warnings;
 };
 
 // Reads a video file (sequentially, from the start) or a frames folder and hands `sink` the
 // frame of each sample k = 0, 1, ... at `rate` samples per second, in order, until the input
 // ends. A frame taken by several samples (rate above the stream's) is passed for each. Only one
 // decoded frame is held at a time, so memory does not grow with the video's length.
+// Packets the decoder refuses (a damaged stretch) are passed over, as in read_frames.
 // Throws InputError (missing, not a video, no decodable frames, no frame rate, a sampled frame
 // that fails to decode) and UsageError for a rate <= 0; exceptions from `sink` pass through.
 StreamInfo read_frames_at_rate(const std::string& path, double rate, const SampleSink& sink);
