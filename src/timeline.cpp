@@ -10,6 +10,7 @@
 
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace stam {
 
@@ -226,6 +227,13 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   t.video_fps = info.fps;
   t.frame_count = info.frame_count;
   t.samples = info.samples;
+  t.warnings = info.warnings;
+  if (plan.fps > info.fps * (1 + 1e-9)) {
+    t.warnings.push_back("sampling at " + format_number("%.3g", plan.fps) +
+                         " fps, above the video's " + format_number("%.3g", info.fps) +
+                         " fps: frames repeat within windows");
+  }
+  for (const auto& w : t.warnings) spdlog::warn("{}: {}", input, w);
   const double duration = static_cast<double>(info.frame_count) / info.fps;
   for (auto& w : t.windows) w.end_s = std::min(w.end_s, duration);
   t.segments = merge_segments(t.windows);

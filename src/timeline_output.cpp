@@ -65,6 +65,7 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   j["segments"] = std::move(segments);
   j["timings_ms"] = std::move(timings);
   j["device"] = t.device;
+  if (!t.warnings.empty()) j["warnings"] = t.warnings;
   return j;
 }
 
@@ -111,6 +112,10 @@ std::string timeline_text(const Timeline& t) {
     << format_number("%.1f", t.timings.spatial_ms) << " ms | temporal "
     << format_number("%.1f", t.timings.temporal_ms) << " ms | total "
     << format_number("%.1f", t.timings.total_ms) << " ms | " << t.device << "\n";
+  if (!t.warnings.empty()) {
+    o << "\nwarnings:\n";
+    for (const auto& w : t.warnings) o << "  - " << w << "\n";
+  }
   return o.str();
 }
 

@@ -207,6 +207,9 @@ TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
   EXPECT_EQ(t.frames_encoded, 32);
   ASSERT_FALSE(t.windows.empty());
   EXPECT_EQ(t.windows.front().frame_indices, (std::vector<int64_t>{0, 0, 1, 1, 2, 2, 3, 3}));
+  EXPECT_EQ(t.warnings, std::vector<std::string>{
+                            "sampling at 60 fps, above the video's 30 fps: frames repeat within "
+                            "windows"});
 }
 
 TEST(Timeline, AVideoShorterThanAWindowGetsOnePaddedWindow) {
@@ -265,6 +268,32 @@ TEST(TimelineCli, JsonHasWindowsAndSegments) {
   EXPECT_DOUBLE_EQ(j["windows"][1]["start_s"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(j["windows"][1]["end_s"].get<double>(), 5.0);
   EXPECT_FALSE(j["segments"].empty());
+  EXPECT_FALSE(j.contains("warnings"));  // a clean video
+}
+
+TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {
+  // 40 frames at 10 fps tagged to be turned by 90 degrees (ffmpeg -c copy -metadata:s:v:0
+  // rotate=90): the frames are rotated, and the result must say so, as classify's does.
+  stam::test::TempDir tmp;
+  const std::string plain = tmp.file("plain.mp4"), rotated = tmp.file("rotated.mp4");
+  for (const std::string& args :
+       {"-f lavfi -i testsrc=size=160x90:rate=10 -frames:v 40 -c:v libx264 -pix_fmt yuv420p " +
+            shell_quote(plain),
+        "-i " + shell_quote(plain) + " -c copy -metadata:s:v:0 rotate=90 " +
+            shell_quote(rotated)}) {
+    const auto f = stam::test::run_command("ffmpeg -nostdin -loglevel error -y " + args);
+    ASSERT_EQ(f.exit_code, 0) << f.err;
+  }
+  const std::string run = shell_quote(stam::test::stam_binary()) + " timeline " +
+                          shell_quote(rotated) + tiny_flags() + " --fps 2 -q";
+  const std::string said = "frames were rotated by 90 degrees as the file's rotation metadata asks";
+  const auto json = stam::test::run_command(run + " --format json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["warnings"], nlohmann::json::array({said}));
+  const auto text = stam::test::run_command(run);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("warnings:\n  - " + said), std::string::npos) << text.out;
 }
 
 TEST(TimelineCli, CsvHasAHeaderAndARowPerWindow) {
