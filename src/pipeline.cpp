@@ -88,6 +88,17 @@ std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
   return out;
 }
 
+// An empty host tensor of uint8 frames bound for `device`: pinned, when it is a GPU, for
+// asynchronous uploads. Pinned memory belongs to the current GPU's context; on a thread of our
+// own that is GPU 0, which would get a context (hundreds of MB) of its own in a run on another
+// GPU, so the model's GPU is made current for the allocation.
+torch::Tensor frames_buffer(at::IntArrayRef sizes, torch::Device device) {
+  c10::OptionalDeviceGuard guard;
+  if (device.is_cuda()) guard.reset_device(device);
+  return torch::empty(sizes,
+                      torch::TensorOptions().dtype(torch::kByte).pinned_memory(device.is_cuda()));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- clip reader
@@ -138,12 +149,7 @@ torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
 
 torch::Tensor ClipReader::stack(const std::vector<cv::Mat>& crops) const {
   const int64_t s = image_size_, n = static_cast<int64_t>(crops.size());
-  // Pinned memory belongs to the current GPU's context. On a thread of our own that is GPU 0,
-  // which would get a context (hundreds of MB) of its own in a run on another GPU.
-  c10::OptionalDeviceGuard guard;
-  if (device_.is_cuda()) guard.reset_device(device_);
-  torch::Tensor pixels = torch::empty(
-      {n, s, s, 3}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(device_.is_cuda()));
+  torch::Tensor pixels = frames_buffer({n, s, s, 3}, device_);
   for (int64_t i = 0; i < n; ++i) {
     cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
     crops[static_cast<size_t>(i)].copyTo(dst);
@@ -228,6 +234,14 @@ torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
   return impl_->reader->preprocess(rgb);
 }
 
+torch::Tensor Classifier::join_frames(const std::vector<torch::Tensor>& parts) const {
+  if (parts.size() == 1) return parts.front();
+  std::vector<int64_t> sizes = parts.front().sizes().vec();
+  for (size_t i = 1; i < parts.size(); ++i) sizes[0] += parts[i].size(0);
+  torch::Tensor out = frames_buffer(sizes, impl_->device);
+  return torch::cat_out(out, parts, 0);
+}
+
 std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   Impl& m = *impl_;
   if (clips.empty()) return {};
@@ -242,17 +256,9 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   const auto b = static_cast<int64_t>(clips.size());
 
   auto t0 = Clock::now();
-  // Batch into one (pinned, when feeding a GPU) host buffer so the upload can be asynchronous;
-  // the synchronize() below keeps the buffer alive until the copy is done.
-  torch::Tensor host = pixels.front();
-  if (b > 1) {
-    c10::OptionalDeviceGuard guard;  // the pinned buffer in the model's GPU context (see stack())
-    if (m.device.is_cuda()) guard.reset_device(m.device);
-    host = torch::empty({b * m.config.frames, m.config.image_size, m.config.image_size, 3},
-                        host.options().pinned_memory(m.device.is_cuda()));
-    torch::cat_out(host, pixels, 0);
-  }
-  auto frame_emb = encode_frames(host);
+  // One host buffer, so the upload can be asynchronous; the synchronize() below keeps it alive
+  // until the copy is done.
+  auto frame_emb = encode_frames(join_frames(pixels));
   stam::synchronize(m.device);
   const double spatial_ms = ms_since(t0);
 

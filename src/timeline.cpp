@@ -30,19 +30,6 @@ void check_positive(const std::optional<double>& v, const char* flag) {
 // Sampled frames waiting for the spatial encoder are encoded this many at a time.
 constexpr size_t kEncodeChunk = 8;
 
-// `parts` (frames, or single frames) joined along a new or the first dimension, in memory pinned
-// as theirs is: Classifier::preprocess pins frames for a GPU's asynchronous upload.
-torch::Tensor join(const std::vector<torch::Tensor>& parts, bool stack) {
-  const torch::Tensor& first = parts.front();
-  std::vector<int64_t> sizes = first.sizes().vec();
-  if (stack)
-    sizes.insert(sizes.begin(), static_cast<int64_t>(parts.size()));
-  else
-    for (size_t i = 1; i < parts.size(); ++i) sizes[0] += parts[i].size(0);
-  torch::Tensor out = torch::empty(sizes, first.options().pinned_memory(first.is_pinned()));
-  return stack ? torch::stack_out(out, parts) : torch::cat_out(out, parts);
-}
-
 // The streaming state of one run: fed one sample at a time by the decoder, it encodes new
 // frames in chunks and runs each window as soon as its frames are encoded.
 class Runner {
@@ -79,10 +66,10 @@ class Runner {
   // Each distinct frame's item: its embedding, or (without reuse) its pixels.
   void encode_pending() {
     if (pending_.empty()) return;
-    torch::Tensor pixels = join(pending_, /*stack=*/false);
+    torch::Tensor pixels = c_.join_frames(pending_);
     pending_.clear();
     if (!reuse_) {
-      for (int64_t i = 0; i < pixels.size(0); ++i) items_.push_back(pixels[i]);
+      for (int64_t i = 0; i < pixels.size(0); ++i) items_.push_back(pixels.narrow(0, i, 1));
       return;
     }
     const auto t0 = Clock::now();
@@ -111,7 +98,8 @@ class Runner {
       items.push_back(items_[static_cast<size_t>(source_[s] - first_item_)]);
       w.frame_indices.push_back(positions_[s]);
     }
-    torch::Tensor frames = reuse_ ? torch::stack(items) : join(items, /*stack=*/true);
+    // Embeddings (D each) are stacked; pixels ((1, S, S, 3) each) go to the spatial encoder.
+    torch::Tensor frames = reuse_ ? torch::stack(items) : c_.join_frames(items);
     if (!reuse_) {
       const auto t0 = Clock::now();
       frames = c_.encode_frames(frames);

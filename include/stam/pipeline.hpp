@@ -113,6 +113,9 @@ class Classifier {
   Clip prepare(const std::string& input) const;
   // Decoded RGB frames -> the model's input (ClipReader::preprocess). Thread-safe.
   torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
+  // Preprocessed frames ((n, S, S, 3) each, from preprocess() or clips) as one input for
+  // encode_frames(), in pinned memory allocated in the model's GPU context when it is a GPU.
+  torch::Tensor join_frames(const std::vector<torch::Tensor>& parts) const;
   // Runs clips (same T) through the model as one batch.
   std::vector<Result> infer(const std::vector<Clip>& clips);
   // prepare + infer for one input.

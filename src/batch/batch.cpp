@@ -399,7 +399,7 @@ Settings model_settings(const ModelOptions& model, bool logits) {
   s["labels_bytes"] = labels_bytes;
   s["frames"] = frames;
   s["sampling"] = to_string(model.sampling);
-  s["seek"] = model.seek == Seek::kKeyframe ? "keyframe" : "exact";
+  s["seek"] = to_string(model.seek);
   s["precision"] = to_string(model.precision);
   s["top_k"] = model.top_k;
   s["logits"] = logits;
