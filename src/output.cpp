@@ -2,6 +2,7 @@
 
 #include "stam/error.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -46,19 +47,51 @@ void check_output_path(const std::string& path, const std::string& flag) {
                      " does not exist; create it first");
 }
 
-std::string path_text(const std::string& path) {
+namespace {
+
+// True when the character of `n` bytes at text[i] may be taken for a line break: a control
+// character or DEL, or U+0085, U+2028, U+2029 (Python's str.splitlines() breaks at these too).
+bool breaks_lines(std::string_view text, size_t i, size_t n) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (n == 1) return c < 0x20 || c == 0x7F;
+  const std::string_view ch = text.substr(i, n);
+  return ch == "\xC2\x85" || ch == "\xE2\x80\xA8" || ch == "\xE2\x80\xA9";
+}
+
+// `text` with each byte outside a valid UTF-8 sequence as \xHH; with `backslash`, backslashes
+// too; with `line_breaks`, the bytes of every character breaks_lines() names.
+std::string escaped(const std::string& text, bool backslash, bool line_breaks) {
   std::string out;
-  for (size_t i = 0; i < path.size();) {
-    if (const size_t n = utf8_length(path, i)) {
-      out.append(path, i, n);
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_length(text, i);
+    const bool keep =
+        n != 0 && !(backslash && text[i] == '\\') && !(line_breaks && breaks_lines(text, i, n));
+    if (keep) {
+      out.append(text, i, n);
       i += n;
-    } else {
+      continue;
+    }
+    for (const size_t end = i + std::max<size_t>(n, 1); i < end; ++i) {
       char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned char>(path[i++]));
+      std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned char>(text[i]));
       out += hex;
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::string path_text(const std::string& path) {
+  return escaped(path, true, false);
+}
+
+std::string path_line(const std::string& path) {
+  return escaped(path, true, true);
+}
+
+std::string valid_utf8_text(const std::string& text) {
+  return escaped(text, false, false);
 }
 
 std::string format_number(const char* pattern, double v) {

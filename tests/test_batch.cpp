@@ -228,6 +228,9 @@ TEST(BatchRecords, InvalidUtf8NamesAreEscapedAndStayApart) {
                        "b"),
             "a\\x80b");
   EXPECT_EQ(record_key("a\xe2\x82"), "a\\xE2\\x82");
+  // A name that spells another's escape stays apart from it: its backslash is escaped too.
+  EXPECT_EQ(record_key("caf\\xE9.mp4"), "caf\\x5CxE9.mp4");
+  EXPECT_NE(record_key("caf\\xE9.mp4"), record_key("caf\xe9.mp4"));
   RecordWriter w(Format::kJsonl, 2, false);
   EXPECT_EQ(nlohmann::json::parse(w.error(odd, "e"))["input"], record_key(odd));
 }

@@ -486,16 +486,26 @@ TEST(BatchCli, NamesThatAreNotUtf8GetARecordEachAndResume) {
   const std::string root = d.file("latin1");
   link_video("short_32frames_30fps.mp4", root + "/caf\xe9.mp4");
   link_video("short_32frames_30fps.mp4", root + "/caf\xe8.mp4");
+  // A name spelling the first one's escape, backslash and all: it must not share its record.
+  link_video("short_32frames_30fps.mp4", root + "/caf\\xE9.mp4");
   const std::string out = d.file("out.jsonl");
   auto r = batch(shell_quote(root) + " -o " + shell_quote(out));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto m = jsonl_records(out);
-  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.size(), 3u);
   EXPECT_EQ(m.count(root + "/caf\\xE9.mp4"), 1u);
   EXPECT_EQ(m.count(root + "/caf\\xE8.mp4"), 1u);
+  EXPECT_EQ(m.count(root + "/caf\\x5CxE9.mp4"), 1u);
   auto again = batch(shell_quote(root) + " --resume -o " + shell_quote(out));
   EXPECT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_TRUE(contains(again.err, "0 labelled, 0 failed, 2 skipped")) << again.err;
+  EXPECT_TRUE(contains(again.err, "0 labelled, 0 failed, 3 skipped")) << again.err;
+  // With the first record alone in the output, resuming labels the other two.
+  const std::string first = read_file(out).substr(0, read_file(out).find('\n') + 1);
+  std::ofstream(out, std::ios::trunc) << first;
+  auto rest = batch(shell_quote(root) + " --resume -o " + shell_quote(out));
+  EXPECT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_TRUE(contains(rest.err, "2 labelled, 0 failed, 1 skipped")) << rest.err;
+  EXPECT_EQ(jsonl_records(out).size(), 3u);
 }
 
 TEST(BatchCli, ResumeWithAnotherSeekModeIsRefused) {

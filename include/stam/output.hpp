@@ -26,10 +26,17 @@ std::string format_number(const char* pattern, double v);
 // forms, surrogates and code points above U+10FFFF included).
 size_t utf8_length(std::string_view s, size_t i);
 
-// A file name as JSON and CSV can hold it: unchanged when it is valid UTF-8, else each byte that
-// is not part of a valid sequence written as \xHH (as bash's $'...' quoting does), so that names
-// differing only in such bytes (Latin-1 names, say) stay apart.
+// A file name as JSON and CSV can hold it: each byte that is not part of a valid UTF-8 sequence
+// written as \xHH (as bash's $'...' quoting does), and so is a backslash (\x5C), so that every
+// backslash starts an escape: names differing only in such bytes (Latin-1 names, say) stay
+// apart, and none can be spelled as another's escape. Other names are unchanged.
 std::string path_text(const std::string& path);
+// path_text() for a text file of one name a line: characters a reader may take for a line break
+// (control characters such as a newline, U+0085, U+2028, U+2029) as \xHH bytes too.
+std::string path_line(const std::string& path);
+// `text` with only its invalid UTF-8 bytes as \xHH: for text that may already hold path_text()
+// escapes (a record read back), whose backslashes must stay as they are.
+std::string valid_utf8_text(const std::string& text);
 
 // Refuses, before any work, an output whose file could not be created: one in a folder that does
 // not exist (more likely a typo than a wish for a new tree: only the file is ever created) or a

@@ -75,7 +75,7 @@ Visited visit_jsonl(const std::string& path, const Visitor& visit) {
                                    " is not a stam batch JSONL record; refusing to modify "
                                    "the file (use another --output, or --overwrite)");
     line += '\n';
-    visit(record_key(j["input"].get<std::string>()), !j.contains("error"), line);
+    visit(stored_record_key(j["input"].get<std::string>()), !j.contains("error"), line);
   }
   return v;
 }
@@ -115,7 +115,7 @@ Visited visit_csv(const std::string& path, int64_t top_k, const Visitor& visit) 
       throw output_error(path, "row " + std::to_string(i + 1) + " has " + std::to_string(r.size()) +
                                    " fields, expected " + std::to_string(width));
     const size_t begin = rows.row_end[i - 1];
-    visit(record_key(r.front()), r.back().empty(),
+    visit(stored_record_key(r.front()), r.back().empty(),
           std::string_view(data).substr(begin, rows.row_end[i] - begin));
   }
   return v;

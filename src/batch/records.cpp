@@ -117,6 +117,10 @@ std::string record_key(const std::string& path) {
   return path_text(std::filesystem::path(path).lexically_normal().string());
 }
 
+std::string stored_record_key(const std::string& input) {
+  return valid_utf8_text(std::filesystem::path(input).lexically_normal().string());
+}
+
 RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column)
     : format_(format),
       top_k_(top_k),
