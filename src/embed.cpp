@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -53,6 +54,7 @@ void write_jsonl(const std::string& path, const std::vector<Embedding>& embeddin
     nlohmann::ordered_json j;
     j["input"] = path_text(e.input);
     j["embedding"] = nested(e.values.data(), row_shape, 0);
+    if (!e.warnings.empty()) j["warnings"] = e.warnings;
     out << dump_json(j) << '\n';
   }
   close_output(out, path);
@@ -64,14 +66,21 @@ Embedding embed(Classifier& classifier, const std::string& input, bool per_frame
   const Clip clip = classifier.prepare(input);
   c10::InferenceMode guard;
   torch::Tensor frames = classifier.encode_frames(clip.pixels);
-  if (per_frame) return {input, to_floats(frames)};
-  return {input, to_floats(classifier.encode_clips(frames.unsqueeze(0))[0])};
+  if (per_frame) return {input, to_floats(frames), clip.warnings};
+  return {input, to_floats(classifier.encode_clips(frames.unsqueeze(0))[0]), clip.warnings};
 }
 
 EmbedFormat embed_format(const std::string& output) {
-  const std::string ext = fs::path(output).extension().string();
+  const auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  const std::string ext = lower(fs::path(output).extension().string());
   if (ext == ".npy") return EmbedFormat::kNpy;
   if (ext == ".jsonl") return EmbedFormat::kJsonl;
+  const std::string name = lower(fs::path(output).filename().string());
+  if (name == ".npy" || name == ".jsonl")  // a dot-file, with no extension of its own
+    throw UsageError("--output '" + output + "': give the file a name before " + name);
   throw UsageError("--output '" + output + "': name it .npy (NumPy array) or .jsonl (JSON lines)");
 }
 
@@ -120,7 +129,7 @@ void write_embeddings(const std::string& output, const std::vector<Embedding>& e
   std::string paths;
   for (const auto& e : embeddings) {
     data.insert(data.end(), e.values.begin(), e.values.end());
-    paths += e.input + '\n';
+    paths += path_line(e.input) + '\n';
   }
   write_npy(output, shape, data);
   const std::string list = paths_file(output);

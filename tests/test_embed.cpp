@@ -2,6 +2,9 @@
 // reads, and the CLI's .npy and JSONL outputs agreeing value for value.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
 
 #include "stam/embed.hpp"
 #include "stam/error.hpp"
@@ -57,7 +60,55 @@ TEST(Embed, FormatFollowsTheExtension) {
   EXPECT_EQ(stam::embed_format("a/b.npy"), stam::EmbedFormat::kNpy);
   EXPECT_EQ(stam::embed_format("b.jsonl"), stam::EmbedFormat::kJsonl);
   EXPECT_THROW(stam::embed_format("b.csv"), stam::UsageError);
+  EXPECT_EQ(stam::embed_format("B.NPY"), stam::EmbedFormat::kNpy);  // any case, as batch's
+  try {
+    stam::embed_format("out/.npy");
+    FAIL() << "a name that is only an extension accepted";
+  } catch (const stam::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("give the file a name before .npy"), std::string::npos)
+        << e.what();
+  }
   EXPECT_EQ(stam::paths_file("out/emb.npy"), "out/emb.paths.txt");
+}
+
+TEST(Embed, EachInputIsOneLineOfThePathsFile) {
+  // A newline in a file name used to split its line in two, pairing every later row of the
+  // array with the wrong video; bytes that are not UTF-8 are written as in the JSON records.
+  stam::test::TempDir dir;
+  const std::string npy = dir.file("e.npy");
+  // U+0085 and U+2028 break lines for Python's str.splitlines(); U+00E9 does not.
+  stam::write_embeddings(npy,
+                         {{"a\nb.mp4", {1, 2}, {}},
+                          {"c\xff\t.mp4", {3, 4}, {}},
+                          {"d\xc2\x85\xe2\x80\xa8\xc3\xa9.mp4", {5, 6}, {}}},
+                         {2});
+  EXPECT_EQ(stam::test::read_file(dir.file("e.paths.txt")),
+            "a\\x0Ab.mp4\nc\\xFF\\x09.mp4\nd\\xC2\\x85\\xE2\\x80\\xA8\xc3\xa9.mp4\n");
+}
+
+TEST(Embed, WarningsTravelWithTheEmbedding) {
+  // Five frames for a model of 8 (ffmpeg -f lavfi -i testsrc=size=64x48:rate=10 -frames:v 5):
+  // the clip repeats frames, and the JSON lines record says so, as classify's would.
+  stam::test::TempDir dir;
+  const std::string video = dir.file("five.mp4");
+  const auto made = stam::test::run_command(
+      "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=size=64x48:rate=10 -frames:v 5 "
+      "-c:v libx264 -pix_fmt yuv420p " +
+      shell_quote(video));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  stam::Classifier c(tiny_options());
+  const stam::Embedding e = stam::embed(c, video, false);
+  ASSERT_EQ(e.warnings.size(), 1u);
+  EXPECT_NE(e.warnings[0].find("too short for 8 samples"), std::string::npos) << e.warnings[0];
+  const std::string out = dir.file("e.jsonl");
+  stam::write_embeddings(out, {e, stam::embed(c, video_path("short_32frames_30fps.mp4"), false)},
+                         {128});
+  std::istringstream lines(stam::test::read_file(out));
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_EQ(nlohmann::json::parse(first)["warnings"], nlohmann::json(e.warnings));
+  EXPECT_FALSE(nlohmann::json::parse(second).contains("warnings"));  // a clean video
 }
 
 TEST(Embed, TheClipEmbeddingIsWhatTheHeadReads) {

@@ -13,7 +13,8 @@ namespace stam {
 
 struct Embedding {
   std::string input;
-  std::vector<float> values;  // D (clip), or T x D row-major (per frame)
+  std::vector<float> values;          // D (clip), or T x D row-major (per frame)
+  std::vector<std::string> warnings;  // the clip's (decode.hpp), as classify reports them
 };
 
 // Decodes, samples and preprocesses `input` as classify does and returns its clip embedding, or
@@ -32,8 +33,9 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape,
                const std::vector<float>& data);
 
 // Writes the embeddings, each of `row_shape` (e.g. {D} or {T, D}): .npy as an N x row_shape array
-// plus the paths file, or .jsonl as {"input": ..., "embedding": [...]} lines (nested as
-// row_shape). Throws UsageError when a file cannot be written.
+// plus the paths file (one input a line, as path_line() writes it: control characters such as a
+// newline as \xHH), or .jsonl as {"input": ..., "embedding": [...][, "warnings": [...]]} lines
+// (nested as row_shape). Throws UsageError when a file cannot be written.
 void write_embeddings(const std::string& output, const std::vector<Embedding>& embeddings,
                       const std::vector<int64_t>& row_shape);
 
