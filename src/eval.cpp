@@ -1,12 +1,16 @@
 // Accuracy from ground truth and batch records: the metrics behind `stam eval`.
 #include "stam/eval.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unordered_map>
+#include <utility>
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
@@ -116,10 +120,14 @@ std::vector<Sample> samples_from_list(std::istream& in, const std::string& sourc
                                       const std::vector<std::string>& labels) {
   std::vector<Sample> samples;
   std::vector<std::string> problems;
+  // Each video once: record_key() -> its first line and label (batch matches records by it).
+  std::unordered_map<std::string, std::pair<size_t, int64_t>> seen;
   size_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A byte-order mark (Windows editors), which batch's --list drops too.
+    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const size_t comma = line.rfind(',');
     const std::string where = "line " + std::to_string(line_no);
@@ -129,10 +137,21 @@ std::vector<Sample> samples_from_list(std::istream& in, const std::string& sourc
     }
     const std::string label = line.substr(comma + 1);
     const int64_t index = class_of_label(label, labels);
-    if (index < 0)
+    if (index < 0) {
       problems.push_back(where + ": '" + label + "' names no class");
-    else
-      samples.push_back({line.substr(0, comma), index});
+      continue;
+    }
+    const std::string input = line.substr(0, comma);
+    const auto [first, added] = seen.try_emplace(batch::record_key(input), line_no, index);
+    if (added) {
+      samples.push_back({input, index});
+    } else if (first->second.second != index) {
+      problems.push_back(where + ": '" + input + "' is on line " +
+                         std::to_string(first->second.first) + " with another label");
+    } else {
+      spdlog::warn("eval: {}: {} repeats line {}; the video counts once", source, where,
+                   first->second.first);
+    }
   }
   if (!problems.empty())
     throw UsageError("eval: " + source + ": " + std::to_string(problems.size()) +
@@ -172,7 +191,7 @@ std::unordered_map<std::string, Outcome> read_records(const std::string& path) {
       o.error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
     else
       for (const auto& p : j["top_k"]) o.ranked.push_back(p.at("index").get<int64_t>());
-    Outcome& slot = out[batch::record_key(j["input"].get<std::string>())];
+    Outcome& slot = out[batch::stored_record_key(j["input"].get<std::string>())];
     if (slot.ranked.empty()) slot = std::move(o);  // a result wins over an error
   }
   return out;

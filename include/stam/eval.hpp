@@ -33,8 +33,9 @@ std::vector<Sample> samples_from_tree(const std::string& dir,
                                       const std::vector<std::string>& extensions);
 
 // `path,label` lines (split at the last comma, so paths may hold commas; blank lines and a
-// trailing '\r' skipped); the label is a class name or a class index. Throws UsageError naming
-// `source` and the line of every label that names no class.
+// trailing '\r' skipped); the label is a class name or a class index. A video listed again (by
+// its path in normal form, ./a.mp4 being a.mp4) counts once; under another label it is a bad
+// line. Throws UsageError naming `source` and every bad line.
 std::vector<Sample> samples_from_list(std::istream& in, const std::string& source,
                                       const std::vector<std::string>& labels);
 

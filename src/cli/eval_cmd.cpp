@@ -1,6 +1,7 @@
 // stam eval DIR | --list FILE: accuracy on a labelled set. The labelling is `stam batch` into a
 // resumable records file; the metrics are in stam/eval.hpp. This file maps flags to both.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iostream>
@@ -75,7 +76,9 @@ int run_eval(EvalArgs& a) {
 
   const auto report = eval::evaluate(samples, eval::read_records(o.output), model.top_k);
   if (a.format == "json")
-    std::cout << dump_json(eval::report_json(report, labels), 2) << "\n";
+    // As classify and timeline: indented at a terminal, one line for a program.
+    std::cout << dump_json(eval::report_json(report, labels), ::isatty(STDOUT_FILENO) ? 2 : -1)
+              << "\n";
   else
     std::cout << eval::report_text(report, labels);
   return report.failed.empty() ? 0 : static_cast<int>(Exit::kPartial);
