@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -551,4 +552,25 @@ TEST(BatchRun, ResumingACsvWithoutTheWarningsColumnKeepsItsLayout) {
   r.go();
   EXPECT_EQ(read_file(r.opts.output).substr(0, old_header.size()), old_header);
   for (const auto& row : parse_csv(read_file(r.opts.output)).rows) EXPECT_EQ(row.size(), 6u);
+}
+
+TEST(BatchSignals, AfterAStopTheHandlerOutlivesTheGuard) {
+  // A second SIGTERM in the teardown after a stopped run must still mean 130: with the default
+  // action back in place it killed the process (143), as one CI run saw.
+  struct sigaction before {}, before_int {}, now {};
+  sigaction(SIGTERM, nullptr, &before);
+  sigaction(SIGINT, nullptr, &before_int);
+  { SignalGuard g; }
+  sigaction(SIGTERM, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, before.sa_handler) << "a run that was not stopped restores";
+  {
+    SignalGuard g;
+    request_stop();
+  }
+  sigaction(SIGTERM, nullptr, &now);
+  EXPECT_NE(now.sa_handler, before.sa_handler) << "a stopped run keeps its handler";
+  EXPECT_NE(now.sa_handler, SIG_DFL);
+  clear_stop();
+  sigaction(SIGTERM, &before, nullptr);
+  sigaction(SIGINT, &before_int, nullptr);
 }

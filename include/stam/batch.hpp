@@ -317,7 +317,8 @@ Summary run(const Options& options, const EngineFactory& engine, std::istream& l
 std::string summary_line(const Summary& s);
 
 // SIGINT/SIGTERM handling: the first signal asks the run to stop after the clips being
-// inferred; the second exits at once with 130. Restores the previous handlers when destroyed.
+// inferred; the second exits at once with 130. Restores the previous handlers when destroyed,
+// unless a stop was asked for: then a second signal still exits with 130 until the process ends.
 class SignalGuard {
  public:
   SignalGuard();

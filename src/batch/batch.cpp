@@ -467,6 +467,9 @@ SignalGuard::SignalGuard() {
 }
 
 SignalGuard::~SignalGuard() {
+  // After a stop the process is on its way out: a second signal during the teardown must still
+  // quit with 130, not die by the default action (143 for SIGTERM).
+  if (stop_requested()) return;
   sigaction(SIGINT, &g_old_int, nullptr);
   sigaction(SIGTERM, &g_old_term, nullptr);
 }
