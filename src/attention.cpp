@@ -15,20 +15,31 @@ double scale_for(int64_t head_dim) {
 }
 
 // Three oneDNN primitives, run one item at a time over all its heads: the scores of one item
-// (heads x L x L, fp32) are the only memory allocated, whatever the batch. q, k and v are read
-// where the projection wrote them (strided views of qkv), and each head is written straight into
-// its columns of `out`: scores = scale * q k^T, in fp32 whatever qkv's dtype; probabilities =
-// softmax(scores), in fp32, stored in qkv's dtype (in place for fp32); out = probabilities v.
+// (heads x L x L, fp32) are the only memory allocated, whatever the batch, with (in bf16) one
+// item's q, k and v. scores = scale * q k^T, in fp32 whatever qkv's dtype; probabilities =
+// softmax(scores), in fp32, stored in qkv's dtype (in place for fp32); out = probabilities v,
+// each head written straight into its columns of `out`.
+// In fp32, q, k and v are read where the projection wrote them (strided views of qkv). In bf16
+// they are first copied head by head into one dense buffer: on strided operands oneDNN 2.6 runs
+// its generic gemm, which with the score scale took 1.24 ms an item where the AMX kernels it
+// picks for dense ones take 0.10 (12 heads, L = 197), and attention was half of a bf16 block.
 void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int64_t heads) {
   const torch::Tensor qkv = qkv_in.contiguous();
   const memory::dim b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3, h = heads, hd = d / h;
   const auto dt = *onednn::data_type(qkv.scalar_type());
+  const bool dense = dt != memory::data_type::f32;
   auto scores = torch::empty({h, l, l}, qkv.options().dtype(torch::kFloat));
-  auto probs = dt == memory::data_type::f32 ? scores : torch::empty({h, l, l}, qkv.options());
+  auto probs = dense ? torch::empty({h, l, l}, qkv.options()) : scores;
+  auto heads_qkv = dense ? torch::empty({3, h, l, hd}, qkv.options()) : torch::Tensor();
 
-  const memory::dims row = {l * 3 * d, hd, 3 * d, 1};  // q or v as (1, H, L, hd) in qkv
+  // q, k and v of one item, each as (1, H, L, hd): at `at` in qkv (row stride 3d), or at
+  // 0, H*L*hd and 2*H*L*hd in the dense buffer. k^T is k's memory read transposed.
+  const memory::dims row = dense ? memory::dims{h * l * hd, l * hd, hd, 1}
+                                 : memory::dims{l * 3 * d, hd, 3 * d, 1};
+  const memory::dims row_t = {row[0], row[1], row[3], row[2]};
+  const memory::dim q_at = 0, k_at = dense ? h * l * hd : d, v_at = 2 * k_at;
   const memory::desc q_md({1, h, l, hd}, dt, row), v_md = q_md;
-  const memory::desc kt_md({1, h, hd, l}, dt, {l * 3 * d, hd, 1, 3 * d});  // k^T, same buffer
+  const memory::desc kt_md({1, h, hd, l}, dt, row_t);
   const memory::desc s_md({1, h, l, l}, memory::data_type::f32, memory::format_tag::abcd);
   const memory::desc p_md({1, h, l, l}, dt, memory::format_tag::abcd);
   const memory::desc o_md({1, h, l, hd}, dt, {l * d, hd, d, 1});  // (1, L, H*hd) output
@@ -55,14 +66,17 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
   auto& stream = onednn::stream();
   const auto s_mem = onednn::wrap(s_md, scores), p_mem = onednn::wrap(p_md, probs);
   for (memory::dim i = 0; i < b; ++i) {
-    const int64_t in_at = i * l * 3 * d, out_at = i * l * d;
-    qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, qkv, in_at)},
-                        {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, qkv, in_at + d)},
+    const torch::Tensor& src = dense ? heads_qkv : qkv;
+    const int64_t in_at = dense ? 0 : i * l * 3 * d, out_at = i * l * d;
+    if (dense) heads_qkv.copy_(qkv[i].view({l, 3, h, hd}).permute({1, 2, 0, 3}));
+    qk.execute(stream, {{DNNL_ARG_SRC, onednn::wrap(q_md, src, in_at + q_at)},
+                        {DNNL_ARG_WEIGHTS, onednn::wrap(kt_md, src, in_at + k_at)},
                         {DNNL_ARG_DST, s_mem}});
     softmax.execute(stream, {{DNNL_ARG_SRC, s_mem}, {DNNL_ARG_DST, p_mem}});
     pv.execute(stream, {{DNNL_ARG_SRC, p_mem},
-                        {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, qkv, in_at + 2 * d)},
+                        {DNNL_ARG_WEIGHTS, onednn::wrap(v_md, src, in_at + v_at)},
                         {DNNL_ARG_DST, onednn::wrap(o_md, out, out_at)}});
+    if (dense) stream.wait();  // the buffer is refilled for the next item
   }
   stream.wait();
 }
