@@ -34,8 +34,8 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
 
   // q, k and v of one item, each as (1, H, L, hd): at `at` in qkv (row stride 3d), or at
   // 0, H*L*hd and 2*H*L*hd in the dense buffer. k^T is k's memory read transposed.
-  const memory::dims row = dense ? memory::dims{h * l * hd, l * hd, hd, 1}
-                                 : memory::dims{l * 3 * d, hd, 3 * d, 1};
+  const memory::dims row =
+      dense ? memory::dims{h * l * hd, l * hd, hd, 1} : memory::dims{l * 3 * d, hd, 3 * d, 1};
   const memory::dims row_t = {row[0], row[1], row[3], row[2]};
   const memory::dim q_at = 0, k_at = dense ? h * l * hd : d, v_at = 2 * k_at;
   const memory::desc q_md({1, h, l, hd}, dt, row), v_md = q_md;

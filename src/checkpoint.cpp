@@ -14,10 +14,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "stam/error.hpp"
@@ -110,7 +112,7 @@ struct Slot {
 
 // A whole file mapped into memory; tensors that point into it share ownership of it. Private and
 // writable: a write copies the page it touches, so it never reaches the file (and nothing here
-// writes). Pages are read in when mapped, so reading shows in the load, not in the first forward.
+// writes, which is what makes release() safe).
 class MappedFile {
  public:
   // data() is null when the file cannot be mapped; the caller then reads instead.
@@ -121,10 +123,6 @@ class MappedFile {
     ::close(fd);
     if (p == MAP_FAILED) return;
     data_ = static_cast<char*>(p);
-    // MAP_POPULATE would copy every page of a writable private mapping; this only reads them
-    // (Linux >= 5.14; older kernels get read-ahead instead).
-    constexpr int kPopulateRead = 22;  // MADV_POPULATE_READ
-    if (::madvise(p, size_t(size), kPopulateRead) != 0) ::madvise(p, size_t(size), MADV_WILLNEED);
   }
   ~MappedFile() {
     if (data_) ::munmap(data_, size_t(size_));
@@ -133,7 +131,30 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   char* data() const { return data_; }
 
+  // Reads in the pages of [begin, end), so that reading shows in the load, not in the first
+  // forward. MAP_POPULATE would copy every page of a writable private mapping; this only reads
+  // them (Linux >= 5.14; older kernels get read-ahead instead).
+  void populate(uint64_t begin, uint64_t end) const {
+    const uint64_t first = begin / page() * page(), last = std::min(size_, round_up(end));
+    if (first >= last) return;
+    constexpr int kPopulateRead = 22;  // MADV_POPULATE_READ
+    if (::madvise(data_ + first, last - first, kPopulateRead) != 0)
+      ::madvise(data_ + first, last - first, MADV_WILLNEED);
+  }
+  // Drops the pages wholly inside [begin, end) from memory. Unwritten pages of a private file
+  // mapping are read from the file again if touched, so this only ever costs a re-read.
+  void release(uint64_t begin, uint64_t end) const {
+    const uint64_t first = round_up(begin), last = end / page() * page();
+    if (first < last) ::madvise(data_ + first, last - first, MADV_DONTNEED);
+  }
+
  private:
+  static uint64_t page() {
+    static const uint64_t size = uint64_t(::sysconf(_SC_PAGESIZE));
+    return size;
+  }
+  static uint64_t round_up(uint64_t n) { return (n + page() - 1) / page() * page(); }
+
   char* data_ = nullptr;
   uint64_t size_;
 };
@@ -168,6 +189,8 @@ struct Checkpoint::Impl {
   torch::Tensor read(const Slot& slot, bool may_view) const;
   torch::Tensor read_zip(const Slot& slot, bool may_view) const;
   const MappedFile* mapping() const;
+  // Where the slot's storage record starts in the mapped file; nothing when it is not mapped.
+  std::optional<uint64_t> mapped_record(const Slot& slot) const;
   torch::Tensor map_zip(const Slot& slot, bool may_view) const;
   torch::Tensor read_legacy(const Slot& slot) const;
 };
@@ -215,16 +238,23 @@ const MappedFile* Checkpoint::Impl::mapping() const {
 // The tensor from the mapping: a view of its record's bytes when `may_view` and it is contiguous,
 // else a contiguous copy of them; undefined when the record cannot be used in place (compressed,
 // not mappable, misaligned), and is read instead.
-torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot, bool may_view) const {
+std::optional<uint64_t> Checkpoint::Impl::mapped_record(const Slot& slot) const {
   const std::string name = "data/" + slot.ref.storage.key;
   const auto it = stored.find(name);
   if (it == stored.end() || !mapping()) return {};
   const uint64_t offset = zip->getRecordOffset(name), size = it->second;
   if (offset > file_size || size > file_size - offset) return {};
   if (uint64_t(slot.end) > size) fail(path, "storage record is shorter than its tensor needs");
+  return offset;
+}
+
+torch::Tensor Checkpoint::Impl::map_zip(const Slot& slot, bool may_view) const {
+  const auto offset = mapped_record(slot);
+  if (!offset) return {};
   const int64_t elem = int64_t(c10::elementSize(slot.ref.dtype));
-  char* first = map->data() + offset + slot.begin;
+  char* first = map->data() + *offset + slot.begin;
   if (reinterpret_cast<uintptr_t>(first) % uintptr_t(elem) != 0) return {};
+  map->populate(*offset + uint64_t(slot.begin), *offset + uint64_t(slot.end));
   auto owner = map;
   at::Tensor whole = at::from_blob(
       first, {(slot.end - slot.begin) / elem}, [owner](void*) {},
@@ -484,6 +514,17 @@ torch::Tensor Checkpoint::load(const std::string& key) const {
 
 torch::Tensor Checkpoint::view(const std::string& key) const {
   return read(key, /*may_view=*/true);
+}
+
+void Checkpoint::release(const std::string& key) const {
+  auto it = impl_->index.find(key);
+  if (it == impl_->index.end() || impl_->format != "zip") return;
+  const Slot& slot = impl_->slots[it->second];
+  guarded(impl_->path, [&] {
+    if (const auto offset = impl_->mapped_record(slot))
+      impl_->map->release(*offset + uint64_t(slot.begin), *offset + uint64_t(slot.end));
+    return 0;
+  });
 }
 
 torch::Tensor Checkpoint::read(const std::string& key, bool may_view) const {

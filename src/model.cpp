@@ -356,10 +356,12 @@ void load_weights(Stam& model, const Checkpoint& ckpt) {
     // Same dtype and device: the parameter takes the loaded tensor itself (for a zip checkpoint,
     // a view of the mapped file), so the weights are never copied. Else convert into it.
     if (src.scalar_type() == dst.scalar_type() && src.device() == dst.device() &&
-        src.is_contiguous())
+        src.is_contiguous()) {
       dst.set_data(src);
-    else
+    } else {
       dst.copy_(src);
+      ckpt.release(key);  // the file's bytes are not read again: they leave memory now
+    }
   }
 }
 

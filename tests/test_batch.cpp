@@ -557,7 +557,8 @@ TEST(BatchRun, ResumingACsvWithoutTheWarningsColumnKeepsItsLayout) {
 TEST(BatchSignals, AfterAStopTheHandlerOutlivesTheGuard) {
   // A second SIGTERM in the teardown after a stopped run must still mean 130: with the default
   // action back in place it killed the process (143), as one CI run saw.
-  struct sigaction before {}, before_int {}, now {};
+  struct sigaction before {
+  }, before_int{}, now{};
   sigaction(SIGTERM, nullptr, &before);
   sigaction(SIGINT, nullptr, &before_int);
   { SignalGuard g; }

@@ -5,6 +5,7 @@
 // mutations of those fixtures or small pickles assembled here byte by byte.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -178,6 +179,26 @@ TEST(Checkpoint, ZipFileIsMappedOnlyWhileItsTensorsAreInUse) {
   EXPECT_TRUE(mapped(path)) << "the reader keeps its mapping for the next tensors";
   ckpt = Checkpoint::open(fixture_path("ckpt_legacy_top.pth"));
   EXPECT_FALSE(mapped(path)) << "still mapped with no tensor and no reader left";
+}
+
+// A loader that converted a tensor releases its pages: they leave this process's memory, and a
+// view still in use reads the same values from the file again.
+TEST(Checkpoint, ReleasedTensorsLeaveMemoryAndAreReadAgainWhenUsed) {
+  TempDir dir;
+  const std::string path = dir.file("copy.pth");
+  fs::copy_file(fixture_path("tiny_stam.pth"), path);
+  Checkpoint ckpt = Checkpoint::open(path);
+  const std::string key = "patch_embed.proj.weight";  // 384 KiB, the largest tensor
+  const torch::Tensor want = ckpt.load(key);
+  const torch::Tensor view = ckpt.view(key);
+  const int64_t bytes = view.numel() * int64_t(view.element_size()), page = ::sysconf(_SC_PAGESIZE);
+  const int64_t before = test::resident_bytes_of_mapping(path);
+  EXPECT_GE(before, bytes - 2 * page) << "a view's pages are read in when it is made";
+  ckpt.release(key);
+  EXPECT_LE(test::resident_bytes_of_mapping(path), before - (bytes - 2 * page));
+  EXPECT_TRUE(torch::equal(view, want));
+  EXPECT_GE(test::resident_bytes_of_mapping(path), bytes - 2 * page) << "read again";
+  ckpt.release("no such tensor");  // a no-op, as for tensors that were read, not mapped
 }
 
 // Records compressed by another zip tool are read (not mapped), with the same values.

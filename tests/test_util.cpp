@@ -96,4 +96,22 @@ CommandResult run_command(const std::string& command) {
   return r;
 }
 
+int64_t resident_bytes_of_mapping(const std::string& path) {
+  std::istringstream smaps(read_file("/proc/self/smaps"));
+  int64_t kb = 0;
+  bool ours = false;
+  for (std::string line; std::getline(smaps, line);) {
+    // A mapping's header ("start-end perms offset dev inode path") is followed by its fields.
+    const std::string first = line.substr(0, line.find(' '));
+    const bool header = first.find('-') != std::string::npos &&
+                        first.find_first_not_of("0123456789abcdef-") == std::string::npos;
+    if (header)
+      ours = line.size() > path.size() &&
+             line.compare(line.size() - path.size() - 1, std::string::npos, " " + path) == 0;
+    else if (ours && line.rfind("Rss:", 0) == 0)
+      kb += std::stoll(line.substr(4));
+  }
+  return kb * 1024;
+}
+
 }  // namespace stam::test

@@ -46,4 +46,7 @@ std::string sci(double v);
 // Quotes `s` for /bin/sh.
 std::string shell_quote(const std::string& s);
 
+// Bytes of this process's mappings of the file `path` that are resident (/proc/self/smaps).
+int64_t resident_bytes_of_mapping(const std::string& path);
+
 }  // namespace stam::test

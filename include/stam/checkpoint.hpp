@@ -8,7 +8,8 @@
 // ignored: no Python object is ever constructed or called.
 //
 // Zip files are mapped into memory, and view() gives their (uncompressed) tensors as views of the
-// mapping, which they keep alive: a model that takes them copies nothing. Other tensors (legacy
+// mapping, which they keep alive: a model that takes them copies nothing (each tensor's pages are
+// read in when it is viewed, not at open). Other tensors (legacy
 // files, compressed records) are read lazily, one at a time, so a loader that converts each into
 // its destination never holds two full copies of the weights.
 #include <torch/types.h>
@@ -53,6 +54,11 @@ class Checkpoint {
   // The same values without a copy when the file allows: a view of the mapped file that keeps it
   // mapped. Writing to it never reaches the file, but other views of the same bytes see it.
   torch::Tensor view(const std::string& key) const;
+  // Drops from memory the mapped pages that hold only `key`'s bytes, for a loader that has
+  // converted the tensor into memory of its own: the mapping then never stays resident beside
+  // the converted weights. A view still in use reads them from the file again. No-op for tensors
+  // that were not mapped.
+  void release(const std::string& key) const;
 
  private:
   torch::Tensor read(const std::string& key, bool may_view) const;
