@@ -206,8 +206,8 @@ Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_re
   m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek, m.device);
   if (reader_ready) reader_ready(*m.reader);
 
-  // Move the (uninitialised-by-checkpoint) model to its home first, so that loading converts
-  // each tensor in place and no second full copy of the weights ever exists.
+  // Give the parameters their device and dtype first, so that loading converts each tensor into
+  // its place and no second full copy of the weights ever exists.
   m.model = Stam(m.config);
   place(m.model, m.device, m.dtype);
   load_weights(m.model, ckpt);

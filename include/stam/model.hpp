@@ -182,11 +182,12 @@ TORCH_MODULE(Stam);
 // runs without weights (bench) and tests.
 void init_random(Stam& model, uint64_t seed);
 
-// Moves the model to `device`, its products' weights (Linear layers, the patch projection) and
-// its embeddings in `dtype`. LayerNorm parameters and the head stay fp32, and their forwards
-// compute in their parameters' dtype, so normalisation and the logits are fp32-accurate whatever
-// the products' precision. On a GPU the spatial encoder takes all frames in one pass
-// (frame_chunk).
+// Gives the model's parameters their home before they are filled (by load_weights() or
+// init_random(); their values are not kept): memory on `device`, in `dtype` for the products'
+// weights (Linear layers, the patch projection) and the embeddings. LayerNorm parameters and the
+// head are fp32, and their forwards compute in their parameters' dtype, so normalisation and the
+// logits are fp32-accurate whatever the products' precision. On a GPU the spatial encoder takes
+// all frames in one pass (frame_chunk).
 void place(Stam& model, const torch::Device& device, c10::ScalarType dtype);
 
 // Puts every tensor of `ckpt` into `model`, one tensor at a time: a tensor already of the
