@@ -331,5 +331,9 @@ TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
     const auto r = stam::test::run_command(
         stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() + flag);
     EXPECT_EQ(r.exit_code, 2) << flag;
+    EXPECT_NE(r.err.find(std::string(flag).substr(1, std::string(flag).find(' ', 1) - 1) +
+                         " does not apply to timeline"),
+              std::string::npos)
+        << r.err;
   }
 }

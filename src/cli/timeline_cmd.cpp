@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <memory>
+#include <utility>
 
 #include "commands.hpp"
 #include "options.hpp"
@@ -21,9 +22,17 @@ struct TimelineArgs {
   std::string format = "text";
   bool logits = false;
   bool no_reuse = false;
+  // classify's clip sampling flags, taken only to say why they do not apply here.
+  std::string seek, sampling;
 };
 
 int run_timeline_cmd(const TimelineArgs& a) {
+  for (const auto& [flag, value] : {std::pair{"--seek", &a.seek}, {"--sampling", &a.sampling}}) {
+    if (!value->empty())
+      throw UsageError(std::string(flag) +
+                       " does not apply to timeline: it reads the whole video " +
+                       "in order and samples it at --fps (see --window-seconds, --stride-seconds)");
+  }
   ModelOptions opts = finish_model_options(a.model);
   if (const auto t = requested_window_frames(a.window)) {
     if (opts.frames > 0 && opts.frames != *t)
@@ -68,6 +77,9 @@ Command add_timeline(CLI::App& app) {
   sub->add_flag("--no-reuse", args->no_reuse,
                 "encode every window's frames again, as classifying each window on its own "
                 "would (same output, slower: for comparison)");
+  // Hidden (group ""): given, they stop the run with the reason, not "unknown option".
+  sub->add_option("--seek", args->seek)->group("");
+  sub->add_option("--sampling", args->sampling)->group("");
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_timeline_cmd(*args); }};
