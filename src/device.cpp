@@ -114,18 +114,30 @@ void check_precision(const torch::Device& device, Precision p) {
   }
 }
 
+Precision faster_precision(double fp32_gflops, double bf16_gflops) {
+  return bf16_gflops >= kBf16Margin * fp32_gflops ? Precision::kBf16 : Precision::kFp32;
+}
+
 PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {
   const torch::Device cpu(torch::kCPU);
+  const GemmProbe fp32(m, k, n, cpu, torch::kFloat, false),
+      bf16(m, k, n, cpu, torch::kBFloat16, false);
+  fp32.run();  // warm-ups
+  bf16.run();
   PrecisionChoice c;
-  c.fp32_gflops = measure_gemm_gflops(m, k, n, cpu, torch::kFloat, false, 3);
-  c.bf16_gflops = measure_gemm_gflops(m, k, n, cpu, torch::kBFloat16, false, 3);
-  const bool bf16 = c.bf16_gflops > c.fp32_gflops;
-  c.precision = bf16 ? Precision::kBf16 : Precision::kFp32;
-  c.reason = fmt::format("auto: {} measured {:.2f}x as fast as {} ({:.0f} against {:.0f} GFLOP/s)",
-                         bf16 ? "bf16" : "fp32",
-                         bf16 ? c.bf16_gflops / c.fp32_gflops : c.fp32_gflops / c.bf16_gflops,
-                         bf16 ? "fp32" : "bf16", std::max(c.fp32_gflops, c.bf16_gflops),
-                         std::min(c.fp32_gflops, c.bf16_gflops));
+  for (int round = 0; round < 5; ++round) {
+    c.fp32_gflops = std::max(c.fp32_gflops, fp32.run());
+    c.bf16_gflops = std::max(c.bf16_gflops, bf16.run());
+  }
+  c.precision = faster_precision(c.fp32_gflops, c.bf16_gflops);
+  const double ratio = c.bf16_gflops / c.fp32_gflops;
+  c.reason = fmt::format(
+      "auto: {}: bf16 measured {:.2f}x the fp32 rate ({:.0f} against {:.0f} "
+      "GFLOP/s){}",
+      to_string(c.precision), ratio, c.bf16_gflops, c.fp32_gflops,
+      c.precision == Precision::kFp32 && ratio > 1
+          ? fmt::format(", under the {:.1f}x bf16 must gain", kBf16Margin)
+          : "");
   return c;
 }
 

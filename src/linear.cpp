@@ -98,21 +98,31 @@ std::string linear_backend(const torch::Device& device, c10::ScalarType dtype) {
          std::to_string(v->patch) + " (" + pd.impl_info_str() + ")";
 }
 
-double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps) {
+GemmProbe::GemmProbe(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                     c10::ScalarType dtype, bool blas)
+    : blas_(blas) {
+  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  a_ = torch::rand({m, k}, opts);
+  w_ = torch::rand({n, k}, opts) * 0.01;
+  b_ = torch::zeros({n}, opts);
+}
+
+double GemmProbe::run() const {
   using Clock = std::chrono::steady_clock;
   torch::NoGradGuard no_grad;
-  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
-  const auto a = torch::rand({m, k}, opts), w = torch::rand({n, k}, opts) * 0.01,
-             b = torch::zeros({n}, opts);
+  const auto t0 = Clock::now();
+  auto y = blas_ ? torch::addmm(b_, a_, w_.t()) : linear(a_, w_, b_);
+  synchronize(a_.device());
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return 2.0 * double(a_.size(0)) * double(a_.size(1)) * double(w_.size(0)) / s / 1e9;
+}
+
+double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
+                           c10::ScalarType dtype, bool blas, int reps) {
+  const GemmProbe probe(m, k, n, device, dtype, blas);
+  probe.run();
   double best = 0;
-  for (int i = 0; i <= reps; ++i) {  // the first call warms up (kernel JIT, page faults)
-    const auto t0 = Clock::now();
-    auto y = blas ? torch::addmm(b, a, w.t()) : linear(a, w, b);
-    synchronize(device);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (i > 0) best = std::max(best, 2.0 * double(m) * double(k) * double(n) / s / 1e9);
-  }
+  for (int i = 0; i < reps; ++i) best = std::max(best, probe.run());
   return best;
 }
 

@@ -154,9 +154,20 @@ TEST(Precision, MeasurementPicksTheFasterRate) {
   const auto c = stam::measure_cpu_precision(64, 128, 256);
   EXPECT_GT(c.fp32_gflops, 0);
   EXPECT_GT(c.bf16_gflops, 0);
-  EXPECT_EQ(c.precision,
-            c.bf16_gflops > c.fp32_gflops ? stam::Precision::kBf16 : stam::Precision::kFp32);
+  EXPECT_EQ(c.precision, stam::faster_precision(c.fp32_gflops, c.bf16_gflops));
   EXPECT_NE(c.reason.find("GFLOP/s"), std::string::npos) << c.reason;
+  EXPECT_EQ(c.reason.rfind("auto: " + stam::to_string(c.precision) + ": ", 0), 0u) << c.reason;
+}
+
+// bf16 must gain 1.2x: close rates (which a busy machine could order either way from one run to
+// the next) keep fp32, so one command gives one precision.
+TEST(Precision, Bf16MustBeClearlyFaster) {
+  using stam::Precision;
+  EXPECT_EQ(stam::faster_precision(193, 170), Precision::kFp32);   // the Intel VM
+  EXPECT_EQ(stam::faster_precision(289, 750), Precision::kBf16);   // the Zen 5
+  EXPECT_EQ(stam::faster_precision(338, 1765), Precision::kBf16);  // Sapphire Rapids, AMX
+  EXPECT_EQ(stam::faster_precision(100, 110), Precision::kFp32);
+  EXPECT_EQ(stam::faster_precision(100, 125), Precision::kBf16);
 }
 
 TEST(Pipeline, AutoPrecisionRunsAndSaysWhichItChose) {

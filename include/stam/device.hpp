@@ -24,18 +24,26 @@ void check_precision(const torch::Device& device, Precision p);
 
 struct PrecisionChoice {
   Precision precision = Precision::kFp32;
-  std::string reason;  // one line for the log, e.g. "auto: bf16 measured 2.6x faster than fp32"
+  // One line for the log, e.g. "auto: bf16: bf16 measured 2.60x the fp32 rate (...)".
+  std::string reason;
   double fp32_gflops = 0, bf16_gflops = 0;  // the rates measured, when measured
 };
 
 // The precision a run uses. An explicit one is checked and kept. kAuto is fp16 on CUDA. On CPU it
 // is fp32 when the CPU has no bf16 instructions (bf16 is then emulated, always slower), and
-// otherwise whichever of fp32 and bf16 runs the model's first MLP product for two frames faster,
-// measured now (~0.1 s): native bf16 is 2-3x faster on some CPUs and slower on others.
+// otherwise the faster of fp32 and bf16 (see faster_precision) at the model's first MLP product
+// for two frames, measured now (~0.1 s): native bf16 is 2-5x faster on some CPUs and slower on
+// others.
 PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
                                  const StamConfig& config);
-// The CPU measurement alone (both rates, the faster wins), whatever the CPU's instructions.
+// The CPU measurement alone, whatever the CPU's instructions: the two precisions take turns, so
+// that a disturbance (another process on the cores) slows both alike, and each keeps its best.
 PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n);
+// bf16 when its measured rate is at least kBf16Margin times fp32's, else fp32. bf16 rounds the
+// products, so it has to be clearly faster; and with rates that close (1.1x, say) the choice
+// would flip between runs of one command on a busy machine, and their results with it.
+constexpr double kBf16Margin = 1.2;
+Precision faster_precision(double fp32_gflops, double bf16_gflops);
 
 // CPU cores this process may run on (the affinity mask that Slurm and container runtimes set,
 // which hardware_concurrency() ignores); at least 1.

@@ -26,8 +26,22 @@ void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::T
 // (brg:avx512_core)" or "LibTorch (addmm)".
 std::string linear_backend(const torch::Device& device, c10::ScalarType dtype);
 
-// Measures the rate (GFLOP/s) of an m x k by k x n product through linear() (`blas`: through
-// LibTorch's addmm instead), best of `reps` after one warm-up call.
+// One m x k by k x n product through linear() (`blas`: through LibTorch's addmm instead) on
+// operands made once, to be timed call by call.
+class GemmProbe {
+ public:
+  GemmProbe(int64_t m, int64_t k, int64_t n, const torch::Device& device, c10::ScalarType dtype,
+            bool blas);
+  // Runs the product once and returns its rate in GFLOP/s (the first call includes kernel JIT
+  // and page faults: a warm-up).
+  double run() const;
+
+ private:
+  torch::Tensor a_, w_, b_;
+  bool blas_;
+};
+
+// The rate (GFLOP/s) of one GemmProbe, best of `reps` after one warm-up call.
 double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
                            c10::ScalarType dtype, bool blas, int reps = 10);
 
