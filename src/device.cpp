@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <stdexcept>
 #include <thread>
 
@@ -114,26 +115,65 @@ void check_precision(const torch::Device& device, Precision p) {
   }
 }
 
+namespace {
+
+// The omp_set_num_threads of the OpenMP runtime LibTorch loaded (Debian's libgomp, or the renamed
+// copy that pytorch.org's builds carry): linking a runtime of our own could put a second one in
+// the process, whose count LibTorch and oneDNN would never read. Null for a LibTorch without
+// OpenMP.
+void (*openmp_set_threads())(int) {
+  static const auto set =
+      reinterpret_cast<void (*)(int)>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  return set;
+}
+
+// Sets the calling thread's OpenMP thread count (which oneDNN reads) for its lifetime.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n) : before_(at::get_num_threads()) { set(n); }
+  ~ScopedThreads() { set(before_); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  static void set(int n) {
+    if (auto* f = openmp_set_threads())
+      f(n);
+    else
+      at::set_num_threads(n);
+  }
+  int before_;
+};
+
+}  // namespace
+
 Precision faster_precision(double fp32_gflops, double bf16_gflops) {
   return bf16_gflops >= kBf16Margin * fp32_gflops ? Precision::kBf16 : Precision::kFp32;
 }
 
 PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {
+  // On one thread: with two, a thread of ours waiting for its core (another process's work)
+  // holds up the whole product, and the rates came out in any order. Each round runs a product
+  // for at least 5 ms, so a small model's product is not timed on scheduling noise.
+  const ScopedThreads one(1);
   const torch::Device cpu(torch::kCPU);
   const GemmProbe fp32(m, k, n, cpu, torch::kFloat, false),
       bf16(m, k, n, cpu, torch::kBFloat16, false);
-  fp32.run();  // warm-ups
-  bf16.run();
+  const auto calls = [](const GemmProbe& p) {
+    p.run();  // warm-up
+    return static_cast<int>(std::clamp(std::ceil(5e-3 * p.run() / p.gflop()), 1.0, 1000.0));
+  };
+  const int fp32_calls = calls(fp32), bf16_calls = calls(bf16);
   PrecisionChoice c;
   for (int round = 0; round < 5; ++round) {
-    c.fp32_gflops = std::max(c.fp32_gflops, fp32.run());
-    c.bf16_gflops = std::max(c.bf16_gflops, bf16.run());
+    c.fp32_gflops = std::max(c.fp32_gflops, fp32.run(fp32_calls));
+    c.bf16_gflops = std::max(c.bf16_gflops, bf16.run(bf16_calls));
   }
   c.precision = faster_precision(c.fp32_gflops, c.bf16_gflops);
   const double ratio = c.bf16_gflops / c.fp32_gflops;
   c.reason = fmt::format(
       "auto: {}: bf16 measured {:.2f}x the fp32 rate ({:.0f} against {:.0f} "
-      "GFLOP/s){}",
+      "GFLOP/s on one thread){}",
       to_string(c.precision), ratio, c.bf16_gflops, c.fp32_gflops,
       c.precision == Precision::kFp32 && ratio > 1
           ? fmt::format(", under the {:.1f}x bf16 must gain", kBf16Margin)
@@ -151,7 +191,7 @@ PrecisionChoice choose_precision(const torch::Device& device, Precision requeste
   if (!cpu_info().has("avx512_bf16") && !cpu_info().has("amx_bf16"))
     return {Precision::kFp32, "auto: fp32, this CPU has no bf16 instructions", 0, 0};
   const int64_t grid = config.image_size / config.patch_size;
-  return measure_cpu_precision(2 * (grid * grid + 1), config.embed_dim, config.mlp_hidden);
+  return measure_cpu_precision(grid * grid + 1, config.embed_dim, config.mlp_hidden);
 }
 
 int usable_cpu_cores() {
@@ -165,15 +205,6 @@ namespace {
 std::atomic<int> leases{0};
 std::atomic<int> threads_asked{0}, cores{0};  // set by configure_cpu_runtime
 
-// The omp_set_num_threads of the OpenMP runtime LibTorch loaded (Debian's libgomp, or the renamed
-// copy that pytorch.org's builds carry): linking a runtime of our own could put a second one in
-// the process, whose count LibTorch and oneDNN would never read. Null for a LibTorch without
-// OpenMP.
-void (*openmp_set_threads())(int) {
-  static const auto set =
-      reinterpret_cast<void (*)(int)>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-  return set;
-}
 }  // namespace
 
 DecodeLease::DecodeLease() {

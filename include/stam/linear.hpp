@@ -32,9 +32,10 @@ class GemmProbe {
  public:
   GemmProbe(int64_t m, int64_t k, int64_t n, const torch::Device& device, c10::ScalarType dtype,
             bool blas);
-  // Runs the product once and returns its rate in GFLOP/s (the first call includes kernel JIT
-  // and page faults: a warm-up).
-  double run() const;
+  // Runs the product `calls` times and returns the rate in GFLOP/s over them (the first call
+  // includes kernel JIT and page faults: a warm-up).
+  double run(int calls = 1) const;
+  double gflop() const;  // of one call
 
  private:
   torch::Tensor a_, w_, b_;
