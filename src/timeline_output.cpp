@@ -9,8 +9,11 @@ namespace stam {
 
 namespace {
 
-double round_to(double v, double unit) {
-  return std::round(v / unit) * unit;
+// `v` to 1/`per_unit` (1000: milliseconds of seconds). Dividing by the whole number gives the
+// double nearest the decimal, which JSON then prints short (866.8, where multiplying by 0.1 gave
+// 866.8000000000001).
+double round_to(double v, double per_unit) {
+  return std::round(v * per_unit) / per_unit;
 }
 
 int64_t window_frames_total(const Timeline& t) {
@@ -28,8 +31,8 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   Json windows = Json::array();
   for (const auto& w : t.windows) {
     Json j;
-    j["start_s"] = round_to(w.start_s, 1e-3);
-    j["end_s"] = round_to(w.end_s, 1e-3);
+    j["start_s"] = round_to(w.start_s, 1000);
+    j["end_s"] = round_to(w.end_s, 1000);
     j["frame_indices"] = w.frame_indices;
     j["top_k"] = top_k_json(w.top_k);
     if (with_logits) j["logits"] = w.logits;
@@ -38,8 +41,8 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   Json segments = Json::array();
   for (const auto& s : t.segments) {
     Json j;
-    j["start_s"] = round_to(s.start_s, 1e-3);
-    j["end_s"] = round_to(s.end_s, 1e-3);
+    j["start_s"] = round_to(s.start_s, 1000);
+    j["end_s"] = round_to(s.end_s, 1000);
     j["index"] = s.index;
     j["label"] = s.label;
     j["score"] = s.score;
@@ -47,10 +50,10 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
     segments.push_back(std::move(j));
   }
   Json timings;
-  timings["decode"] = round_to(t.timings.decode_ms, 0.1);
-  timings["spatial"] = round_to(t.timings.spatial_ms, 0.1);
-  timings["temporal"] = round_to(t.timings.temporal_ms, 0.1);
-  timings["total"] = round_to(t.timings.total_ms, 0.1);
+  timings["decode"] = round_to(t.timings.decode_ms, 10);
+  timings["spatial"] = round_to(t.timings.spatial_ms, 10);
+  timings["temporal"] = round_to(t.timings.temporal_ms, 10);
+  timings["total"] = round_to(t.timings.total_ms, 10);
   Json j;
   j["input"] = path_text(t.input);
   j["video_fps"] = t.video_fps;

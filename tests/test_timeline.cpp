@@ -197,6 +197,27 @@ TEST_F(LongVideo, WithoutReuseTheLogitsAreTheSameAndEveryWindowIsEncoded) {
   EXPECT_EQ(fresh.frames_encoded, static_cast<int64_t>(fresh.windows.size()) * plan.frames);
 }
 
+// Seconds to the millisecond and timings to the tenth print as such: rounding by multiplying
+// with 0.1 printed a total of 866.8 ms as 866.8000000000001.
+TEST(TimelineJson, RoundedNumbersPrintShort) {
+  stam::Timeline t;
+  stam::TimelineWindow w;
+  w.start_s = 0.1 + 0.2;  // 0.30000000000000004
+  w.end_s = 4.3000004;
+  w.top_k = {{7, "class 7", 0.5}};
+  t.windows = {w};
+  t.segments = stam::merge_segments(t.windows);
+  t.timings.total_ms = 866.79999;
+  t.timings.decode_ms = 321.64;
+  t.timings.temporal_ms = 9.15;
+  const auto j = stam::timeline_json(t, false);
+  EXPECT_EQ(j["windows"][0]["start_s"].dump(), "0.3");
+  EXPECT_EQ(j["windows"][0]["end_s"].dump(), "4.3");
+  EXPECT_EQ(j["segments"][0]["end_s"].dump(), "4.3");
+  EXPECT_EQ(j["timings_ms"]["total"].dump(), "866.8");
+  EXPECT_EQ(j["timings_ms"]["decode"].dump(), "321.6");
+}
+
 TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
   stam::Classifier c(tiny_options());
   stam::WindowRequest r;
