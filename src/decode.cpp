@@ -35,6 +35,7 @@
 
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
+#include "stam/output.hpp"
 
 namespace fs = std::filesystem;
 
@@ -423,10 +424,7 @@ VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek
 bool is_image_name(const fs::path& p) {
   static const std::set<std::string> kExts = {".jpg",  ".jpeg", ".png", ".bmp",
                                               ".webp", ".tif",  ".tiff"};
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return kExts.count(ext) != 0;
+  return kExts.count(ascii_lower(p.extension().string())) != 0;
 }
 
 std::vector<fs::path> list_images(const std::string& dir) {

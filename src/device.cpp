@@ -127,21 +127,24 @@ void (*openmp_set_threads())(int) {
   return set;
 }
 
-// Sets the calling thread's OpenMP thread count (which oneDNN reads) for its lifetime.
+// The calling thread's own count, which oneDNN reads too. at::set_num_threads would also drop
+// LibTorch's oneDNN primitive cache and rebuild a thread pool (~4 ms), twice a clip.
+void set_calling_thread_count(int n) {
+  if (auto* set = openmp_set_threads())
+    set(n);
+  else
+    at::set_num_threads(n);
+}
+
+// set_calling_thread_count() for its lifetime.
 class ScopedThreads {
  public:
-  explicit ScopedThreads(int n) : before_(at::get_num_threads()) { set(n); }
-  ~ScopedThreads() { set(before_); }
+  explicit ScopedThreads(int n) : before_(at::get_num_threads()) { set_calling_thread_count(n); }
+  ~ScopedThreads() { set_calling_thread_count(before_); }
   ScopedThreads(const ScopedThreads&) = delete;
   ScopedThreads& operator=(const ScopedThreads&) = delete;
 
  private:
-  static void set(int n) {
-    if (auto* f = openmp_set_threads())
-      f(n);
-    else
-      at::set_num_threads(n);
-  }
   int before_;
 };
 
@@ -222,12 +225,7 @@ void fit_threads_to_decoding() {
   if (threads_asked == 0) return;
   const int n = model_threads(threads_asked, cores, leases);
   if (n == at::get_num_threads()) return;
-  // The calling thread's own count, which oneDNN reads too. at::set_num_threads would also drop
-  // LibTorch's oneDNN primitive cache and rebuild a thread pool (~4 ms), twice a clip.
-  if (auto* set = openmp_set_threads())
-    set(n);
-  else
-    at::set_num_threads(n);
+  set_calling_thread_count(n);
 }
 
 void configure_cpu_runtime(int threads) {

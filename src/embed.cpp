@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -71,14 +70,10 @@ Embedding embed(Classifier& classifier, const std::string& input, bool per_frame
 }
 
 EmbedFormat embed_format(const std::string& output) {
-  const auto lower = [](std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-  };
-  const std::string ext = lower(fs::path(output).extension().string());
+  const std::string ext = ascii_lower(fs::path(output).extension().string());
   if (ext == ".npy") return EmbedFormat::kNpy;
   if (ext == ".jsonl") return EmbedFormat::kJsonl;
-  const std::string name = lower(fs::path(output).filename().string());
+  const std::string name = ascii_lower(fs::path(output).filename().string());
   if (name == ".npy" || name == ".jsonl")  // a dot-file, with no extension of its own
     throw UsageError("--output '" + output + "': give the file a name before " + name);
   throw UsageError("--output '" + output + "': name it .npy (NumPy array) or .jsonl (JSON lines)");

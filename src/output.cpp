@@ -3,6 +3,7 @@
 #include "stam/error.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,13 +11,7 @@
 
 namespace stam {
 
-namespace {
-
-double tenth_ms(double ms) {
-  return std::round(ms * 10.0) / 10.0;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 size_t utf8_length(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
@@ -94,6 +89,15 @@ std::string valid_utf8_text(const std::string& text) {
   return escaped(text, false, false);
 }
 
+double round_to(double v, double per_unit) {
+  return std::round(v * per_unit) / per_unit;
+}
+
+std::string ascii_lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::string format_number(const char* pattern, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, v);
@@ -115,11 +119,11 @@ nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k) {
 nlohmann::ordered_json to_json(const Result& r, bool with_logits) {
   using Json = nlohmann::ordered_json;
   Json timings;
-  timings["decode"] = tenth_ms(r.timings.decode_ms);
-  timings["preprocess"] = tenth_ms(r.timings.preprocess_ms);
-  timings["spatial"] = tenth_ms(r.timings.spatial_ms);
-  timings["temporal"] = tenth_ms(r.timings.temporal_ms);
-  timings["total"] = tenth_ms(r.timings.total_ms);
+  timings["decode"] = round_to(r.timings.decode_ms, 10);
+  timings["preprocess"] = round_to(r.timings.preprocess_ms, 10);
+  timings["spatial"] = round_to(r.timings.spatial_ms, 10);
+  timings["temporal"] = round_to(r.timings.temporal_ms, 10);
+  timings["total"] = round_to(r.timings.total_ms, 10);
   Json j;
   j["input"] = path_text(r.input);
   j["frames"] = r.frames;

@@ -1,4 +1,3 @@
-#include <cmath>
 #include <sstream>
 
 #include "stam/batch.hpp"
@@ -8,13 +7,6 @@
 namespace stam {
 
 namespace {
-
-// `v` to 1/`per_unit` (1000: milliseconds of seconds). Dividing by the whole number gives the
-// double nearest the decimal, which JSON then prints short (866.8, where multiplying by 0.1 gave
-// 866.8000000000001).
-double round_to(double v, double per_unit) {
-  return std::round(v * per_unit) / per_unit;
-}
 
 int64_t window_frames_total(const Timeline& t) {
   return static_cast<int64_t>(t.windows.size()) * t.plan.frames;

@@ -21,6 +21,11 @@ nlohmann::ordered_json top_k_json(const std::vector<Prediction>& top_k);
 nlohmann::ordered_json error_json(const std::string& input, const std::string& message);
 // One number through a printf pattern ("%.1f"), for tables and labels.
 std::string format_number(const char* pattern, double v);
+// `v` rounded to 1/`per_unit` (10: tenths), as the double nearest that decimal, which JSON
+// prints short (866.8; multiplying by 0.1 instead gave 866.8000000000001).
+double round_to(double v, double per_unit);
+// `s` with its ASCII letters in lower case: for file extensions and names compared as such.
+std::string ascii_lower(std::string s);
 
 // Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong
 // forms, surrogates and code points above U+10FFFF included).

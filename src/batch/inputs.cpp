@@ -19,11 +19,6 @@ namespace stam::batch {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
@@ -143,7 +138,7 @@ std::vector<std::string> parse_extensions(const std::string& csv) {
   while (start <= csv.size()) {
     size_t comma = csv.find(',', start);
     if (comma == std::string::npos) comma = csv.size();
-    std::string e = lower(trim(csv.substr(start, comma - start)));
+    std::string e = ascii_lower(trim(csv.substr(start, comma - start)));
     if (!e.empty() && e[0] == '.') e.erase(0, 1);
     if (!e.empty()) exts.push_back(e);
     start = comma + 1;
@@ -155,7 +150,7 @@ std::vector<std::string> parse_extensions(const std::string& csv) {
 bool has_extension(const std::string& path, const std::vector<std::string>& exts) {
   std::string ext = fs::path(path).extension().string();
   if (ext.size() < 2) return false;
-  ext = lower(ext.substr(1));
+  ext = ascii_lower(ext.substr(1));
   return std::find(exts.begin(), exts.end(), ext) != exts.end();
 }
 

@@ -179,8 +179,7 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }  // namespace
 
 bool check_plot_name(const std::string& path) {
-  std::string lower = path;
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  const std::string lower = ascii_lower(path);
   const bool svg = ends_with(lower, ".svg");
   if (!svg && !ends_with(lower, ".png"))
     throw UsageError("--plot " + path + ": the file name must end in .svg or .png");
