@@ -518,7 +518,7 @@ torch::Tensor Checkpoint::view(const std::string& key) const {
 
 void Checkpoint::release(const std::string& key) const {
   auto it = impl_->index.find(key);
-  if (it == impl_->index.end() || impl_->format != "zip") return;
+  if (it == impl_->index.end()) return;
   const Slot& slot = impl_->slots[it->second];
   guarded(impl_->path, [&] {
     if (const auto offset = impl_->mapped_record(slot))

@@ -644,8 +644,8 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
   StreamInfo info;
   info.fps = kFramesFolderFps;
   info.frame_count = static_cast<int64_t>(files.size());
-  cv::Size first;  // of the first image read
-  bool sizes_differ = false;
+  const FrameTransform none;
+  FrameKeeper keep(none);  // converts to RGB and notices images of different sizes
   int64_t k = 0;
   for (int64_t pos = 0; pos < info.frame_count; ++pos) {
     auto frame = [&] {
@@ -654,14 +654,12 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
       if (bgr.empty())
         throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) +
                          ")");
-      if (first.empty()) first = bgr.size();
-      sizes_differ |= bgr.size() != first;
-      return bgr_to_rgb(bgr);
+      return keep(bgr);
     };
     k = feed_samples(k, pos, info, rate, frame, sink);
   }
   info.samples = k;
-  if (sizes_differ) info.warnings.push_back(sizes_differ_warning());
+  if (keep.sizes_differ()) info.warnings.push_back(sizes_differ_warning());
   return info;
 }
 
