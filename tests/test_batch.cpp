@@ -18,22 +18,12 @@
 namespace fs = std::filesystem;
 using namespace stam;
 using namespace stam::batch;
+using stam::test::lines_of;
 using stam::test::read_file;
 using stam::test::TempDir;
+using stam::test::write_file;
 
 namespace {
-
-void write_file(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
-}
 
 std::string rel(const TempDir& d, const std::string& p) {
   return fs::path(p).lexically_relative(d.path()).string();

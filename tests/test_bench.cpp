@@ -11,6 +11,7 @@
 #include "test_util.hpp"
 
 using stam::test::fixture_path;
+using stam::test::lines_of;
 using stam::test::run_command;
 using stam::test::shell_quote;
 
@@ -105,9 +106,7 @@ TEST(Bench, FrameCountsTakeTurnsRoundByRound) {
 TEST(Bench, CsvHasAHeaderAndARowPerFrameCount) {
   auto r = run_command(bench_cmd("--frames 2,4,8 --format csv -q"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::string> lines;
-  std::stringstream in(r.out);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  const std::vector<std::string> lines = lines_of(r.out);
   ASSERT_EQ(lines.size(), 4u) << r.out;
   EXPECT_EQ(lines[0].rfind("frames,batch,median_ms,", 0), 0u) << lines[0];
   EXPECT_EQ(lines[3].rfind("8,1,", 0), 0u) << lines[3];

@@ -82,6 +82,18 @@ std::string read_file(const std::string& p) {
   return ss.str();
 }
 
+void write_file(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
 CommandResult run_command(const std::string& command) {
   TempDir tmp;
   const std::string out = tmp.file("stdout"), err = tmp.file("stderr");

@@ -36,6 +36,10 @@ CommandResult run_command(const std::string& command);
 
 // The whole file as bytes ("" when it cannot be read).
 std::string read_file(const std::string& path);
+// Writes `text` as the whole file, making its directory first.
+void write_file(const std::string& path, const std::string& text);
+// The lines of `text`, without their newlines.
+std::vector<std::string> lines_of(const std::string& text);
 
 // max |got - want| / max |want|: the parity measure the issues set (e.g. <= 1e-5).
 double relative_error(const std::vector<double>& got, const std::vector<double>& want);
