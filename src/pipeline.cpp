@@ -339,6 +339,9 @@ const std::vector<std::string>& Classifier::labels() const {
 std::string Classifier::device_name() const {
   return impl_->device.str();
 }
+Precision Classifier::precision() const {
+  return impl_->opts.precision;
+}
 double Classifier::load_ms() const {
   return impl_->load_ms;
 }

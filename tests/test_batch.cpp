@@ -5,11 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
@@ -330,16 +332,22 @@ class FakeEngine : public Engine {
     std::mutex mu;
     std::vector<size_t> batch_sizes;
     std::atomic<int> inferred{0};
+    std::atomic<int> prepared{0};
   };
-  FakeEngine(Log& log, int stop_after) : log_(log), stop_after_(stop_after) {}
+  FakeEngine(Log& log, int stop_after, Precision precision)
+      : log_(log), stop_after_(stop_after), precision_(precision) {}
 
-  Clip prepare(const std::string& input) const override {
-    if (input.find("bad") != std::string::npos) throw InputError(input + ": cannot decode");
-    Clip c;
-    c.input = input;
-    c.pixels = torch::zeros({4, 1, 1, 3}, torch::kByte);
-    return c;
+  Preparer preparer() const override {
+    return [&log = log_](const std::string& input) {
+      ++log.prepared;
+      if (input.find("bad") != std::string::npos) throw InputError(input + ": cannot decode");
+      Clip c;
+      c.input = input;
+      c.pixels = torch::zeros({4, 1, 1, 3}, torch::kByte);
+      return c;
+    };
   }
+  Precision precision() const override { return precision_; }
   std::vector<Result> infer(const std::vector<Clip>& clips) override {
     {
       std::lock_guard<std::mutex> lock(log_.mu);
@@ -349,6 +357,7 @@ class FakeEngine : public Engine {
     for (const auto& c : clips) {
       if (c.input.find("boom") != std::string::npos) throw std::runtime_error("model exploded");
       out.push_back(fake_result(c.input, fs::path(c.input).stem().string()));
+      out.back().precision = to_string(precision_);
     }
     if (stop_after_ > 0 && (log_.inferred += static_cast<int>(clips.size())) >= stop_after_)
       request_stop();
@@ -358,6 +367,7 @@ class FakeEngine : public Engine {
  private:
   Log& log_;
   int stop_after_;
+  Precision precision_;
 };
 
 struct FakeRun {
@@ -365,6 +375,11 @@ struct FakeRun {
   FakeEngine::Log log;
   Options opts;
   int loads = 0;
+  // The precision the engine chooses when the run asks for none, and what each load was asked.
+  Precision precision = Precision::kFp32;
+  std::vector<std::optional<Precision>> asked;
+  // Run by the factory after it has offered the preparer, before it returns: the model "loads".
+  std::function<void()> while_loading;
 
   explicit FakeRun(int n, Format f = Format::kJsonl) {
     std::string list;
@@ -386,9 +401,14 @@ struct FakeRun {
     std::istringstream no_stdin;
     Summary s = run(
         opts,
-        [&] {
+        [&](const EngineRequest& request) {
           ++loads;
-          return std::make_unique<FakeEngine>(log, stop_after);
+          asked.push_back(request.resumed_precision);
+          auto engine = std::make_unique<FakeEngine>(log, stop_after,
+                                                     request.resumed_precision.value_or(precision));
+          if (request.preparer_ready) request.preparer_ready(engine->preparer());
+          if (while_loading) while_loading();
+          return engine;
         },
         no_stdin);
     clear_stop();
@@ -494,6 +514,82 @@ TEST(BatchRun, ShardsSplitTheWork) {
     for (const auto& [input, label] : r.records()) EXPECT_TRUE(all.emplace(input, label).second);
   }
   EXPECT_EQ(all.size(), 12u);
+}
+
+TEST(BatchRun, DecodingStartsWhileTheModelLoads) {
+  FakeRun r(3);
+  bool early = false;
+  r.while_loading = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (r.log.prepared == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    early = r.log.prepared > 0;
+  };
+  Summary s = r.go();
+  EXPECT_TRUE(early) << "nothing was decoded before the model had loaded";
+  EXPECT_EQ(s.labelled, 3);
+  EXPECT_EQ(s.failed, 2);
+  EXPECT_EQ(r.log.prepared, 5) << "each input once";
+}
+
+TEST(BatchRun, InputsAnotherRunRecordsDuringTheLoadAreNotRedone) {
+  FakeRun r(4);
+  r.opts.resume = true;
+  r.while_loading = [&] {
+    // Another run labels v100 and v101 while this one loads (and may be decoding them).
+    const RecordWriter other(Format::kJsonl, 2, false, true);
+    write_file(r.opts.output, other.result(fake_result("v100.mp4", "other")) +
+                                  other.result(fake_result("v101.mp4", "other")));
+  };
+  Summary s = r.go();
+  EXPECT_EQ(s.skipped, 2);
+  EXPECT_EQ(s.labelled, 2);
+  EXPECT_EQ(s.failed, 2);
+  auto m = r.records();  // fails on a duplicate
+  EXPECT_EQ(m.size(), 6u);
+  EXPECT_EQ(m["v100.mp4"], "other");
+  EXPECT_EQ(m["v103.mp4"], "v103");
+}
+
+TEST(BatchRun, AResumedRunIsAskedForThePrecisionOfItsRecords) {
+  FakeRun r(2);
+  r.precision = Precision::kBf16;  // what `auto` chooses on the first machine
+  r.go();
+  const std::string meta = settings_path(r.opts.output);
+  EXPECT_EQ(read_settings(meta)[kPrecisionUsed], "bf16");
+  ASSERT_EQ(r.asked.size(), 1u);
+  EXPECT_FALSE(r.asked[0].has_value()) << "a new output: the engine chooses";
+
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\n");
+  r.opts.resume = true;
+  r.precision = Precision::kFp32;  // and on the machine that resumes it
+  EXPECT_EQ(r.go().labelled, 1);
+  ASSERT_EQ(r.asked.size(), 2u);
+  EXPECT_TRUE(r.asked[1] == Precision::kBf16);
+  EXPECT_EQ(nlohmann::json::parse(lines_of(read_file(r.opts.output)).back())["precision"], "bf16");
+
+  // Settings written before the record: the run chooses, and records what it chose.
+  Settings older = read_settings(meta);
+  older.erase(kPrecisionUsed);
+  write_settings(meta, older);
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\nv103.mp4\n");
+  r.go();
+  ASSERT_EQ(r.asked.size(), 3u);
+  EXPECT_FALSE(r.asked[2].has_value());
+  EXPECT_EQ(read_settings(meta)[kPrecisionUsed], "fp32");
+
+  // A value that is no precision is refused before anything loads, naming the file.
+  older[kPrecisionUsed] = "fp64";
+  write_settings(meta, older);
+  write_file(r.dir.file("list.txt"), "v104.mp4\n");
+  try {
+    r.go();
+    ADD_FAILURE() << "resumed with precision_used fp64";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(meta), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fp64"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(r.asked.size(), 3u);
 }
 
 }  // namespace

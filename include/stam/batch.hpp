@@ -18,6 +18,7 @@
 #include <istream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -166,12 +167,14 @@ class OutputFile {
 // The settings that shape an output's records, in a fixed order: weights and labels (file name
 // and size: hashing 477 MB would cost seconds), frames, sampling, precision, top-k, logits. They
 // are kept beside the output in OUT.meta.json, so --resume can refuse to mix records made with
-// other settings into one file.
+// other settings into one file. Beside them, "precision_used" records what `auto` chose: the
+// run records it, a resumed run takes it, and it is no setting to compare.
 using Settings = nlohmann::ordered_json;
 // Resolves the default model files and, when frames is 0, reads the checkpoint's own T (its
 // index only, not the tensors). Throws ModelError.
 Settings model_settings(const ModelOptions& model, bool logits);
 std::string settings_path(const std::string& output);  // OUT + ".meta.json"
+inline constexpr const char* kPrecisionUsed = "precision_used";
 // "frames: 8 in the output, 4 now" for every setting that differs; empty when they agree.
 std::vector<std::string> settings_differences(const Settings& recorded, const Settings& now);
 // Throws UsageError when the file is not a settings record.
@@ -197,8 +200,12 @@ class RunOutput {
   void inspect();
   // Takes the lock and inspects again (another run may have finished meanwhile), then repairs
   // a torn tail, drops old error records under --retry-errors, writes the CSV header and the
-  // settings file. Returns the writer for new records: an older CSV keeps its columns.
-  RecordWriter open();
+  // settings file, with the precision the engine runs in (`used`, when one loaded). Returns the
+  // writer for new records: an older CSV keeps its columns.
+  RecordWriter open(std::optional<Precision> used);
+  // The precision the output's records were made in, as its settings file records it (after
+  // inspect(); none for a new output or one without that record).
+  std::optional<Precision> recorded_precision() const { return recorded_precision_; }
 
   // What the output holds: as inspected, or after open()'s repairs.
   const ExistingOutput& existing() const { return existing_; }
@@ -214,6 +221,7 @@ class RunOutput {
   ExistingOutput existing_;
   bool fresh_ = false;              // the output holds no records: start it afresh
   bool settings_recorded_ = false;  // OUT.meta.json exists and matches
+  std::optional<Precision> recorded_precision_;
   std::unique_ptr<OutputFile> file_;
 };
 
@@ -226,6 +234,8 @@ class Progress {
   static Mode choose(bool quiet, bool terminal);
   Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s = 10.0);
 
+  // Counts anew from now, for `total` inputs: once the model has loaded and the work is known.
+  void restart(int64_t total);
   void update(int64_t done, int64_t failed);  // throttled; call after every record
   void refresh();                             // throttled redraw, e.g. to show decoding()
   void clear();                               // erase the bar before other output
@@ -260,15 +270,30 @@ double now_s();
 
 // ---------------------------------------------------------------- run
 
+// Decodes, samples and preprocesses one input for the model. Thread-safe.
+using Preparer = std::function<Clip(const std::string& input)>;
+
 // What the run needs from the model; Classifier in production, a fake in tests.
 class Engine {
  public:
   virtual ~Engine() = default;
-  virtual Clip prepare(const std::string& input) const = 0;  // thread-safe
+  virtual Preparer preparer() const = 0;
   virtual std::vector<Result> infer(const std::vector<Clip>& clips) = 0;
+  // The precision infer() runs in, `auto` resolved: recorded beside the output.
+  virtual Precision precision() const = 0;
+};
+
+// What a run asks of the engine it loads.
+struct EngineRequest {
+  // The precision the output's records were made in, when a run continues one: `auto` takes it
+  // instead of choosing afresh, so that a run resumed on another CPU does not mix precisions.
+  std::optional<Precision> resumed_precision;
+  // May be called once, as soon as inputs can be prepared and before the weights load: the run
+  // starts decoding while the model loads.
+  std::function<void(const Preparer&)> preparer_ready;
 };
 // Called only when there is work to do, so a finished shard never loads the model.
-using EngineFactory = std::function<std::unique_ptr<Engine>()>;
+using EngineFactory = std::function<std::unique_ptr<Engine>(const EngineRequest&)>;
 EngineFactory classifier_engine(const ModelOptions& options);
 
 // Decode threads when --decode-workers is 0. On CPU the model is the bottleneck by far (STAM-16:

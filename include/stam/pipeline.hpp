@@ -139,6 +139,7 @@ class Classifier {
   const StamConfig& config() const;
   const std::vector<std::string>& labels() const;
   std::string device_name() const;
+  Precision precision() const;  // `auto` resolved
   double load_ms() const;
 
  private:

@@ -90,10 +90,10 @@ class ClipQueue {
   bool closed_ = false;
 };
 
-Item prepare_one(const Engine& engine, const std::string& input) {
+Item prepare_one(const Preparer& prepare, const std::string& input) {
   Item item{input, std::nullopt, ""};
   try {
-    item.clip = engine.prepare(input);
+    item.clip = prepare(input);
   } catch (const std::exception& e) {
     item.error = e.what();
   } catch (...) {
@@ -105,24 +105,24 @@ Item prepare_one(const Engine& engine, const std::string& input) {
 
 // prepare_one, with a core of its own while the model runs beside it (not while it waits for
 // room in the queue).
-Item prepare_leased(const Engine& engine, const std::string& input) {
+Item prepare_leased(const Preparer& prepare, const std::string& input) {
   DecodeLease lease;
-  return prepare_one(engine, input);
+  return prepare_one(prepare, input);
 }
 
 // W threads pulling the next input index and pushing decoded clips. Joined on destruction, also
 // when the run unwinds with an exception.
 class DecodePool {
  public:
-  DecodePool(const Engine& engine, const std::vector<std::string>& work, int workers,
+  DecodePool(const Preparer& prepare, const std::vector<std::string>& work, int workers,
              ClipQueue& queue, Progress& progress)
-      : queue_(queue) {
+      : prepare_(prepare), queue_(queue) {
     for (int i = 0; i < workers; ++i)
-      threads_.emplace_back([this, &engine, &work, &progress] {
+      threads_.emplace_back([this, &work, &progress] {
         lower_thread_priority();
         for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
           progress.decoding(work[k]);
-          if (!queue_.push(prepare_leased(engine, work[k]))) break;
+          if (!queue_.push(prepare_leased(prepare_, work[k]))) break;
         }
         queue_.producer_done();
       });
@@ -133,6 +133,7 @@ class DecodePool {
   }
 
  private:
+  Preparer prepare_;
   ClipQueue& queue_;
   std::atomic<size_t> next_{0};
   std::vector<std::thread> threads_;
@@ -168,15 +169,24 @@ std::vector<Outcome> infer_all(Engine& engine, std::vector<Clip>& clips) {
   return out;
 }
 
+// Hands out its ClipReader as soon as the Classifier has one, before the weights load.
 class ClassifierEngine : public Engine {
  public:
-  explicit ClassifierEngine(const ModelOptions& o) : classifier_(o) {}
-  Clip prepare(const std::string& input) const override { return classifier_.prepare(input); }
+  ClassifierEngine(const ModelOptions& o, const std::function<void(const Preparer&)>& ready)
+      : classifier_(o, [this, &ready](const ClipReader& reader) {
+          reader_.emplace(reader);
+          if (ready) ready(preparer());
+        }) {}
+  Preparer preparer() const override {
+    return [reader = *reader_](const std::string& input) { return reader.read(input); };
+  }
   std::vector<Result> infer(const std::vector<Clip>& clips) override {
     return classifier_.infer(clips);
   }
+  Precision precision() const override { return classifier_.precision(); }
 
  private:
+  std::optional<ClipReader> reader_;  // declared first: the Classifier sets it while it loads
   Classifier classifier_;
 };
 
@@ -239,25 +249,35 @@ class Runner {
   // Nothing is written until the model has loaded: a run that fails on its weights leaves the
   // output as it found it, so the rerun is not refused as "existing work". Inputs refused
   // without decoding need no model: when all are, it is never loaded.
+  // Decoding starts as soon as the engine can prepare inputs, while its weights load.
   Summary execute(const EngineFactory& factory) {
     output_.inspect();
     plan();
     log_plan();
-    std::unique_ptr<Engine> engine;
-    if (!pending_.empty() && !stop_requested()) engine = factory();
-    records_ = output_.open();
+    progress_ = std::make_unique<Progress>(
+        Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
+        todo(), stderr);
+    if (!pending_.empty() && !stop_requested()) {
+      EngineRequest request;
+      request.resumed_precision = output_.recorded_precision();
+      request.preparer_ready = [this](const Preparer& prepare) { start_decoding(prepare); };
+      engine_ = factory(request);
+    }
+    records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt);
     plan();  // against what the output holds now, under its lock
-    const auto todo = static_cast<int64_t>(pending_.size() + refused_.size());
-    if (todo > 0 && !stop_requested()) {
-      progress_ = std::make_unique<Progress>(
-          Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
-          todo, stderr);
+    if (engine_ && (!decoding_ || decoding_->work != pending_)) {
+      decoding_.reset();  // another run recorded some inputs meanwhile
+      if (!pending_.empty()) start_decoding(engine_->preparer());
+    }
+    if (todo() > 0 && !stop_requested()) {
+      progress_->restart(todo());
       for (const auto& [input, error] : refused_) record_error(input, error);
-      if (engine && !pending_.empty()) pipeline(*engine);
+      if (engine_ && !pending_.empty()) pipeline(*engine_);
       progress_->finish();
     }
+    decoding_.reset();
     output_.file().sync();
-    const auto left = todo - s_.labelled - s_.failed;
+    const auto left = todo() - s_.labelled - s_.failed;
     s_.interrupted = stop_requested() && left > 0;
     if (s_.interrupted) warn_interrupted(left);
     s_.wall_s = now_s() - start_s_;
@@ -291,6 +311,8 @@ class Runner {
     }
   }
 
+  int64_t todo() const { return static_cast<int64_t>(pending_.size() + refused_.size()); }
+
   void log_plan() const {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
@@ -306,14 +328,29 @@ class Runner {
           "labelled as one video when given in a --list file)");
   }
 
-  void pipeline(Engine& engine) {
+  // The pending inputs as they were when decoding started, the queue and its workers.
+  struct Decoding {
+    Decoding(const Preparer& prepare, std::vector<std::string> inputs, int workers, size_t capacity,
+             Progress& progress)
+        : work(std::move(inputs)),
+          queue(capacity, workers),
+          pool(prepare, work, workers, queue, progress) {}
+    std::vector<std::string> work;
+    ClipQueue queue;
+    DecodePool pool;
+  };
+
+  void start_decoding(const Preparer& prepare) {
     const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
+    const auto capacity = 2 * static_cast<size_t>(o_.batch_size) + static_cast<size_t>(workers);
+    decoding_ = std::make_unique<Decoding>(prepare, pending_, workers, capacity, *progress_);
+  }
+
+  void pipeline(Engine& engine) {
     const auto batch = static_cast<size_t>(o_.batch_size);
-    ClipQueue queue(2 * batch + static_cast<size_t>(workers), workers);
-    // The bar shows at once, 0/N with the first file, not only after the first video.
-    progress_->decoding(pending_.front());
+    ClipQueue& queue = decoding_->queue;
+    // The bar shows at once, 0/N with the file being decoded, not only after the first video.
     progress_->refresh();
-    DecodePool pool(engine, pending_, workers, queue, *progress_);
     while (!stop_requested() && !queue.finished()) {
       progress_->refresh();
       // Greedy batching: block for the first clip only, then take what is ready. The model
@@ -369,6 +406,8 @@ class Runner {
   std::vector<std::string> shard_, pending_;
   std::vector<std::pair<std::string, std::string>> refused_;  // input, why
   std::unique_ptr<Progress> progress_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Decoding> decoding_;  // after progress_ and engine_: its workers use them
   Summary s_;
 };
 
@@ -407,7 +446,23 @@ Settings model_settings(const ModelOptions& model, bool logits) {
 }
 
 EngineFactory classifier_engine(const ModelOptions& options) {
-  return [options] { return std::make_unique<ClassifierEngine>(options); };
+  return [options](const EngineRequest& request) {
+    ModelOptions o = options;
+    if (o.precision == Precision::kAuto && request.resumed_precision) {
+      o.precision = *request.resumed_precision;
+      try {
+        check_precision(resolve_device(o.device), o.precision);
+      } catch (const DeviceError& e) {
+        throw DeviceError("the output's records were made in " + to_string(o.precision) +
+                          " (its settings file's precision_used), which cannot run here: " +
+                          e.what() + "; resume it where it can, or write to another --output");
+      }
+      spdlog::info(
+          "precision {}, as the output's records were made (auto chooses for a new output)",
+          to_string(o.precision));
+    }
+    return std::make_unique<ClassifierEngine>(o, request.preparer_ready);
+  };
 }
 
 }  // namespace stam::batch

@@ -206,7 +206,8 @@ std::vector<std::string> settings_differences(const Settings& recorded_as_read,
   for (const auto& [k, v] : recorded.items()) keys[k] = true;
   for (const auto& [k, v] : now.items()) keys[k] = true;
   for (const auto& [key, unused] : keys.items())
-    if (!recorded.contains(key) || !now.contains(key) || recorded[key] != now[key])
+    if (key != kPrecisionUsed &&
+        (!recorded.contains(key) || !now.contains(key) || recorded[key] != now[key]))
       diffs.push_back(key + ": " + text(recorded, key) + " in the output, " + text(now, key) +
                       " now");
   return diffs;

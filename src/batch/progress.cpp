@@ -52,6 +52,12 @@ Progress::Mode Progress::choose(bool quiet, bool terminal) {
 Progress::Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s)
     : mode_(mode), total_(total), out_(out), line_every_s_(line_every_s), start_s_(now_s()) {}
 
+void Progress::restart(int64_t total) {
+  total_ = total;
+  done_ = failed_ = 0;
+  start_s_ = now_s();
+}
+
 void Progress::decoding(const std::string& input) {
   std::lock_guard<std::mutex> lock(current_mu_);
   current_ = input;

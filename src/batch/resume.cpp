@@ -10,6 +10,25 @@
 
 namespace stam::batch {
 
+namespace {
+
+// The precision a settings file says its output's records were made in, if it says.
+std::optional<Precision> precision_used(const Settings& settings, const std::string& path) {
+  if (!settings.contains(kPrecisionUsed)) return std::nullopt;
+  const Settings& value = settings[kPrecisionUsed];
+  try {
+    if (value.is_string()) {
+      const Precision p = parse_precision(value.get<std::string>());
+      if (p != Precision::kAuto) return p;
+    }
+  } catch (const UsageError&) {
+  }
+  throw UsageError(path + ": " + kPrecisionUsed + " is " + value.dump() +
+                   ", not a precision (fp32, bf16 or fp16)");
+}
+
+}  // namespace
+
 RunOutput::RunOutput(const Options& options, Format format) : o_(options), format_(format) {
   check_output_path(o_.output, "--output");
   std::error_code ec;
@@ -29,6 +48,7 @@ void RunOutput::inspect() {
   existing_ = ExistingOutput{};
   fresh_ = false;
   settings_recorded_ = false;
+  recorded_precision_.reset();
   if (o_.overwrite) return;
   existing_ = scan_output(o_.output, format_, o_.top_k);
   if (existing_.records == 0) {
@@ -50,15 +70,19 @@ void RunOutput::check_settings() {
   std::error_code ec;
   settings_recorded_ = std::filesystem::exists(meta, ec);
   if (!settings_recorded_) return;
-  const std::vector<std::string> diffs = settings_differences(read_settings(meta), o_.settings);
-  if (diffs.empty()) return;
+  const Settings recorded = read_settings(meta);
+  const std::vector<std::string> diffs = settings_differences(recorded, o_.settings);
+  if (diffs.empty()) {
+    recorded_precision_ = precision_used(recorded, meta);
+    return;
+  }
   std::string list;
   for (const auto& d : diffs) list += "\n  " + d;
   throw UsageError("output " + o_.output + " was made with other settings (" + meta + "):" + list +
                    "\nresume with the same settings, or write to another --output");
 }
 
-RecordWriter RunOutput::open() {
+RecordWriter RunOutput::open(std::optional<Precision> used) {
   file_ = std::make_unique<OutputFile>(o_.output);
   if (o_.overwrite)
     file_->truncate(0);
@@ -84,13 +108,15 @@ RecordWriter RunOutput::open() {
         "only logged; write to a new output to keep them",
         o_.output);
   if (format_ == Format::kCsv && !existing_.has_header) file_->append(records.header());
-  if (!settings_recorded_ || fresh_ || o_.overwrite) {
-    if (!fresh_ && !o_.overwrite)
+  if (!settings_recorded_ || fresh_ || o_.overwrite || (used && used != recorded_precision_)) {
+    if (!settings_recorded_ && !fresh_ && !o_.overwrite)
       spdlog::warn(
           "{} has no settings file (older stam or a merge); recording the current settings in {} "
           "without checking them",
           o_.output, settings_path(o_.output));
-    write_settings(settings_path(o_.output), o_.settings);
+    Settings settings = o_.settings;
+    if (used) settings[kPrecisionUsed] = to_string(*used);
+    write_settings(settings_path(o_.output), settings);
   }
   return records;
 }
