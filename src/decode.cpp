@@ -282,6 +282,13 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
   std::vector<int64_t> indices = sel.indices;
   if (seek == Seek::kKeyframe) {
     for (int64_t& i : indices) i = reader->key_frame_at_or_before(i);
+    const size_t distinct = sorted_unique(indices).size();
+    if (2 * distinct < indices.size())
+      out.warnings.push_back(
+          "--seek keyframe: the " + std::to_string(indices.size()) +
+          " sampled positions fell on only " + std::to_string(distinct) +
+          " distinct key frame(s), so the model saw each several times (--seek exact reads the "
+          "sampled frames themselves)");
   }
   const bool check_end = seek == Seek::kExact && sel.depends_on_end;
   if (seek == Seek::kExact) {

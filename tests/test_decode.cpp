@@ -198,6 +198,23 @@ TEST(Decode, KeyframeModeOnShortVideo) {
   EXPECT_EQ(read_frames(path, 4, Sampling::kUniform).indices, (Idx{3, 11, 18, 26}));
 }
 
+TEST(Decode, KeyframeModeSaysWhenSamplesCollapseOntoFewKeyFrames) {
+  // One key frame in 30 frames: all 4 positions take frame 0, and the result must say so.
+  test::TempDir tmp;
+  const std::string path = tmp.file("gop100.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 30 -c:v libx264 -g 100 -keyint_min 100 "
+      "-sc_threshold 0 -pix_fmt yuv420p " +
+      shell_quote(path));
+  const VideoFrames k = read_frames(path, 4, Sampling::kUniform, Seek::kKeyframe);
+  EXPECT_EQ(k.indices, Idx(4, 0));
+  ASSERT_EQ(k.warnings.size(), 1u) << joined(k);
+  EXPECT_NE(k.warnings[0].find("4 sampled positions fell on only 1 distinct key frame"),
+            std::string::npos)
+      << k.warnings[0];
+  EXPECT_TRUE(read_frames(path, 4, Sampling::kUniform).warnings.empty()) << "exact reads them";
+}
+
 TEST(Decode, ParseSeek) {
   EXPECT_EQ(parse_seek("exact"), Seek::kExact);
   EXPECT_EQ(parse_seek("keyframe"), Seek::kKeyframe);
@@ -308,7 +325,9 @@ TEST(Decode, HonoursRotationMetadata) {
   // Keyframe mode decodes through its own path, upright too (frame 0 is the only key frame).
   const VideoFrames k = read_frames(rotated, 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.indices, Idx(4, 0));
-  EXPECT_EQ(k.warnings, r.warnings);
+  ASSERT_EQ(k.warnings.size(), 2u) << joined(k);
+  EXPECT_NE(k.warnings[0].find("fell on only 1 distinct key frame"), std::string::npos);
+  EXPECT_EQ(k.warnings[1], r.warnings.at(0));
   EXPECT_TRUE(same_pixels(k.images[0], read_frames_at(rotated, {0}).images[0]));
   // And the fixed-rate read (timeline) says so as well.
   const auto ignore = [](int64_t, int64_t, const cv::Mat&) {};
