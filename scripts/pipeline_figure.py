@@ -3,7 +3,7 @@
 four model-only forwards, for two builds of stam alternated in one run of a noisy machine.
 
     scripts/pipeline_figure.py --base OLD/stam --new build/stam --weights stam_16.pth
-        --clips DIR [--rounds 2]
+        --clips DIR [--rounds 2] [--precision auto|fp32|bf16]
 
 DIR holds the four videos (batch reads the folder; classify gets them in name order). The
 issue's clips are 10 s 1280x720 H.264 with a key frame every 250 frames, e.g.
@@ -53,19 +53,21 @@ def main():
     ap.add_argument("--weights", required=True)
     ap.add_argument("--clips", required=True)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--precision", default="auto", help="passed to every stam command")
     a = ap.parse_args()
     clips = sorted(os.path.join(a.clips, f) for f in os.listdir(a.clips))
     out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
 
     def batch(stam, env=None):
-        wall, _, err = run([stam, "batch", a.clips, "-w", a.weights, "-o", out, "--overwrite"], env)
+        wall, _, err = run([stam, "batch", a.clips, "-w", a.weights, "-o", out, "--overwrite",
+                            "--precision", a.precision], env)
         records = [json.loads(line) for line in open(out)]
         assert len(records) == len(clips) and all("top_k" in r for r in records), records
         return wall, load_s(err), model_s(records), None
 
     def classify(stam, env=None):
-        wall, stdout, err = run([stam, "classify", *clips, "-w", a.weights, "--format", "json"],
-                                env)
+        wall, stdout, err = run([stam, "classify", *clips, "-w", a.weights, "--format", "json",
+                                 "--precision", a.precision], env)
         records = [json.loads(line) for line in stdout.splitlines()]
         assert [r["input"] for r in records] == clips
         return wall, load_s(err), model_s(records), [r["top_k"] for r in records]
@@ -73,7 +75,7 @@ def main():
     for round_ in range(1, a.rounds + 1):
         start = min(run([a.new, "--version"])[0] for _ in range(3))
         _, stdout, _ = run([a.new, "bench", "--frames", "16", "--iters", "4", "--warmup", "1",
-                            "--format", "json", "-q"])
+                            "--precision", a.precision, "--format", "json", "-q"])
         four = 4 * json.loads(stdout)["results"][0]["median_ms"] / 1000
         rows = {"batch, base": batch(a.base), "batch, new": batch(a.new),
                 "classify, base": classify(a.base), "classify, new": classify(a.new),
