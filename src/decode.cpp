@@ -434,6 +434,17 @@ bool is_image_name(const fs::path& p) {
   return kExts.count(ascii_lower(p.extension().string())) != 0;
 }
 
+// Video files directly in `dir` (by extension), for the error about a folder without images.
+int64_t count_videos(const std::string& dir) {
+  int64_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    n += it->is_regular_file(fec) && has_extension(it->path().string(), video_extensions());
+  }
+  return n;
+}
+
 std::vector<fs::path> list_images(const std::string& dir) {
   std::vector<fs::path> files;
   std::error_code ec;
@@ -450,8 +461,13 @@ std::vector<fs::path> list_images(const std::string& dir) {
     return a.filename().string() < b.filename().string();
   });
   if (files.empty()) {
+    std::string videos;
+    if (const int64_t n = count_videos(dir); n > 0)
+      videos = "; it holds " + std::to_string(n) +
+               " video file(s), and a folder is read as the frames of one video: name the videos "
+               "themselves, or label each with `stam batch`";
     throw InputError(quoted(dir) +
-                     ": folder has no image files (jpg, jpeg, png, bmp, webp, tif, tiff)");
+                     ": folder has no image files (jpg, jpeg, png, bmp, webp, tif, tiff)" + videos);
   }
   return files;
 }

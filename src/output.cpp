@@ -98,6 +98,20 @@ std::string ascii_lower(std::string s) {
   return s;
 }
 
+const std::vector<std::string>& video_extensions() {
+  static const std::vector<std::string> exts = {"3gp", "avi", "flv",  "m2ts", "m4v", "mkv",
+                                                "mov", "mp4", "mpeg", "mpg",  "mts", "mxf",
+                                                "ogv", "ts",  "webm", "wmv"};
+  return exts;
+}
+
+bool has_extension(const std::string& path, const std::vector<std::string>& exts) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  if (ext.size() < 2) return false;
+  ext = ascii_lower(ext.substr(1));
+  return std::find(exts.begin(), exts.end(), ext) != exts.end();
+}
+
 std::string format_number(const char* pattern, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, v);

@@ -1076,6 +1076,27 @@ TEST(CheckInput, RefusesWithoutDecodingWhatCannotBeAnInput) {
 
 // ---- bad inputs ----
 
+TEST(DecodeErrors, AFolderOfVideosSaysHowToLabelThem) {
+  // `stam classify videos/` reads the folder as one video's frames: the error must say why it
+  // found none, and what to do instead.
+  test::TempDir tmp;
+  const std::string video = test::video_path("short_32frames_30fps.mp4");
+  fs::copy_file(video, tmp.file("a.mp4"));
+  fs::copy_file(video, tmp.file("b.MKV"));
+  std::ofstream(tmp.file("notes.txt")) << "x";
+  for (const char* needle : {"no image files", "holds 2 video file(s)", "stam batch"})
+    expect_input_error([&] { read_frames(tmp.path().string(), 4, Sampling::kUniform); }, needle);
+
+  test::TempDir none;
+  std::ofstream(none.file("notes.txt")) << "x";
+  try {
+    read_frames(none.path().string(), 4, Sampling::kUniform);
+    ADD_FAILURE() << "a folder without images was read";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()).find("video file"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DecodeErrors, MissingPath) {
   expect_input_error([] { read_frames("/nonexistent/clip.mp4", 16, Sampling::kUniform); },
                      "/nonexistent/clip.mp4");

@@ -55,7 +55,7 @@ TEST(Eval, TreeGivesEachVideoItsFolderClass) {
   touch(d.path() / "air_drumming" / "notes.txt");  // not a video: skipped
   touch(d.path() / ".cache" / "d.mp4");            // dot folder: skipped
   const auto s =
-      stam::eval::samples_from_tree(d.path().string(), kLabels, stam::batch::default_extensions());
+      stam::eval::samples_from_tree(d.path().string(), kLabels, stam::video_extensions());
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0].input, (d.path() / "air_drumming" / "sub" / "c.avi").string());
   EXPECT_EQ(s[0].label, 1);

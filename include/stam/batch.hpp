@@ -24,24 +24,21 @@
 #include <unordered_map>
 #include <vector>
 
+#include "stam/output.hpp"
 #include "stam/pipeline.hpp"
 
 namespace stam::batch {
 
 // ---------------------------------------------------------------- inputs
 
-// Lower-case extensions without the dot, used when --ext is not given.
-const std::vector<std::string>& default_extensions();
 // "mp4, .AVI,mkv" -> {"mp4", "avi", "mkv"}. Throws UsageError when nothing is left.
 std::vector<std::string> parse_extensions(const std::string& csv);
-// Case-insensitive match of the path's last extension against `exts` (lower-case, no dot).
-bool has_extension(const std::string& path, const std::vector<std::string>& exts);
 
 struct InputSpec {
   std::vector<std::string> paths;  // positional INPUTs: directories are walked, files taken as is
   std::vector<std::string> lists;  // --list files, one path a line; "-" reads `list_stdin`
   bool recursive = false;          // descend into subdirectories of directory INPUTs
-  std::vector<std::string> extensions = default_extensions();
+  std::vector<std::string> extensions = video_extensions();
 };
 
 struct InputSet {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "stam/pipeline.hpp"
 
@@ -26,6 +27,11 @@ std::string format_number(const char* pattern, double v);
 double round_to(double v, double per_unit);
 // `s` with its ASCII letters in lower case: for file extensions and names compared as such.
 std::string ascii_lower(std::string s);
+// Lower-case extensions, without the dot, of the files taken for videos in a folder (by batch
+// without --ext, and to tell a folder of videos from a frames folder in an error).
+const std::vector<std::string>& video_extensions();
+// Case-insensitive match of the path's last extension against `exts` (lower-case, no dot).
+bool has_extension(const std::string& path, const std::vector<std::string>& exts);
 
 // Length of the UTF-8 sequence starting at s[i], or 0 when it is not valid UTF-8 (overlong
 // forms, surrogates and code points above U+10FFFF included).

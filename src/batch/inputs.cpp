@@ -125,13 +125,6 @@ bool parse_count(const std::string& s, int64_t& value) {
 
 }  // namespace
 
-const std::vector<std::string>& default_extensions() {
-  static const std::vector<std::string> exts = {"3gp", "avi", "flv",  "m2ts", "m4v", "mkv",
-                                                "mov", "mp4", "mpeg", "mpg",  "mts", "mxf",
-                                                "ogv", "ts",  "webm", "wmv"};
-  return exts;
-}
-
 std::vector<std::string> parse_extensions(const std::string& csv) {
   std::vector<std::string> exts;
   size_t start = 0;
@@ -145,13 +138,6 @@ std::vector<std::string> parse_extensions(const std::string& csv) {
   }
   if (exts.empty()) throw UsageError("--ext needs at least one extension, e.g. --ext mp4,avi");
   return exts;
-}
-
-bool has_extension(const std::string& path, const std::vector<std::string>& exts) {
-  std::string ext = fs::path(path).extension().string();
-  if (ext.size() < 2) return false;
-  ext = ascii_lower(ext.substr(1));
-  return std::find(exts.begin(), exts.end(), ext) != exts.end();
 }
 
 std::vector<std::string> read_list(std::istream& in) {

@@ -41,7 +41,7 @@ std::vector<eval::Sample> ground_truth(const EvalArgs& a, const std::vector<std:
   if (a.dir.empty() == a.list.empty())
     throw UsageError("eval: give the labelled set once: DIR or --list FILE");
   if (!a.dir.empty()) {
-    const auto exts = a.ext.empty() ? batch::default_extensions() : batch::parse_extensions(a.ext);
+    const auto exts = a.ext.empty() ? video_extensions() : batch::parse_extensions(a.ext);
     return eval::samples_from_tree(a.dir, labels, exts);
   }
   if (a.list == "-") return eval::samples_from_list(std::cin, "stdin", labels);
