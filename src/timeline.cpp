@@ -208,6 +208,7 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   t.input = input;
   t.plan = plan;
   t.device = classifier.device_name();
+  t.precision = to_string(classifier.precision());
   Runner runner(classifier, plan, reuse, t);
   const StreamInfo info = read_frames_at_rate(
       input, plan.fps, [&](int64_t, int64_t pos, const cv::Mat& rgb) { runner.add(pos, rgb); });
@@ -227,8 +228,8 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   t.segments = merge_segments(t.windows);
   t.timings.total_ms = ms_since(t0);
   t.timings.decode_ms = t.timings.total_ms - t.timings.spatial_ms - t.timings.temporal_ms;
-  spdlog::info("{}: {} windows of {} frames, {} frames encoded for {} window frames", input,
-               t.windows.size(), plan.frames, t.frames_encoded,
+  spdlog::info("{}: {} window{} of {} frames, {} frames encoded for {} window frames", input,
+               t.windows.size(), t.windows.size() == 1 ? "" : "s", plan.frames, t.frames_encoded,
                static_cast<int64_t>(t.windows.size()) * plan.frames);
   return t;
 }

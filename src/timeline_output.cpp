@@ -60,6 +60,7 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   j["segments"] = std::move(segments);
   j["timings_ms"] = std::move(timings);
   j["device"] = t.device;
+  j["precision"] = t.precision;
   if (!t.warnings.empty()) j["warnings"] = t.warnings;
   return j;
 }
@@ -101,12 +102,14 @@ std::string timeline_text(const Timeline& t) {
     o << "  " << seconds(s.start_s) << "  " << seconds(s.end_s) << "  " << s.label << " ("
       << s.windows << (s.windows == 1 ? " window" : " windows") << ", mean score "
       << format_number("%.3f", s.score) << ")\n";
-  o << "\nframes encoded: " << t.frames_encoded << " for " << t.windows.size() << " windows x "
-    << t.plan.frames << " = " << window_frames_total(t) << " window frames\n";
+  o << "\nframes encoded: " << t.frames_encoded << " for " << t.windows.size()
+    << (t.windows.size() == 1 ? " window x " : " windows x ") << t.plan.frames << " = "
+    << window_frames_total(t) << " window frames\n";
   o << "timings: decode " << format_number("%.1f", t.timings.decode_ms) << " ms | spatial "
     << format_number("%.1f", t.timings.spatial_ms) << " ms | temporal "
     << format_number("%.1f", t.timings.temporal_ms) << " ms | total "
-    << format_number("%.1f", t.timings.total_ms) << " ms | " << t.device << "\n";
+    << format_number("%.1f", t.timings.total_ms) << " ms | " << t.device << " " << t.precision
+    << "\n";
   if (!t.warnings.empty()) {
     o << "\nwarnings:\n";
     for (const auto& w : t.warnings) o << "  - " << w << "\n";

@@ -218,6 +218,23 @@ TEST(TimelineJson, RoundedNumbersPrintShort) {
   EXPECT_EQ(j["timings_ms"]["decode"].dump(), "321.6");
 }
 
+TEST(TimelineText, NamesThePrecisionAndCountsOneWindowAsOne) {
+  stam::Timeline t;
+  stam::TimelineWindow w;
+  w.top_k = {{7, "class 7", 0.5}};
+  t.windows = {w};
+  t.segments = stam::merge_segments(t.windows);
+  t.plan.frames = 8;
+  t.frames_encoded = 8;
+  t.device = "cpu";
+  t.precision = "bf16";
+  const std::string text = stam::timeline_text(t);
+  EXPECT_NE(text.find("frames encoded: 8 for 1 window x 8 = 8 window frames"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" ms | cpu bf16\n"), std::string::npos) << text;
+  EXPECT_EQ(stam::timeline_json(t, false)["precision"], "bf16");
+}
+
 TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
   stam::Classifier c(tiny_options());
   stam::WindowRequest r;
@@ -290,6 +307,8 @@ TEST(TimelineCli, JsonHasWindowsAndSegments) {
   EXPECT_DOUBLE_EQ(j["windows"][1]["end_s"].get<double>(), 5.0);
   EXPECT_FALSE(j["segments"].empty());
   EXPECT_FALSE(j.contains("warnings"));  // a clean video
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_TRUE(j["precision"] == "fp32" || j["precision"] == "bf16") << j["precision"];
 }
 
 TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {

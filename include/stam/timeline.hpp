@@ -77,6 +77,7 @@ struct Timeline {
   std::vector<Segment> segments;
   Timings timings;  // decode (with preprocessing), spatial, temporal (with the head), total
   std::string device;
+  std::string precision;              // the model's, `auto` resolved
   std::vector<std::string> warnings;  // the read's (StreamInfo::warnings)
 };
 
@@ -89,8 +90,8 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
 // Renderings (timeline_output.cpp). JSON: {"input", "video_fps", "frame_count", "fps",
 // "window_frames", "stride_frames", "samples", "frames_encoded", "window_frames_total", "windows":
 // [{"start_s", "end_s", "frame_indices", "top_k"[, "logits"]}], "segments": [{"start_s", "end_s",
-// "index", "label", "score", "windows"}], "timings_ms", "device"[, "warnings"]}; seconds rounded
-// to 1 ms; "warnings" only when there are some, as in classify's records.
+// "index", "label", "score", "windows"}], "timings_ms", "device", "precision"[, "warnings"]};
+// seconds rounded to 1 ms; "warnings" only when there are some, as in classify's records.
 nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits);
 // A header row and one row per window: start_s,end_s,label_1,score_1,...,label_k,score_k.
 std::string timeline_csv(const Timeline& t, int64_t top_k);
