@@ -185,3 +185,19 @@ TEST(EmbedCli, ABadInputIsLeftOutAndTheExitCodeSaysSo) {
   EXPECT_NE(nodir.err.find("nodir does not exist"), std::string::npos) << nodir.err;
   EXPECT_EQ(nodir.err.find("loaded"), std::string::npos) << nodir.err;
 }
+
+TEST(EmbedCli, TopKIsRefusedWithTheReason) {
+  // Embed reports no labels: -k would do nothing, and is not silently taken.
+  stam::test::TempDir dir;
+  const auto r =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " embed " +
+                              shell_quote(video_path("short_32frames_30fps.mp4")) + " --weights " +
+                              shell_quote(fixture_path("tiny_stam.pth")) + " -k 3 --output " +
+                              shell_quote(dir.file("e.npy")));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("-k/--top-k does not apply to embed"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("e.npy")));
+  const auto help =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " embed --help");
+  EXPECT_EQ(help.out.find("top-k"), std::string::npos) << help.out;
+}

@@ -80,6 +80,7 @@ Command add_batch(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--logits", o.logits, "also store the raw logits (JSONL only)");
   add_model_options(sub, args->model);
+  add_top_k_option(sub, args->model);
   sub->footer(std::string(kBatchFooter) + "\n" +
               exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel, Exit::kDevice,
                               Exit::kPartial, Exit::kInterrupted}) +

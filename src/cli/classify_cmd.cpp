@@ -105,6 +105,7 @@ Command add_classify(CLI::App& app) {
                   "turn")
       ->required();
   add_model_options(sub, args->model);
+  add_top_k_option(sub, args->model);
   sub->add_option("--format", args->format,
                   "text | json (an object per input: indented at a terminal, else one line)")
       ->check(CLI::IsMember({"text", "json"}))

@@ -19,11 +19,14 @@ struct EmbedArgs {
   std::vector<std::string> inputs;
   std::string output;
   bool per_frame = false;
+  std::string top_k;  // classify's flag, taken only to say why it does not apply here
 };
 
 // Embeds every input in turn; one that fails is reported and left out, the others go on. The
 // exit code is the worst of the inputs'.
 int run_embed(const EmbedArgs& a) {
+  if (!a.top_k.empty())
+    throw UsageError("-k/--top-k does not apply to embed: it writes embeddings, not labels");
   embed_format(a.output);  // refuse a bad name or place before loading the model
   check_output_path(a.output, "--output");
   Classifier classifier(finish_model_options(a.model));
@@ -58,6 +61,7 @@ Command add_embed(CLI::App& app) {
   sub->add_flag("--per-frame", args->per_frame,
                 "the T frame embeddings of each input (N x T x D) instead of the clip's");
   add_model_options(sub, args->model);
+  sub->add_option("-k,--top-k", args->top_k)->group("");
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_embed(*args); }};

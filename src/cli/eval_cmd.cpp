@@ -109,6 +109,7 @@ Command add_eval(CLI::App& app) {
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
   add_model_options(sub, args->model);
+  add_top_k_option(sub, args->model);
   sub->footer(std::string(kEvalFooter) + "\n" +
               exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel, Exit::kDevice,
                               Exit::kPartial, Exit::kInterrupted}));

@@ -20,8 +20,6 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
                   "frames per video (default: the checkpoint's own T; others resample the "
                   "temporal position embedding)")
       ->check(CLI::Range(1, 4096));
-  app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
-      ->check(CLI::Range(1, 100000));
   app->add_option("--device", f.opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app->add_option(
          "--precision", f.precision,
@@ -42,6 +40,11 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
       ->check(CLI::IsMember({"exact", "keyframe"}))
       ->capture_default_str();
   add_labels_option(app, f);
+}
+
+void add_top_k_option(CLI::App* app, ModelFlags& f) {
+  app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
+      ->check(CLI::Range(1, 100000));
 }
 
 ModelOptions finish_model_options(const ModelFlags& f) {

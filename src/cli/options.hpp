@@ -22,6 +22,8 @@ struct ModelFlags {
 // `clip_sampling`: --sampling and --seek, for commands that sample T frames a video (timeline
 // samples at a rate of its own, so it has neither).
 void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true);
+// -k/--top-k, for the commands that report labels.
+void add_top_k_option(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
 

@@ -60,6 +60,7 @@ Command add_timeline(CLI::App& app) {
       "timeline", "label a long video window by window (each frame encoded once)");
   sub->add_option("input", args->input, "video file or frames folder")->required();
   add_model_options(sub, args->model, /*clip_sampling=*/false);
+  add_top_k_option(sub, args->model);
   auto* seconds =
       sub->add_option("--window-seconds", args->window.window_seconds,
                       "window length in seconds (default 10; with --fps it sets the frames)");
