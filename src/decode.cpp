@@ -434,26 +434,20 @@ bool is_image_name(const fs::path& p) {
   return kExts.count(ascii_lower(p.extension().string())) != 0;
 }
 
-// Video files directly in `dir` (by extension), for the error about a folder without images.
-int64_t count_videos(const std::string& dir) {
-  int64_t n = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code fec;
-    n += it->is_regular_file(fec) && has_extension(it->path().string(), video_extensions());
-  }
-  return n;
-}
-
 std::vector<fs::path> list_images(const std::string& dir) {
   std::vector<fs::path> files;
+  int64_t videos = 0;  // for the error about a folder without images
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   if (ec) throw InputError(quoted(dir) + ": cannot list folder: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw InputError(quoted(dir) + ": cannot list folder: " + ec.message());
     std::error_code fec;
-    if (it->is_regular_file(fec) && is_image_name(it->path())) files.push_back(it->path());
+    if (!it->is_regular_file(fec)) continue;
+    if (is_image_name(it->path()))
+      files.push_back(it->path());
+    else
+      videos += has_extension(it->path().string(), video_extensions());
   }
   // Plain byte-wise order of the names: frame_00009.png < frame_00010.png as long as the
   // numbers are zero-padded, which is what ffmpeg and most extractors write.
@@ -461,13 +455,13 @@ std::vector<fs::path> list_images(const std::string& dir) {
     return a.filename().string() < b.filename().string();
   });
   if (files.empty()) {
-    std::string videos;
-    if (const int64_t n = count_videos(dir); n > 0)
-      videos = "; it holds " + std::to_string(n) +
-               " video file(s), and a folder is read as the frames of one video: name the videos "
-               "themselves, or label each with `stam batch`";
+    const std::string hint =
+        videos == 0 ? ""
+                    : "; it holds " + std::to_string(videos) +
+                          " video file(s), and a folder is read as the frames of one video: name "
+                          "the videos themselves, or label each with `stam batch`";
     throw InputError(quoted(dir) +
-                     ": folder has no image files (jpg, jpeg, png, bmp, webp, tif, tiff)" + videos);
+                     ": folder has no image files (jpg, jpeg, png, bmp, webp, tif, tiff)" + hint);
   }
   return files;
 }
