@@ -175,14 +175,18 @@ TEST(Decode, ShortVideoRepeatsFrames) {
   EXPECT_EQ(read_frames(one, 16, Sampling::kUniform).indices, Idx(16, 0));
 }
 
+// 30 frames of H.264 at `path` with a key frame every `gop` frames exactly.
+void make_gop_clip(const std::string& path, int gop) {
+  const std::string g = std::to_string(gop);
+  ffmpeg("-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 30 -c:v libx264 -g " + g +
+         " -keyint_min " + g + " -sc_threshold 0 -pix_fmt yuv420p " + shell_quote(path));
+}
+
 TEST(Decode, KeyframeModeOnShortVideo) {
   // Key frames at 0, 10 and 20 of 30: positions 3, 11, 18, 26 take 0, 10, 10, 20.
   test::TempDir tmp;
   const std::string path = tmp.file("gop10.mp4");
-  ffmpeg(
-      "-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 30 -c:v libx264 -g 10 -keyint_min 10 "
-      "-sc_threshold 0 -pix_fmt yuv420p " +
-      shell_quote(path));
+  make_gop_clip(path, 10);
   const VideoFrames k = read_frames(path, 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.frame_count, 30);
   EXPECT_EQ(k.indices, (Idx{0, 10, 10, 20}));
@@ -202,10 +206,7 @@ TEST(Decode, KeyframeModeSaysWhenSamplesCollapseOntoFewKeyFrames) {
   // One key frame in 30 frames: all 4 positions take frame 0, and the result must say so.
   test::TempDir tmp;
   const std::string path = tmp.file("gop100.mp4");
-  ffmpeg(
-      "-f lavfi -i testsrc=size=64x48:rate=10 -frames:v 30 -c:v libx264 -g 100 -keyint_min 100 "
-      "-sc_threshold 0 -pix_fmt yuv420p " +
-      shell_quote(path));
+  make_gop_clip(path, 100);
   const VideoFrames k = read_frames(path, 4, Sampling::kUniform, Seek::kKeyframe);
   EXPECT_EQ(k.indices, Idx(4, 0));
   ASSERT_EQ(k.warnings.size(), 1u) << joined(k);
