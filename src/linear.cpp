@@ -122,13 +122,4 @@ double GemmProbe::run(int calls) const {
   return gflop() * calls / s;
 }
 
-double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps) {
-  const GemmProbe probe(m, k, n, device, dtype, blas);
-  probe.run();
-  double best = 0;
-  for (int i = 0; i < reps; ++i) best = std::max(best, probe.run());
-  return best;
-}
-
 }  // namespace stam

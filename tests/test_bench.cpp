@@ -74,12 +74,45 @@ TEST(Bench, JsonHasSystemAndOneResultPerFrameCount) {
     EXPECT_NEAR(row["gflop_per_s"].get<double>(), row["gflop"].get<double>() / (median / 1e3),
                 1e-6 * row["gflop_per_s"].get<double>());
     EXPECT_NEAR(row["videos_per_s"].get<double>(), 1e3 / median, 1e-9 * 1e3 / median);
+    EXPECT_NEAR(row["of_floor"].get<double>(), row["floor_ms"].get<double>() / median, 1e-9);
   }
   // The tiny model is not STAM-8, but the published figure is tied to the frame count.
   EXPECT_TRUE(j["results"][0]["published_top1"].is_null());
   EXPECT_DOUBLE_EQ(j["results"][1]["published_top1"].get<double>(), 77.5);
   // Work grows with frames: the spatial encoder is per frame.
   EXPECT_GT(j["results"][1]["gflop"].get<double>(), 3.5 * j["results"][0]["gflop"].get<double>());
+}
+
+// GFLOP are per video at any batch size; GFLOP/s and the floor are the whole forward's.
+TEST(Bench, GflopIsPerVideoAndRatesCountTheBatch) {
+  auto one = run_command(bench_cmd("--frames 4 --format json -q"));
+  auto two = run_command(bench_cmd("--frames 4 --batch 2 --format json -q"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto a = nlohmann::json::parse(one.out)["results"][0];
+  const auto b = nlohmann::json::parse(two.out)["results"][0];
+  EXPECT_DOUBLE_EQ(a["gflop"].get<double>(), b["gflop"].get<double>());
+  const double median = b["median_ms"], gflop = b["gflop"];
+  EXPECT_NEAR(b["gflop_per_s"].get<double>(), 2 * gflop / (median / 1e3),
+              1e-6 * b["gflop_per_s"].get<double>());
+  EXPECT_NEAR(b["videos_per_s"].get<double>(), 2e3 / median, 1e-9 * 2e3 / median);
+  const double floor_rate = nlohmann::json::parse(two.out)["system"]["floor_gflop_per_s"];
+  EXPECT_NEAR(b["floor_ms"].get<double>(), 2 * gflop / floor_rate * 1e3,
+              1e-6 * b["floor_ms"].get<double>());
+}
+
+// The BLAS is timed only where the model's products could use it (fp32 on CPU); otherwise the
+// JSON says null, not a rate of 0, and the text says why.
+TEST(Bench, BlasRateIsNullWhereNotTimed) {
+  auto r = run_command(bench_cmd("--frames 2 --precision bf16 --format json -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["system"]["blas_gemm_gflop_per_s"].is_null()) << r.out;
+  r = run_command(bench_cmd("--frames 2 --precision bf16 -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, ": not timed (the model's bf16 products do not use it)")) << r.out;
+  r = run_command(bench_cmd("--frames 2 --precision fp32 --format json -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(nlohmann::json::parse(r.out)["system"]["blas_gemm_gflop_per_s"].get<double>(), 0);
 }
 
 TEST(Bench, TextTableEndsWithTheShareOfTheFloor) {
@@ -111,6 +144,7 @@ TEST(Bench, CsvHasAHeaderAndARowPerFrameCount) {
   EXPECT_EQ(lines[0].rfind("frames,batch,median_ms,", 0), 0u) << lines[0];
   EXPECT_EQ(lines[3].rfind("8,1,", 0), 0u) << lines[3];
   EXPECT_TRUE(contains(lines[3], ",77.500,")) << lines[3];
+  EXPECT_TRUE(contains(lines[0], ",floor_ms,of_floor,published_top1,")) << lines[0];
 }
 
 TEST(Bench, VideoAddsReadTimesAloneAndBesideTheModel) {
@@ -129,6 +163,8 @@ TEST(Bench, VideoAddsReadTimesAloneAndBesideTheModel) {
   r = run_command(bench_cmd("--frames 4 -q" + video));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "with read ms")) << r.out;
+  const auto last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+  EXPECT_TRUE(contains(last, "% of the floor")) << "still the last line: " << last;
 }
 
 TEST(Bench, UnreadableVideoFailsBeforeTheWork) {

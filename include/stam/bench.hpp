@@ -36,9 +36,12 @@ struct SystemInfo {
   std::string gemm_backend;      // what the model's products run on
   std::string blas;              // LibTorch's own BLAS (OpenBLAS and its kernels)
   std::string gemm_shape;        // the model's largest product, "3152x768 by 768x3072"
-  double gemm_gflops = 0;        // measured rate of that product on gemm_backend
-  double blas_gemm_gflops = 0;   // the same product through the BLAS (fp32 on CPU only)
-  double floor_gflops = 0;       // the faster of the two: what the floor is computed from
+  // Best rates of that product over the run (timed before the first round and again in every
+  // round, so that a slow spell at one moment does not lower the floor): on gemm_backend, and
+  // through the BLAS (fp32 on CPU only, else not timed).
+  double gemm_gflops = 0;
+  std::optional<double> blas_gemm_gflops;
+  double floor_gflops = 0;  // the faster of the two: what the floor is computed from
 };
 
 struct BenchRow {
@@ -46,9 +49,9 @@ struct BenchRow {
   double median_ms = 0, p90_ms = 0, min_ms = 0;  // model forward, whole batch
   double spatial_ms = 0, temporal_ms = 0;        // medians of the two stages
   double videos_per_s = 0, frames_per_s = 0;
-  double gflop = 0;  // per forward (batch videos)
-  double gflop_per_s = 0;
-  double floor_ms = 0;                   // gflop at the system's floor rate
+  double gflop = 0;                      // per video
+  double gflop_per_s = 0;                // of the whole forward (batch videos)
+  double floor_ms = 0;                   // the forward's GFLOP at the system's floor rate
   std::optional<double> published_top1;  // Kinetics-400 top-1 of STAM at this frame count
   // With --video, medians over the rounds: reading the video (decode, preprocess), and one
   // forward with that read beside it, as classify and batch read the next video, timed until

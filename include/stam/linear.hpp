@@ -42,8 +42,4 @@ class GemmProbe {
   bool blas_;
 };
 
-// The rate (GFLOP/s) of one GemmProbe, best of `reps` after one warm-up call.
-double measure_gemm_gflops(int64_t m, int64_t k, int64_t n, const torch::Device& device,
-                           c10::ScalarType dtype, bool blas, int reps = 10);
-
 }  // namespace stam
