@@ -2,10 +2,15 @@
 
 #include "stam/error.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -38,6 +43,16 @@ void check_output_path(const std::string& path, const std::string& flag) {
   if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
     throw UsageError(flag + " " + path + ": folder " + parent.string() +
                      " does not exist; create it first");
+  // Open it as the write will (creating it, truncating nothing); a file made only for the
+  // question is removed again.
+  const bool existed = std::filesystem::exists(path, ec);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    const int err = errno;
+    throw UsageError(flag + " " + path + ": cannot be written (" + std::strerror(err) + ")");
+  }
+  ::close(fd);
+  if (!existed) ::unlink(path.c_str());
 }
 
 namespace {

@@ -203,7 +203,8 @@ TEST(Bench, BadArgumentsAreUsageErrors) {
   for (const std::string& args :
        {std::string("--frames 0"), std::string("--frames 4,x"), std::string("--format yaml"),
         "--plot " + shell_quote(dir.file("p.gif")), std::string("--iters 0"),
-        std::string("--plot /nonexistent/dir/p.svg")}) {
+        std::string("--plot /nonexistent/dir/p.svg"),
+        std::string("--plot /proc/p.svg")}) {  // a folder where no file can be made
     auto r = run_command(bench_cmd(args));
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
     EXPECT_FALSE(contains(r.err, "round 1 of")) << "refused before the benchmark: " << args;

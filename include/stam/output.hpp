@@ -50,8 +50,9 @@ std::string path_line(const std::string& path);
 std::string valid_utf8_text(const std::string& text);
 
 // Refuses, before any work, an output whose file could not be created: one in a folder that does
-// not exist (more likely a typo than a wish for a new tree: only the file is ever created) or a
-// directory. Throws UsageError naming `flag` and the path.
+// not exist (more likely a typo than a wish for a new tree: only the file is ever created), a
+// directory, or a file that cannot be opened for writing (permissions, a read-only or virtual
+// file system). Leaves an existing file as it is. Throws UsageError naming `flag` and the path.
 void check_output_path(const std::string& path, const std::string& flag);
 
 // `indent` < 0: one line. Invalid UTF-8 (possible in file names) becomes U+FFFD, so the text is

@@ -34,13 +34,13 @@ int run_bench_command(BenchArgs& a) {
     spdlog::info("{} frames: median {:.1f} ms ({:.0f} GFLOP/s, {:.0f}% of the floor)", row.frames,
                  row.median_ms, row.gflop_per_s, 100.0 * row.floor_ms / row.median_ms);
   });
-  if (!a.plot.empty()) write_bench_plot(report, a.plot);
   if (a.format == "json")
     std::cout << dump_json(bench_json(report), ::isatty(STDOUT_FILENO) ? 2 : -1) << std::endl;
   else if (a.format == "csv")
     std::cout << bench_csv(report) << std::flush;
   else
     std::cout << bench_text(report) << std::flush;
+  if (!a.plot.empty()) write_bench_plot(report, a.plot);  // after the figures, which it cannot lose
   return 0;
 }
 
