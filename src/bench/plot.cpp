@@ -29,6 +29,7 @@ class Canvas {
   virtual void line(double x1, double y1, double x2, double y2, Rgb c, double width,
                     bool dashed = false) = 0;
   virtual void dot(double x, double y, double radius, Rgb c) = 0;
+  // Text on a white halo, so that a line drawn earlier does not run through it.
   virtual void text(double x, double y, const std::string& s, Rgb c, double size,
                     Align align = Align::kLeft) = 0;
 };
@@ -54,7 +55,9 @@ class SvgCanvas : public Canvas {
                          : align == Align::kCenter ? "middle"
                                                    : "end";
     out_ << "<text x=\"" << x << "\" y=\"" << y << "\" font-size=\"" << size << "\" fill=\""
-         << color(c) << "\" text-anchor=\"" << anchor << "\">" << escape(s) << "</text>\n";
+         << color(c) << "\" text-anchor=\"" << anchor
+         << "\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">" << escape(s)
+         << "</text>\n";
   }
   std::string finish() { return out_.str() + "</svg>\n"; }
 
@@ -95,6 +98,8 @@ class MatCanvas : public Canvas {
     const double dx = align == Align::kLeft     ? 0
                       : align == Align::kCenter ? box.width / 2.0
                                                 : box.width;
+    cv::putText(mat_, s, pt(x - dx, y), cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar::all(255), 4,
+                cv::LINE_AA);
     cv::putText(mat_, s, pt(x - dx, y), cv::FONT_HERSHEY_SIMPLEX, scale, bgr(c), 1, cv::LINE_AA);
   }
   const cv::Mat& mat() const { return mat_; }
@@ -129,7 +134,7 @@ void draw(const BenchReport& r, Canvas& c) {
   const double top_ms = nice_ceiling(max_ms * 1.15), top_rate = nice_ceiling(max_rate * 1.15);
   auto x_of = [&](int64_t f) {
     return hi == lo ? (kLeft + kRight) / 2
-                    : kLeft + 30 + (std::log2(double(f)) - lo) / (hi - lo) * (kRight - kLeft - 60);
+                    : kLeft + 60 + (std::log2(double(f)) - lo) / (hi - lo) * (kRight - kLeft - 120);
   };
   auto y_ms = [&](double v) { return kBottom - v / top_ms * (kBottom - kTop); };
   auto y_rate = [&](double v) { return kBottom - v / top_rate * (kBottom - kTop); };
@@ -164,6 +169,9 @@ void draw(const BenchReport& r, Canvas& c) {
     }
     c.dot(x, y_ms(b.median_ms), 5, kLatency);
     c.dot(x, y_rate(b.videos_per_s), 4, kRate);
+  }
+  for (const auto& b : rows) {  // the labels last, over every line
+    const double x = x_of(b.frames);
     c.text(x, y_ms(b.median_ms) - 12, format_number("%.0f ms", b.median_ms), kLatency, 12,
            Align::kCenter);
     if (b.published_top1)
