@@ -34,10 +34,21 @@ fi
 out_dir=$1
 shift
 
-# The array may start at any index (--array=1-16): shards count from its minimum. N is the
-# number of tasks unless STAM_SHARDS says otherwise (e.g. when rerunning a few indices only).
-n=${STAM_SHARDS:-${SLURM_ARRAY_TASK_COUNT:-$((SLURM_ARRAY_TASK_MAX - SLURM_ARRAY_TASK_MIN + 1))}}
-k=$((SLURM_ARRAY_TASK_ID - ${SLURM_ARRAY_TASK_MIN:-0}))
+# Without STAM_SHARDS, N is the number of tasks and the array may start at any index
+# (--array=1-16): shards count from its minimum. With STAM_SHARDS=N the task index is the
+# shard itself, to rerun a few of them: `STAM_SHARDS=16 sbatch --array=3,7 ...` runs shards
+# 3/16 and 7/16.
+if [[ -n "${STAM_SHARDS:-}" ]]; then
+  n=$STAM_SHARDS
+  k=$SLURM_ARRAY_TASK_ID
+else
+  n=${SLURM_ARRAY_TASK_COUNT:-$((SLURM_ARRAY_TASK_MAX - SLURM_ARRAY_TASK_MIN + 1))}
+  k=$((SLURM_ARRAY_TASK_ID - ${SLURM_ARRAY_TASK_MIN:-0}))
+fi
+if ! [[ "$n" =~ ^[0-9]+$ && "$k" =~ ^[0-9]+$ ]] || ((k >= n)); then
+  echo "stam-batch: task $SLURM_ARRAY_TASK_ID is no shard of $n (with STAM_SHARDS=N, use array indices 0 to N-1)" >&2
+  exit 2
+fi
 stam=${STAM:-stam}
 mkdir -p "$out_dir"
 

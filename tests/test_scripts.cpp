@@ -1,0 +1,146 @@
+// scripts/merge_outputs.sh and scripts/slurm_batch.sh, on outputs and settings written here
+// (stam batch's own outputs go through them in test_batch_cli.cpp).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+
+using stam::test::read_file;
+using stam::test::run_command;
+using stam::test::shell_quote;
+using stam::test::source_path;
+using stam::test::TempDir;
+using stam::test::write_file;
+
+namespace {
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+stam::test::CommandResult merge(const std::string& merged, const std::vector<std::string>& parts) {
+  std::string cmd =
+      shell_quote(source_path("scripts/merge_outputs.sh")) + " " + shell_quote(merged);
+  for (const auto& p : parts) cmd += " " + shell_quote(p);
+  return run_command(cmd);
+}
+
+// The settings file stam batch writes beside OUT, with `frames` and `precision_used` varied.
+void write_settings(const std::string& out, int frames, const std::string& used) {
+  nlohmann::ordered_json s = {{"weights", "stam_16.pth"}, {"weights_bytes", 476904477},
+                              {"frames", frames},         {"top_k", 1},
+                              {"precision", "auto"},      {"precision_used", used}};
+  write_file(out + ".meta.json", s.dump(2) + "\n");
+}
+
+const char* const kHeader = "input,label_1,score_1,warnings,error\n";
+
+}  // namespace
+
+// A carriage return in a name is quoted by stam; the merge keeps each row's bytes, so the
+// merged file is still one row per input and merges again.
+TEST(MergeOutputs, CsvRowsAreCopiedByteForByte) {
+  TempDir d;
+  const std::string odd = "\"odd/cr\rhere.mp4\",abseiling,0.5,,\n";
+  const std::string plain = "b.mp4,,,,\"'b.mp4': file is empty\"\n";
+  write_file(d.file("a.csv"), std::string(kHeader) + odd);
+  write_file(d.file("b.csv"), std::string(kHeader) + plain);
+  auto r = merge(d.file("m.csv"), {d.file("a.csv"), d.file("b.csv")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(d.file("m.csv")), std::string(kHeader) + plain + odd);  // sorted by input
+  r = merge(d.file("m2.csv"), {d.file("m.csv")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(d.file("m2.csv")), read_file(d.file("m.csv")));
+}
+
+TEST(MergeOutputs, OutputsOfOtherSettingsAreRefused) {
+  TempDir d;
+  write_file(d.file("a.jsonl"), "{\"input\":\"a.mp4\",\"frames\":8}\n");
+  write_file(d.file("b.jsonl"), "{\"input\":\"b.mp4\",\"frames\":4}\n");
+  write_settings(d.file("a.jsonl"), 8, "fp32");
+  write_settings(d.file("b.jsonl"), 4, "fp32");
+  auto r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "frames: 8 in " + d.file("a.jsonl") + ", 4 in " + d.file("b.jsonl")))
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(d.file("m.jsonl")));
+}
+
+// The merged output carries the common settings, so `--resume` on it checks them; the precision
+// `auto` chose is kept when every output agrees and only reported when they do not.
+TEST(MergeOutputs, TheMergedOutputGetsTheCommonSettings) {
+  TempDir d;
+  write_file(d.file("a.jsonl"), "{\"input\":\"a.mp4\"}\n");
+  write_file(d.file("b.jsonl"), "{\"input\":\"b.mp4\"}\n");
+  write_settings(d.file("a.jsonl"), 8, "bf16");
+  write_settings(d.file("b.jsonl"), 8, "bf16");
+  write_file(d.file("m.jsonl.meta.json"), "{\"frames\": 64}\n");  // a stale one
+  auto r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(read_file(d.file("m.jsonl.meta.json"))),
+            nlohmann::json::parse(read_file(d.file("a.jsonl.meta.json"))));
+
+  write_settings(d.file("b.jsonl"), 8, "fp32");
+  r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "other precisions")) << r.err;
+  const auto s = nlohmann::json::parse(read_file(d.file("m.jsonl.meta.json")));
+  EXPECT_FALSE(s.contains("precision_used")) << s;
+  EXPECT_EQ(s["frames"], 8);
+
+  // An output without settings: nothing to check them against, so none are written.
+  std::filesystem::remove(d.file("b.jsonl.meta.json"));
+  r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "no settings file beside " + d.file("b.jsonl"))) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(d.file("m.jsonl.meta.json")));
+}
+
+TEST(MergeOutputs, BadInputsAreNamedWithoutATraceback) {
+  TempDir d;
+  write_file(d.file("good.jsonl"), "{\"input\":\"a.mp4\"}\n");
+  write_file(d.file("bad.jsonl"), "{\"input\":\"a.mp4\"}\n{\"input\": oops}\n");
+  struct Case {
+    std::string merged;
+    std::vector<std::string> parts;
+    std::string says;
+  };
+  for (const Case& c :
+       {Case{d.file("m.jsonl"),
+             {d.file("good.jsonl"), d.file("missing.jsonl")},
+             "cannot read " + d.file("missing.jsonl") + ": No such file or directory"},
+        Case{d.file("m.jsonl"), {d.file("bad.jsonl")}, d.file("bad.jsonl") + ":2 is not a JSON"},
+        Case{d.file("no/m.jsonl"), {d.file("good.jsonl")}, "does not exist"}}) {
+    auto r = merge(c.merged, c.parts);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(contains(r.err, c.says)) << r.err;
+    EXPECT_FALSE(contains(r.err, "Traceback")) << r.err;
+  }
+}
+
+// The shard each array task runs, read off the command it starts (a stand-in for stam).
+TEST(SlurmBatch, ShardsFollowTheArrayOrStamShards) {
+  TempDir d;
+  const std::string fake = d.file("fake_stam");
+  write_file(fake, "#!/bin/sh\necho \"$@\"\n");
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  const auto task = [&](const std::string& env) {
+    return run_command("env STAM=" + shell_quote(fake) + " " + env + " bash " +
+                       shell_quote(source_path("scripts/slurm_batch.sh")) + " " +
+                       shell_quote(d.file("res")) + " /data/clips");
+  };
+  // --array=1-16: shards count from the array's first index.
+  auto r = task("SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=16");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "--shard 4/16 ")) << r.out;
+  // STAM_SHARDS=16 sbatch --array=3,7: task 7 is shard 7, not the second of two tasks.
+  r = task("STAM_SHARDS=16 SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=3 SLURM_ARRAY_TASK_COUNT=2");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "--shard 7/16 ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "shard-7-of-16.jsonl")) << r.out;
+  r = task(
+      "STAM_SHARDS=16 SLURM_ARRAY_TASK_ID=16 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=17");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_TRUE(contains(r.err, "task 16 is no shard of 16")) << r.err;
+}
