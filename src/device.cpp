@@ -175,9 +175,9 @@ PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {
   c.precision = faster_precision(c.fp32_gflops, c.bf16_gflops);
   const double ratio = c.bf16_gflops / c.fp32_gflops;
   c.reason = fmt::format(
-      "auto: {}: bf16 measured {:.2f}x the fp32 rate ({:.0f} against {:.0f} "
-      "GFLOP/s on one thread){}",
-      to_string(c.precision), ratio, c.bf16_gflops, c.fp32_gflops,
+      "auto: bf16 measured {:.2f}x the fp32 rate ({:.0f} against {:.0f} GFLOP/s on one "
+      "thread){}",
+      ratio, c.bf16_gflops, c.fp32_gflops,
       c.precision == Precision::kFp32 && ratio > 1
           ? fmt::format(", under the {:.1f}x bf16 must gain", kBf16Margin)
           : "");
@@ -190,9 +190,9 @@ PrecisionChoice choose_precision(const torch::Device& device, Precision requeste
     check_precision(device, requested);
     return {requested, "requested", 0, 0};
   }
-  if (!device.is_cpu()) return {Precision::kFp16, "auto: fp16 on " + device.str(), 0, 0};
+  if (!device.is_cpu()) return {Precision::kFp16, "auto: on " + device.str(), 0, 0};
   if (!cpu_info().has("avx512_bf16") && !cpu_info().has("amx_bf16"))
-    return {Precision::kFp32, "auto: fp32, this CPU has no bf16 instructions", 0, 0};
+    return {Precision::kFp32, "auto: this CPU has no bf16 instructions", 0, 0};
   const int64_t grid = config.image_size / config.patch_size;
   return measure_cpu_precision(grid * grid + 1, config.embed_dim, config.mlp_hidden);
 }

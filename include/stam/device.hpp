@@ -24,7 +24,7 @@ void check_precision(const torch::Device& device, Precision p);
 
 struct PrecisionChoice {
   Precision precision = Precision::kFp32;
-  // One line for the log, e.g. "auto: bf16: bf16 measured 2.60x the fp32 rate (...)".
+  // Why, said after the precision, e.g. "auto: bf16 measured 2.60x the fp32 rate (...)".
   std::string reason;
   double fp32_gflops = 0, bf16_gflops = 0;  // the rates measured, when measured
 };
