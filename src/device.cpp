@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -231,6 +232,11 @@ void fit_threads_to_decoding() {
 void configure_cpu_runtime(int threads) {
   cores = usable_cpu_cores();
   threads_asked = threads > 0 ? threads : cores.load();
+  if (threads_asked > cores)
+    spdlog::warn(
+        "--threads {} on {} usable core{}: threads beyond the cores wait for each other "
+        "and make the model slower, not faster",
+        threads_asked.load(), cores.load(), cores == 1 ? "" : "s");
   at::set_num_threads(threads_asked);
   // glibc serves blocks above its mmap threshold with fresh mappings and unmaps them on free;
   // the model's largest block (its scratch buffer, 8 frames x 197 tokens x 3072 x 4 B = 19 MiB)

@@ -13,6 +13,7 @@
 
 #include "stam/cpu.hpp"
 
+#include "stam/device.hpp"
 #include "test_util.hpp"
 
 using stam::test::fixture_path;
@@ -213,6 +214,21 @@ TEST(Cli, FramesOtherThanTrainedWarnAndRun) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["frame_indices"].size(), 4u);
   EXPECT_TRUE(contains(r.err, "resampling")) << r.err;
+}
+
+// More threads than cores only makes the model wait on itself: it runs, and says so.
+TEST(Cli, ThreadsBeyondTheCoresAreAWarning) {
+  const int over = stam::usable_cpu_cores() + 1;
+  auto r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() +
+                                " -t " + std::to_string(over)));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "--threads " + std::to_string(over) + " on " +
+                                  std::to_string(over - 1) + " usable core"))
+      << r.err;
+  r = run_command(stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " -t " +
+                           std::to_string(over - 1)));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(contains(r.err, "usable core")) << r.err;
 }
 
 TEST(Cli, MissingInputIsAnInputError) {
