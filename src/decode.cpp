@@ -133,6 +133,8 @@ cv::VideoCapture open_video(const std::string& path, Watchdog& watchdog) {
   }
   if (!cap.isOpened()) {
     if (watchdog.expired()) throw_stalled(path, watchdog);
+    if (has_no_video_stream(path))
+      throw InputError(quoted(path) + ": has no video stream (an audio file?)");
     throw InputError(quoted(path) + ": not a video file FFmpeg can open");
   }
   watchdog.progress();
@@ -267,14 +269,15 @@ cv::Mat rotated(cv::Mat img, int angle) {
 
 // Reads the chosen frames (exact) or the key frames at or before them (keyframe) through
 // IndexedReader, which counts the frames from the container's packets. nullopt when the file
-// does not qualify or any check fails; the caller then reads sequentially.
-// `*variable` as IndexedReader::open sets it.
+// does not qualify or any check fails (`*refused` says why); the caller then reads
+// sequentially. `*variable` as IndexedReader::open sets it.
 std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::VideoCapture& cap,
                                               const Chooser& choose, Seek seek, int angle,
                                               Watchdog& watchdog, bool* variable,
-                                              FrameKeeper& keep) {
-  const auto reader = IndexedReader::open(path, watchdog, variable);
+                                              std::string* refused, FrameKeeper& keep) {
+  const auto reader = IndexedReader::open(path, watchdog, variable, refused);
   if (!reader) return std::nullopt;
+  *refused = "a frame failed to decode or was not where its timestamp puts it (damaged?)";
   VideoFrames out;
   out.fps = stream_fps(cap);
   out.frame_count = reader->frame_count();
@@ -310,6 +313,7 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
     cv::Mat last;
     if (!reader->read(out.frame_count - 1, last)) return std::nullopt;
   }
+  refused->clear();
   out.seeked = reader->seeked();
   spdlog::debug("{}: {} frames decoded through the container's index", path, reader->decoded());
   fill_images(out, indices, frames, keep);
@@ -318,13 +322,15 @@ std::optional<VideoFrames> read_video_indexed(const std::string& path, cv::Video
 
 // ---- sequential reading ----
 
-// A header count that proved wrong: too high means a cut or damaged file; too low, an estimate
-// (duration x rate) fooled by a variable rate.
+// A header count that proved wrong: too high means a cut or damaged file, frames an MP4 edit
+// list leaves out (a stream-copied trim), or an estimate (duration x rate, MPEG-TS, Matroska);
+// too low, an estimate fooled by a variable rate.
 std::string header_count_warning(int64_t header, int64_t decoded) {
   const std::string said = "the header says " + std::to_string(header) + " frames but ";
   if (decoded < header) {
     return said + "only " + std::to_string(decoded) +
-           " could be decoded (the file may be cut short or damaged)";
+           " could be decoded (the file may be cut short or damaged, or the count includes "
+           "frames an edit list hides, or was estimated from the duration)";
   }
   return said + "the file has " + std::to_string(decoded);
 }
@@ -410,15 +416,16 @@ VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek
   cv::VideoCapture cap = open_video(path, watchdog);
   const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
   bool variable = false;
+  std::string refused;
   std::optional<VideoFrames> out =
-      read_video_indexed(path, cap, choose, seek, angle, watchdog, &variable, keep);
+      read_video_indexed(path, cap, choose, seek, angle, watchdog, &variable, &refused, keep);
   if (watchdog.expired()) throw_stalled(path, watchdog);
   if (!out) {
+    spdlog::debug("{}: read sequentially: {}", path, refused);
     out = read_video_sequential(path, std::move(cap), choose, watchdog, keep);
     if (seek == Seek::kKeyframe) {
-      out->warnings.emplace_back(
-          "no usable key-frame index (not MP4/MOV/Matroska/WebM, or its packets do not give "
-          "frame positions): the exact sampled frames were read instead");
+      out->warnings.push_back("no usable key-frame index (" + refused +
+                              "): the exact sampled frames were read instead");
     }
   }
   if (variable) out->warnings.push_back(variable_rate_warning());
@@ -574,7 +581,8 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, S
   const size_t distinct = sorted_unique(chosen).size();
   if (distinct < chosen.size()) {
     out.warnings.push_back("the video is too short for " + std::to_string(t) + " samples: only " +
-                           std::to_string(distinct) + " distinct frames, some used more than once");
+                           std::to_string(distinct) + " distinct frame" +
+                           (distinct == 1 ? "" : "s") + ", some used more than once");
   }
   return out;
 }

@@ -80,6 +80,7 @@ struct IndexedReader::Impl {
   Watchdog* watchdog = nullptr;
   int stream = -1;
   bool variable = false;      // scan() found a variable frame rate
+  std::string refused;        // why positions cannot be told from the packets, once known
   std::vector<int64_t> pts;   // presentation timestamp of each position, ascending
   std::vector<int64_t> keys;  // positions of the key frames, ascending, starting with 0
 
@@ -102,7 +103,14 @@ struct IndexedReader::Impl {
     return it != pts.end() && *it == ts ? static_cast<int64_t>(it - pts.begin()) : -1;
   }
 
-  // Reads every packet of the stream; false when positions cannot be told from them.
+  // False with `why` as the reason refused.
+  bool refuse(std::string why) {
+    refused = std::move(why);
+    return false;
+  }
+
+  // Reads every packet of the stream; false (and `refused` set) when positions cannot be told
+  // from them.
   bool scan() {
     struct Entry {
       int64_t pts;
@@ -113,18 +121,25 @@ struct IndexedReader::Impl {
     while ((ret = av_read_frame(format.get(), packet.get())) >= 0) {
       watchdog->progress();
       const AVPacket& p = *packet;
-      bool usable = true;
+      const char* unusable = nullptr;
       if (p.stream_index == stream) {
-        usable =
-            p.pts != AV_NOPTS_VALUE && (p.flags & (AV_PKT_FLAG_CORRUPT | AV_PKT_FLAG_DISCARD)) == 0;
+        unusable = p.pts == AV_NOPTS_VALUE                ? "a packet has no timestamp"
+                   : (p.flags & AV_PKT_FLAG_CORRUPT) != 0 ? "a packet is flagged corrupt"
+                   : (p.flags & AV_PKT_FLAG_DISCARD) != 0 ? "an edit list hides some frames"
+                                                          : nullptr;
         entries.push_back({p.pts, (p.flags & AV_PKT_FLAG_KEY) != 0});
       }
       av_packet_unref(packet.get());
-      if (!usable) return false;
+      if (unusable != nullptr) return refuse(unusable);
     }
     const int64_t n = static_cast<int64_t>(entries.size());
     const int64_t listed = format->streams[stream]->nb_frames;  // MP4's sample count; else 0
-    if (ret != AVERROR_EOF || n < 2 || (listed > 0 && listed != n)) return false;
+    if (ret != AVERROR_EOF)
+      return refuse("the container could not be read to its end (cut short or damaged?)");
+    if (n < 2) return refuse("fewer than two frames");
+    if (listed > 0 && listed != n)
+      return refuse("the header lists " + std::to_string(listed) + " frames, the file holds " +
+                    std::to_string(n));
 
     std::sort(entries.begin(), entries.end(),
               [](const Entry& a, const Entry& b) { return a.pts < b.pts; });
@@ -133,16 +148,20 @@ struct IndexedReader::Impl {
     variable = variable_rate(sorted);
     const double step =
         static_cast<double>(entries.back().pts - entries.front().pts) / static_cast<double>(n - 1);
-    if (!(step > 0)) return false;
+    if (!(step > 0)) return refuse("the frame timestamps do not advance");
     for (int64_t i = 0; i < n; ++i) {
       const Entry& e = entries[static_cast<size_t>(i)];
       const double off =
           static_cast<double>(e.pts - entries.front().pts) - step * static_cast<double>(i);
-      if (std::abs(off) >= kGridTolerance * step) return false;
+      if (std::abs(off) >= kGridTolerance * step)
+        return refuse(variable ? "the frame rate varies"
+                               : "the frame timestamps are not evenly spaced (a frame dropped or "
+                                 "repeated)");
       pts.push_back(e.pts);
       if (e.key) keys.push_back(i);
     }
-    return !keys.empty() && keys.front() == 0;
+    if (keys.empty() || keys.front() != 0) return refuse("the first frame is no key frame");
+    return true;
   }
 
   bool open_decoder() {
@@ -252,12 +271,25 @@ struct IndexedReader::Impl {
 };
 
 IndexedReader::IndexedReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+bool has_no_video_stream(const std::string& path) {
+  AVFormatContext* format = nullptr;
+  if (avformat_open_input(&format, path.c_str(), nullptr, nullptr) < 0) return false;
+  const std::unique_ptr<AVFormatContext, FormatCloser> owned(format);
+  if (format->nb_streams == 0) return false;
+  for (unsigned i = 0; i < format->nb_streams; ++i)
+    if (format->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO) return false;
+  return true;
+}
+
 IndexedReader::~IndexedReader() = default;
 
 std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path, Watchdog& watchdog,
-                                                   bool* variable) {
+                                                   bool* variable, std::string* refused) {
+  std::string ignored;
+  std::string& why = refused != nullptr ? *refused : ignored;
   auto m = std::make_unique<Impl>();
   m->watchdog = &watchdog;
+  why = "FFmpeg could not open it";
   if (!m->packet || !m->frame || !m->bgr) return nullptr;
   AVFormatContext* format = avformat_alloc_context();
   if (format == nullptr) return nullptr;
@@ -268,6 +300,7 @@ std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path, Watc
   // Containers whose packets carry presentation timestamps and whose index libavformat seeks
   // by (AVI, for one, stamps packets in decode order).
   const std::string_view name = format->iformat->name;
+  why = "not an MP4/MOV/Matroska/WebM file";
   if (!starts_with(name, "mov,") && !starts_with(name, "matroska,")) return nullptr;
   // OpenCV decodes the first video stream: so do we.
   for (unsigned i = 0; i < format->nb_streams; ++i) {
@@ -277,12 +310,19 @@ std::unique_ptr<IndexedReader> IndexedReader::open(const std::string& path, Watc
       format->streams[i]->discard = AVDISCARD_ALL;
     }
   }
+  why = "no video stream";
   if (m->stream < 0 || (format->streams[m->stream]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
     return nullptr;
   }
   const bool scanned = m->scan();
   *variable = m->variable;
-  if (!scanned || !m->open_decoder() || !m->seek_to(0)) return nullptr;
+  if (!scanned) {
+    why = watchdog.expired() ? "reading its packets stalled" : m->refused;
+    return nullptr;
+  }
+  why = "FFmpeg has no decoder for its video, or cannot seek in it";
+  if (!m->open_decoder() || !m->seek_to(0)) return nullptr;
+  why.clear();
   return std::unique_ptr<IndexedReader>(new IndexedReader(std::move(m)));
 }
 

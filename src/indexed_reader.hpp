@@ -17,6 +17,10 @@ namespace stam {
 // between consecutive ones, not just a few dropped frames, are off the typical (median) one.
 bool variable_rate(const std::vector<int64_t>& sorted_pts);
 
+// True when FFmpeg opens `path` as a container of streams, none of them video (audio only, say):
+// for an error that says so rather than "not a video file FFmpeg can open".
+bool has_no_video_stream(const std::string& path);
+
 class IndexedReader {
  public:
   // Opens `path` and reads the timestamp and key flag of every packet of its first video stream.
@@ -28,9 +32,10 @@ class IndexedReader {
   // between timestamps, not just a few dropped frames, differ from the typical one (the
   // container's timestamps are then evenly spaced no more). Every packet read and frame decoded is
   // progress for `watchdog`, which must outlive the reader; once it expires, reading stops
-  // (libavformat's interrupt callback) and every call fails.
+  // (libavformat's interrupt callback) and every call fails. When it returns nullptr,
+  // `*refused` (if given) says why, e.g. "the frame rate varies".
   static std::unique_ptr<IndexedReader> open(const std::string& path, Watchdog& watchdog,
-                                             bool* variable);
+                                             bool* variable, std::string* refused = nullptr);
   ~IndexedReader();
   IndexedReader(const IndexedReader&) = delete;
   IndexedReader& operator=(const IndexedReader&) = delete;

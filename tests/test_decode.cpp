@@ -843,8 +843,11 @@ TEST(DecodeWarnings, MatroskaCutAfter40kBSaysSoAndThatFramesRepeat) {
   EXPECT_EQ(f.frame_count, real);
   EXPECT_EQ(f.indices, uniform_indices(real, 16));
   ASSERT_EQ(f.warnings.size(), 2u) << joined(f);
-  EXPECT_EQ(f.warnings[0], "the header says 300 frames but only " + std::to_string(real) +
-                               " could be decoded (the file may be cut short or damaged)");
+  EXPECT_EQ(f.warnings[0],
+            "the header says 300 frames but only " + std::to_string(real) +
+                " could be decoded (the file may be cut short or damaged, or the count "
+                "includes frames an edit list hides, or was estimated from the "
+                "duration)");
   EXPECT_EQ(f.warnings[1], "the video is too short for 16 samples: only " + std::to_string(real) +
                                " distinct frames, some used more than once");
 }
@@ -880,6 +883,9 @@ TEST(DecodeWarnings, VariableFrameRateIsReported) {
     const VideoFrames f = read_frames(path, 16, Sampling::kUniform);
     EXPECT_EQ(f.frame_count, count_frames(path));
     EXPECT_TRUE(has_warning(f, "the frame rate varies")) << joined(f);
+    // --seek keyframe falls back to the exact frames and names that reason, not a generic one.
+    const VideoFrames k = read_frames(path, 16, Sampling::kUniform, Seek::kKeyframe);
+    EXPECT_TRUE(has_warning(k, "no usable key-frame index (the frame rate varies)")) << joined(k);
     // Reading at a fixed rate (timeline) notices it too.
     const StreamInfo s = read_frames_at_rate(path, 2.0, [](int64_t, int64_t, const cv::Mat&) {});
     EXPECT_EQ(s.frame_count, f.frame_count);
@@ -979,7 +985,8 @@ TEST(DecodeWarnings, KeyframeSeekFallbackIsReported) {
   const VideoFrames f = read_frames(test::video_path("mpeg4_320x240_25fps.avi"), 16,
                                     Sampling::kUniform, Seek::kKeyframe);
   ASSERT_EQ(f.warnings.size(), 1u) << joined(f);
-  EXPECT_TRUE(has_warning(f, "no usable key-frame index")) << joined(f);
+  EXPECT_TRUE(has_warning(f, "no usable key-frame index (not an MP4/MOV/Matroska/WebM file)"))
+      << joined(f);
   // No warning contains the "; " that CSV output joins them with.
   for (const auto& w : f.warnings) EXPECT_EQ(w.find("; "), std::string::npos) << w;
 }
@@ -1108,6 +1115,19 @@ TEST(DecodeErrors, TextFileNamedMp4) {
   const std::string path = tmp.file("fake.mp4");
   std::ofstream(path) << "this is not a video, just some text\n";
   expect_input_error([&] { read_frames(path, 16, Sampling::kUniform); }, path);
+}
+
+TEST(DecodeErrors, AnAudioFileSaysItHasNoVideo) {
+  test::TempDir tmp;
+  const std::string path = tmp.file("speech.m4a");
+  ffmpeg("-f lavfi -i sine=frequency=440:duration=1 -c:a aac " + shell_quote(path));
+  expect_input_error([&] { read_frames(path, 16, Sampling::kUniform); },
+                     "has no video stream (an audio file?)");
+  // Text is still no video FFmpeg can open, not an audio file.
+  const std::string text = tmp.file("fake.mp4");
+  std::ofstream(text) << "this is not a video, just some text\n";
+  expect_input_error([&] { read_frames(text, 16, Sampling::kUniform); },
+                     "not a video file FFmpeg can open");
 }
 
 TEST(DecodeErrors, EmptyFile) {
