@@ -450,7 +450,9 @@ std::vector<fs::path> list_images(const std::string& dir) {
   for (; it != end; it.increment(ec)) {
     if (ec) throw InputError(quoted(dir) + ": cannot list folder: " + ec.message());
     std::error_code fec;
-    if (!it->is_regular_file(fec)) continue;
+    // Dot-files are no frames: AppleDouble "._frame_001.jpg" copies that macOS leaves on other
+    // file systems, for one.
+    if (!it->is_regular_file(fec) || it->path().filename().string().rfind('.', 0) == 0) continue;
     if (is_image_name(it->path()))
       files.push_back(it->path());
     else
@@ -473,19 +475,44 @@ std::vector<fs::path> list_images(const std::string& dir) {
   return files;
 }
 
+// True for a JPEG file whose data stops before its end-of-image marker (FF D9; zero bytes after
+// it are padding some cameras add). libjpeg decodes such a file, greying what is missing, and
+// says so only on stderr.
+bool jpeg_cut_short(const fs::path& file) {
+  const std::string ext = ascii_lower(file.extension().string());
+  if (ext != ".jpg" && ext != ".jpeg") return false;
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  const std::streamoff tail = std::min<std::streamoff>(size, 4096);
+  std::string bytes(static_cast<size_t>(std::max<std::streamoff>(tail, 0)), '\0');
+  if (tail < 2 || !in.seekg(size - tail) || !in.read(bytes.data(), tail)) return false;
+  const size_t end = bytes.find_last_not_of('\0');
+  return end == std::string::npos || end < 1 || bytes.compare(end - 1, 2, "\xFF\xD9") != 0;
+}
+
+// A sampled image of a frames folder, as BGR; throws InputError naming it when it cannot be
+// read, and adds a warning to `warnings` when it is a JPEG cut short.
+cv::Mat read_folder_image(const fs::path& path, const std::string& dir,
+                          std::vector<std::string>& warnings) {
+  const std::string file = path.string();
+  cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
+  if (bgr.empty())
+    throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) + ")");
+  if (jpeg_cut_short(path))
+    warnings.push_back(quoted(file) +
+                       ": the JPEG data ends early (the file is cut short); its missing part "
+                       "was decoded as grey");
+  return bgr;
+}
+
 VideoFrames read_folder(const std::string& dir, const Chooser& choose, FrameKeeper& keep) {
   const std::vector<fs::path> files = list_images(dir);
   VideoFrames out;
   out.frame_count = static_cast<int64_t>(files.size());
   const std::vector<int64_t> indices = choose(out.frame_count, kFramesFolderFps).indices;
   std::map<int64_t, cv::Mat> frames;
-  for (int64_t idx : sorted_unique(indices)) {
-    const std::string file = files[static_cast<size_t>(idx)].string();
-    cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
-    if (bgr.empty())
-      throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) + ")");
-    frames[idx] = keep(bgr);
-  }
+  for (int64_t idx : sorted_unique(indices))
+    frames[idx] = keep(read_folder_image(files[static_cast<size_t>(idx)], dir, out.warnings));
   fill_images(out, indices, frames, keep);
   if (keep.sizes_differ()) out.warnings.push_back(sizes_differ_warning());
   return out;
@@ -674,12 +701,7 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
   int64_t k = 0;
   for (int64_t pos = 0; pos < info.frame_count; ++pos) {
     auto frame = [&] {
-      const std::string file = files[static_cast<size_t>(pos)].string();
-      cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
-      if (bgr.empty())
-        throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) +
-                         ")");
-      return keep(bgr);
+      return keep(read_folder_image(files[static_cast<size_t>(pos)], dir, info.warnings));
     };
     k = feed_samples(k, pos, info, rate, frame, sink);
   }

@@ -810,6 +810,48 @@ TEST(FramesFolder, ImagesOfDifferentSizesAreReportedWhateverTheTransform) {
   EXPECT_TRUE(read_frames_at_rate(dir.path().string(), 30.0, ignore).warnings.empty());
 }
 
+// macOS leaves "._name" AppleDouble files beside every image it copies to a foreign disk: they
+// are no frames (and no images), like every dot-file.
+TEST(FramesFolder, DotFilesAreNoFrames) {
+  test::TempDir dir;
+  write_frames(dir, 4);
+  std::ofstream(dir.file("._img_01.png")) << "Mac resource fork, not a PNG";
+  ASSERT_TRUE(cv::imwrite(dir.file(".hidden.png"), cv::Mat(24, 32, CV_8UC3, cv::Scalar::all(0))));
+  const VideoFrames f = read_frames(dir.path().string(), 4, Sampling::kUniform);
+  EXPECT_EQ(f.frame_count, 4);
+  EXPECT_TRUE(f.warnings.empty()) << joined(f);
+}
+
+// libjpeg decodes a JPEG cut short, greying what is missing, and says so only on stderr: the
+// result names the file instead.
+TEST(FramesFolder, AJpegCutShortIsAWarningNamingIt) {
+  test::TempDir dir;
+  write_frames(dir, 4, ".jpg");
+  // Noise, so that two thirds of the file is its whole header and part of the scan.
+  const std::string cut = dir.file("img_02.jpg");
+  cv::Mat noise(24, 32, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  const auto write_cut = [&] {
+    ASSERT_TRUE(cv::imwrite(cut, noise));
+    fs::resize_file(cut, fs::file_size(cut) * 2 / 3);
+  };
+  write_cut();
+  const VideoFrames f = read_frames(dir.path().string(), 4, Sampling::kUniform);
+  ASSERT_EQ(f.warnings.size(), 1u) << joined(f);
+  EXPECT_TRUE(has_warning(f, "img_02.jpg")) << joined(f);
+  EXPECT_TRUE(has_warning(f, "the JPEG data ends early")) << joined(f);
+  // Zero bytes after the end-of-image marker are padding, not damage.
+  std::ofstream(dir.file("img_01.jpg"), std::ios::app | std::ios::binary) << std::string(64, '\0');
+  fs::remove(cut);
+  EXPECT_TRUE(read_frames(dir.path().string(), 3, Sampling::kUniform).warnings.empty());
+  // The fixed-rate read (timeline) says so too.
+  write_cut();
+  const auto ignore = [](int64_t, int64_t, const cv::Mat&) {};
+  const StreamInfo s = read_frames_at_rate(dir.path().string(), 30.0, ignore);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("img_02.jpg"), std::string::npos) << s.warnings[0];
+}
+
 TEST(FramesFolder, ReadsOnlyNeededImages) {
   // A broken image that sampling skips does no harm; a needed one is an error naming it.
   test::TempDir dir;
