@@ -38,6 +38,8 @@ std::vector<std::string> read_labels(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A UTF-8 byte order mark, as Windows editors write, is no part of the first class name.
+    if (labels.empty() && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.size() > kMaxLineBytes)
       throw ModelError(path + ": line " + std::to_string(labels.size() + 1) + " is " +
                        std::to_string(line.size()) + " bytes long, not a class name");

@@ -42,6 +42,16 @@ TEST(Labels, CrLfAndTrailingBlankLinesAreTolerated) {
   EXPECT_EQ(labels, (std::vector<std::string>{"a b", "c"}));
 }
 
+// Notepad's UTF-8 starts with a byte order mark; it is not part of the first class's name.
+TEST(Labels, AByteOrderMarkIsNoPartOfTheFirstName) {
+  stam::test::TempDir d;
+  const auto labels = stam::read_labels(write(d, "bom.txt",
+                                              "\xEF\xBB\xBF"
+                                              "abseiling\r\nzumba\r\n"));
+  EXPECT_EQ(labels, (std::vector<std::string>{"abseiling", "zumba"}));
+  expect_error(write(d, "bom_only.txt", "\xEF\xBB\xBF\n"), "empty");
+}
+
 TEST(Labels, BadFilesAreRefusedNamingTheProblem) {
   stam::test::TempDir d;
   expect_error(d.file("missing.txt"), "no such labels file");
