@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <opencv2/core/utils/logger.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +26,10 @@ void setup_ffmpeg_logging(int verbosity) {
 
 void setup_logging(int verbosity, bool quiet) {
   setup_ffmpeg_logging(quiet ? 0 : verbosity);
+  // OpenCV's own warnings (an image it cannot open, which stam reports as an error naming the
+  // folder) only with -vv.
+  cv::utils::logging::setLogLevel(!quiet && verbosity >= 2 ? cv::utils::logging::LOG_LEVEL_WARNING
+                                                           : cv::utils::logging::LOG_LEVEL_ERROR);
   auto logger = spdlog::stderr_color_mt("stam");
   logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_default_logger(logger);
