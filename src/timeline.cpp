@@ -22,9 +22,19 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-void check_positive(const std::optional<double>& v, const char* flag) {
-  if (v && !(*v > 0 && std::isfinite(*v)))
-    throw UsageError(std::string(flag) + " must be a positive number, got " + std::to_string(*v));
+// A number as the user may have typed it: 0.3, 100000, 1e+300.
+std::string number(double v) {
+  return format_number("%.10g", v);
+}
+
+bool rate_in_range(double fps) {
+  return fps >= kMinFps && fps <= kMaxFps;
+}
+
+const std::string& rate_range() {
+  static const std::string text =
+      "between " + number(kMinFps) + " and " + number(kMaxFps) + " samples per second";
+  return text;
 }
 
 // Sampled frames waiting for the spatial encoder are encoded this many at a time.
@@ -145,25 +155,44 @@ class Runner {
 }  // namespace
 
 std::optional<int64_t> requested_window_frames(const WindowRequest& r) {
-  check_positive(r.window_seconds, "--window-seconds");
-  check_positive(r.fps, "--fps");
+  if (r.window_seconds && !(*r.window_seconds > 0 && std::isfinite(*r.window_seconds)))
+    throw UsageError("--window-seconds must be a positive number, got " +
+                     number(*r.window_seconds));
+  if (r.fps && !rate_in_range(*r.fps))
+    throw UsageError("--fps must be " + rate_range() + ", got " + number(*r.fps));
+  if (r.stride_seconds && !(*r.stride_seconds > 0 && *r.stride_seconds <= kMaxStrideSeconds))
+    throw UsageError("--stride-seconds must be a positive number of seconds up to " +
+                     number(kMaxStrideSeconds) + ", got " + number(*r.stride_seconds));
   if (r.window_frames) {
-    if (*r.window_frames < 1)
-      throw UsageError("--window-frames must be at least 1, got " +
-                       std::to_string(*r.window_frames));
+    if (*r.window_frames < 1 || *r.window_frames > kMaxWindowFrames)
+      throw UsageError("--window-frames must be between 1 and " + std::to_string(kMaxWindowFrames) +
+                       ", got " + std::to_string(*r.window_frames));
     return r.window_frames;
   }
-  if (r.window_seconds && r.fps)
-    return std::max<int64_t>(1, std::llround(*r.window_seconds * *r.fps));
-  return std::nullopt;
+  if (!r.window_seconds || !r.fps) return std::nullopt;
+  const double frames = *r.window_seconds * *r.fps;
+  if (frames >= static_cast<double>(kMaxWindowFrames) + 0.5)
+    throw UsageError("--window-seconds " + number(*r.window_seconds) + " at --fps " +
+                     number(*r.fps) + " is a window of " + number(std::round(frames)) +
+                     " frames; a window (one model run) has at most " +
+                     std::to_string(kMaxWindowFrames));
+  return std::max<int64_t>(1, std::llround(frames));
 }
 
 WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames) {
-  check_positive(r.stride_seconds, "--stride-seconds");
   WindowPlan p;
   p.frames = requested_window_frames(r).value_or(model_frames);
   const auto frames = static_cast<double>(p.frames);
-  p.fps = r.fps.value_or(frames / r.window_seconds.value_or(kDefaultWindowSeconds));
+  const double seconds = r.window_seconds.value_or(kDefaultWindowSeconds);
+  p.fps = r.fps.value_or(frames / seconds);
+  if (!rate_in_range(p.fps))
+    throw UsageError("windows of " + std::to_string(p.frames) + " frames over " + number(seconds) +
+                     " s are a sample rate of " + number(p.fps) + " fps; it must be " +
+                     rate_range() + " (see --window-seconds, --fps)");
+  if (r.window_seconds && r.fps && std::abs(frames / p.fps - seconds) > 1e-6 * seconds)
+    spdlog::info("--window-seconds {} at --fps {} rounds to windows of {} frame{}, {} s long",
+                 number(seconds), number(p.fps), p.frames, p.frames == 1 ? "" : "s",
+                 format_number("%.3g", frames / p.fps));
   p.stride =
       std::max<int64_t>(1, std::llround(r.stride_seconds.value_or(kDefaultStrideSeconds) * p.fps));
   return p;

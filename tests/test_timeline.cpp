@@ -2,12 +2,15 @@
 // concatenating the repository's test videos: every window's logits equal those of classifying
 // that window's frames on their own, with each sampled frame encoded once.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/videoio.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include "stam/error.hpp"
 #include "stam/timeline.hpp"
@@ -98,6 +101,74 @@ TEST(TimelinePlan, NonPositiveValuesAreUsageErrors) {
   r = {};
   r.window_frames = 0;
   EXPECT_THROW(stam::requested_window_frames(r), stam::UsageError);
+}
+
+// Unbounded, these crashed (a 320 GB tensor for --window-frames 100000), were OOM-killed
+// (--fps 1e12 repeats each frame for billions of samples) or overflowed (llround(1e300)).
+TEST(TimelinePlan, OutOfRangeValuesAreUsageErrorsSayingTheRange) {
+  const auto refused = [](const stam::WindowRequest& r, const std::string& said) {
+    try {
+      stam::resolve_window(r, 8);
+      ADD_FAILURE() << "accepted; want: " << said;
+    } catch (const stam::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(said), std::string::npos) << e.what();
+    }
+  };
+  stam::WindowRequest r;
+  r.window_frames = 100000;
+  refused(r, "--window-frames must be between 1 and 4096, got 100000");
+  r = {};
+  r.window_seconds = 100000;
+  r.fps = 1;
+  refused(r,
+          "--window-seconds 100000 at --fps 1 is a window of 100000 frames; a window (one "
+          "model run) has at most 4096");
+  for (const double fps : {1e300, 1e12, 1e-300}) {
+    r = {};
+    r.fps = fps;
+    refused(r, "--fps must be between 0.001 and 1000 samples per second");
+  }
+  r = {};
+  r.window_seconds = 1e-300;  // 8 frames in it: 8e300 samples per second
+  refused(r,
+          "windows of 8 frames over 1e-300 s are a sample rate of 8e+300 fps; it must be "
+          "between 0.001 and 1000 samples per second");
+  r = {};
+  r.stride_seconds = 1e300;
+  refused(r, "--stride-seconds must be a positive number of seconds up to 1000000, got 1e+300");
+
+  // The bounds themselves are taken.
+  r = {};
+  r.window_frames = stam::kMaxWindowFrames;
+  r.fps = stam::kMaxFps;
+  r.stride_seconds = stam::kMaxStrideSeconds;
+  const stam::WindowPlan p = stam::resolve_window(r, 8);
+  EXPECT_EQ(p.frames, 4096);
+  EXPECT_EQ(p.stride, 1000000000);
+  r = {};
+  r.fps = stam::kMinFps;
+  EXPECT_EQ(stam::resolve_window(r, 8).fps, 0.001);
+}
+
+TEST(TimelinePlan, AWindowRoundedToWholeFramesIsLogged) {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  stam::WindowRequest r;
+  r.window_seconds = 1.0;
+  r.fps = 0.3;
+  const stam::WindowPlan p = stam::resolve_window(r, 8);
+  r.window_seconds = 5.0;
+  r.fps = 3.2;  // 16 frames, exactly 5 s: nothing to say
+  stam::resolve_window(r, 8);
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(p.frames, 1);
+  EXPECT_NE(log.str().find("--window-seconds 1 at --fps 0.3 rounds to windows of 1 frame, 3.33 s "
+                           "long"),
+            std::string::npos)
+      << log.str();
+  EXPECT_EQ(stam::test::lines_of(log.str()).size(), 1u) << log.str();
 }
 
 TEST(TimelinePlan, WindowStartsCoverTheEnd) {
@@ -309,6 +380,20 @@ TEST(TimelineCli, JsonHasWindowsAndSegments) {
   EXPECT_FALSE(j.contains("warnings"));  // a clean video
   EXPECT_EQ(j["device"], "cpu");
   EXPECT_TRUE(j["precision"] == "fp32" || j["precision"] == "bf16") << j["precision"];
+}
+
+TEST(TimelineCli, OutOfRangeWindowsAreRefusedBeforeTheModelLoads) {
+  // No weights: a run that got as far as loading them would fail with exit 4.
+  const std::string run = shell_quote(stam::test::stam_binary()) + " timeline " +
+                          shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
+                          " --weights /nonexistent/stam.pth --device cpu";
+  for (const std::string flags : {" --window-frames 100000", " --window-seconds 100000 --fps 1",
+                                  " --fps 1e12", " --stride-seconds 1e300"}) {
+    const auto r = stam::test::run_command(run + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(flags.substr(1, flags.find(' ', 1) - 1)), std::string::npos)
+        << flags << ": " << r.err;
+  }
 }
 
 TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {

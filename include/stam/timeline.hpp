@@ -26,6 +26,12 @@ struct WindowRequest {
 // Default window length and stride when the request does not give them.
 constexpr double kDefaultWindowSeconds = 10.0;
 constexpr double kDefaultStrideSeconds = 2.0;
+// The bounds of a request. A window is one model run, so it is at most as long as classify's
+// --frames allows; a sample rate outside these bounds (a day between samples, or thousands of
+// copies of each frame) is a typo, and unbounded it overflowed the window's size or the memory.
+constexpr int64_t kMaxWindowFrames = 4096;
+constexpr double kMinFps = 0.001, kMaxFps = 1000;
+constexpr double kMaxStrideSeconds = 1e6;
 
 struct WindowPlan {
   int64_t frames = 0;  // T: samples per window, the frames the model runs
@@ -34,12 +40,17 @@ struct WindowPlan {
 };
 
 // The window length in frames the request fixes without knowing the model: --window-frames, or
-// --window-seconds times --fps. nullopt: the model's own T. Throws UsageError.
+// --window-seconds times --fps. nullopt: the model's own T. Checks every value the model does not
+// decide: throws UsageError, saying the allowed range, for a value that is not positive, a window
+// above kMaxWindowFrames, a --fps outside [kMinFps, kMaxFps] or a --stride-seconds above
+// kMaxStrideSeconds.
 std::optional<int64_t> requested_window_frames(const WindowRequest& r);
 
 // T = requested_window_frames, else `model_frames`; fps = --fps, else T per window length
 // (--window-seconds, default 10 s: 1.6 fps for STAM-16); stride = --stride-seconds (default 2 s)
-// in samples, rounded, at least 1. Throws UsageError for values that are not positive.
+// in samples, rounded, at least 1. Throws UsageError as requested_window_frames does, and when the
+// rate T per window length falls outside [kMinFps, kMaxFps]. Logs a notice when rounding to whole
+// frames changes the window length asked for (--window-seconds 1 --fps 0.3: 1 frame, 3.33 s).
 WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames);
 
 // First samples of the windows over `samples` samples: 0, stride, 2 stride, ... while a whole
