@@ -186,6 +186,33 @@ TEST(EmbedCli, ABadInputIsLeftOutAndTheExitCodeSaysSo) {
   EXPECT_EQ(nodir.err.find("loaded"), std::string::npos) << nodir.err;
 }
 
+TEST(EmbedCli, WhenNoInputIsEmbeddedTheOutputIsLeftAsItWas) {
+  // Every input failing used to replace an existing array with an empty one (and its paths
+  // file with an empty file), after loading the model for inputs that were missing.
+  stam::test::TempDir dir;
+  const std::string npy = dir.file("keep.npy"), paths = dir.file("keep.paths.txt");
+  stam::test::write_file(npy, "three rows");
+  stam::test::write_file(paths, "a.mp4\nb.mp4\nc.mp4\n");
+  const std::string stam = shell_quote(stam::test::stam_binary()) + " embed --device cpu ";
+  // Missing inputs are found before the model loads: these weights do not exist either, and
+  // loading them would be exit 4.
+  const auto missing = stam::test::run_command(stam + "--weights /nonexistent/stam.pth " +
+                                               "/nonexistent.mp4 --output " + shell_quote(npy));
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent.mp4"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("no input could be embedded; " + npy + " was not written"),
+            std::string::npos)
+      << missing.err;
+  // An input that fails only when decoded.
+  stam::test::write_file(dir.file("broken.mp4"), "not a video");
+  const auto broken = stam::test::run_command(
+      stam + "--weights " + shell_quote(fixture_path("tiny_stam.pth")) + " " +
+      shell_quote(dir.file("broken.mp4")) + " --output " + shell_quote(npy));
+  EXPECT_EQ(broken.exit_code, 3) << broken.err;
+  EXPECT_EQ(stam::test::read_file(npy), "three rows");
+  EXPECT_EQ(stam::test::read_file(paths), "a.mp4\nb.mp4\nc.mp4\n");
+}
+
 TEST(EmbedCli, TopKIsRefusedWithTheReason) {
   // Embed reports no labels: -k would do nothing, and is not silently taken.
   stam::test::TempDir dir;

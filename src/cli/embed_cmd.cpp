@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "stam/decode.hpp"
 #include "stam/embed.hpp"
 #include "stam/output.hpp"
 
@@ -22,25 +23,44 @@ struct EmbedArgs {
   std::string top_k;  // classify's flag, taken only to say why it does not apply here
 };
 
-// Embeds every input in turn; one that fails is reported and left out, the others go on. The
-// exit code is the worst of the inputs'.
+// Embeds every input in turn; one that fails is reported and left out, the others go on. Inputs
+// are checked before the model loads (as classify does), and no model is loaded when none is
+// left. The output is written only when some input was embedded: an existing file is never
+// replaced by an empty one. The exit code is the worst of the inputs'.
 int run_embed(const EmbedArgs& a) {
   if (!a.top_k.empty())
     throw UsageError("-k/--top-k does not apply to embed: it writes embeddings, not labels");
   embed_format(a.output);  // refuse a bad name or place before loading the model
   check_output_path(a.output, "--output");
-  Classifier classifier(finish_model_options(a.model));
-  std::vector<Embedding> embeddings;
+  const ModelOptions options = finish_model_options(a.model);
+  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   int worst = 0;
+  std::vector<std::string> readable;
   for (const auto& input : a.inputs) {
     try {
-      embeddings.push_back(embed(classifier, input, a.per_frame));
+      check_input(input);
+      readable.push_back(input);
+    } catch (const InputError& e) {
+      spdlog::error("{}", e.what());
+      worst = std::max(worst, static_cast<int>(e.code()));
+    }
+  }
+  std::vector<Embedding> embeddings;
+  std::unique_ptr<Classifier> classifier;
+  if (!readable.empty()) classifier = std::make_unique<Classifier>(options);
+  for (const auto& input : readable) {
+    try {
+      embeddings.push_back(embed(*classifier, input, a.per_frame));
     } catch (const Error& e) {
       spdlog::error("{}", e.what());
       worst = std::max(worst, static_cast<int>(e.code()));
     }
   }
-  const StamConfig& c = classifier.config();
+  if (embeddings.empty()) {
+    spdlog::error("no input could be embedded; {} was not written", a.output);
+    return worst;
+  }
+  const StamConfig& c = classifier->config();
   std::vector<int64_t> row_shape{c.embed_dim};
   if (a.per_frame) row_shape.insert(row_shape.begin(), c.frames);
   write_embeddings(a.output, embeddings, row_shape);
