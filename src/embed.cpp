@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -21,15 +23,22 @@ std::vector<float> to_floats(const torch::Tensor& t) {
   return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
 }
 
+// Why the last failed file operation failed, as the system says it ("Permission denied").
+std::string system_reason() {
+  return errno != 0 ? std::strerror(errno) : "the system gave no reason";
+}
+
 std::ofstream open_output(const std::string& path) {
+  errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw UsageError("cannot write '" + path + "' (does its folder exist?)");
+  if (!out) throw UsageError("cannot write '" + path + "': " + system_reason());
+  errno = 0;  // from here on, only this file's writes set it
   return out;
 }
 
 void close_output(std::ofstream& out, const std::string& path) {
   out.close();
-  if (!out) throw UsageError("cannot write '" + path + "': write failed (disk full?)");
+  if (!out) throw UsageError("cannot write '" + path + "': " + system_reason());
 }
 
 // The nested JSON array of `values` with `shape` (row-major).

@@ -47,12 +47,23 @@ TEST(Npy, NumpyReadsWhatWeWrite) {
             "float32 (3,) [1.0, 2.0, 3.0]\n");
 }
 
-TEST(Npy, AnUnwritablePathIsAUsageErrorNamingIt) {
-  try {
-    stam::write_npy("/nonexistent/dir/x.npy", {1}, {1});
-    FAIL() << "no error";
-  } catch (const stam::UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/x.npy"), std::string::npos);
+TEST(Npy, AnUnwritablePathIsAUsageErrorNamingItAndTheSystemsReason) {
+  // The reason is the system's, not a guess ("does its folder exist?" for any failure).
+  stam::test::TempDir dir;
+  stam::test::write_file(dir.file("file"), "");
+  const std::pair<std::string, std::string> cases[] = {
+      {"/nonexistent/dir/x.npy", "No such file or directory"},
+      {dir.file("file") + "/x.npy", "Not a directory"},
+      {dir.path().string(), "Is a directory"},
+      {"/dev/full", "No space left on device"},  // opens, then the write fails
+  };
+  for (const auto& [path, reason] : cases) {
+    try {
+      stam::write_npy(path, {1}, {1});
+      ADD_FAILURE() << path << ": no error";
+    } catch (const stam::UsageError& e) {
+      EXPECT_EQ(std::string(e.what()), "cannot write '" + path + "': " + reason);
+    }
   }
 }
 
