@@ -201,11 +201,23 @@ def main():
 
     # Broken checkpoints for the error paths, from a micro model to keep them small.
     micro = Stam(**MICRO).state_dict()
+
+    def with_values(name, values):  # a copy of micro[name] starting with `values`
+        t = micro[name].clone()
+        t.view(-1)[:len(values)] = torch.tensor(values)
+        return t
+
+    nan, inf = float("nan"), float("inf")
     broken = {
         "micro_missing.pth": {k: v for k, v in micro.items() if k != "blocks.0.attn.proj.bias"},
         "micro_badshape.pth": dict(micro, **{"blocks.0.mlp.fc2.weight": torch.zeros(32, 100)}),
         "micro_extra.pth": dict(micro, **{"blocks.0.attn.extra": torch.zeros(3)}),
         "micro_ok.pth": micro,
+        # Loads, but NaN and infinities in two tensors: `stam info` names the first.
+        "micro_nonfinite.pth": dict(micro, **{
+            "blocks.0.attn.qkv.weight": with_values("blocks.0.attn.qkv.weight", [nan, inf, -inf]),
+            "head.weight": with_values("head.weight", [nan]),
+        }),
     }
     for name, state in broken.items():
         torch.save({"model": state}, os.path.join(args.out, name))

@@ -10,6 +10,7 @@
 
 #include "stam/cpu.hpp"
 #include "stam/device.hpp"
+#include "stam/error.hpp"
 #include "stam/linear.hpp"
 #include "stam/output.hpp"
 
@@ -57,6 +58,29 @@ nlohmann::ordered_json checkpoint_info(const Checkpoint& ckpt) {
           {"state_dict_key", ckpt.location()},
           {"tensors", ckpt.entries().size()},
           {"dtype", dtype}};
+}
+
+void check_finite(const Checkpoint& ckpt) {
+  std::string first;
+  int64_t others = 0;
+  for (const auto& e : ckpt.entries()) {
+    if (!c10::isFloatingType(e.dtype)) continue;
+    const torch::Tensor t = ckpt.view(e.key);
+    const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+    if (bad == 0) continue;
+    if (first.empty())
+      first = "tensor '" + e.key + "' has " + std::to_string(bad) + " of " +
+              std::to_string(t.numel()) + " values NaN or infinite";
+    else
+      ++others;
+  }
+  if (first.empty()) return;
+  if (others > 0)
+    first += ", and " + std::to_string(others) +
+             (others == 1 ? " other tensor has some too" : " other tensors have some too");
+  throw ModelError(ckpt.path() + ": " + first +
+                   "; the file is damaged or its training diverged, and the model would give "
+                   "NaN scores");
 }
 
 nlohmann::ordered_json model_info(const StamConfig& c) {

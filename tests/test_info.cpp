@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "stam/checkpoint.hpp"
+#include "stam/error.hpp"
 #include "stam/info.hpp"
 #include "stam/model.hpp"
 #include "test_util.hpp"
@@ -90,4 +91,34 @@ TEST(InfoCli, JsonHasTheThreeSections) {
                                     shell_quote(fixture_path("tiny_stam.pth")) + " --format xml")
                 .exit_code,
             2);
+}
+
+// README calls info the check that a file is good: a checkpoint whose weights hold NaN or
+// infinities loads, and gives NaN scores, so it must not pass. micro_nonfinite.pth is micro_ok.pth
+// with NaN, +inf and -inf at the start of blocks.0.attn.qkv.weight and NaN in head.weight.
+TEST(Info, NonFiniteWeightsAreAModelErrorNamingTheFirstTensor) {
+  EXPECT_NO_THROW(stam::check_finite(stam::Checkpoint::open(fixture_path("micro_ok.pth"))));
+  const auto path = fixture_path("micro_nonfinite.pth");
+  try {
+    stam::check_finite(stam::Checkpoint::open(path));
+    FAIL() << "accepted";
+  } catch (const stam::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find(path +
+                                         ": tensor 'blocks.0.attn.qkv.weight' has 3 of 3072 "
+                                         "values NaN or infinite, and 1 other tensor has some too"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(InfoCli, NonFiniteWeightsFailWithExitFour) {
+  const std::string info = shell_quote(stam::test::stam_binary()) + " info ";
+  const auto bad = stam::test::run_command(info + shell_quote(fixture_path("micro_nonfinite.pth")));
+  EXPECT_EQ(bad.exit_code, 4) << bad.err;
+  EXPECT_NE(bad.err.find("'blocks.0.attn.qkv.weight' has 3 of 3072 values NaN or infinite"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
+  const auto good = stam::test::run_command(info + shell_quote(fixture_path("micro_ok.pth")));
+  EXPECT_EQ(good.exit_code, 0) << good.err;
 }

@@ -14,6 +14,11 @@ namespace stam {
 // ("float16 150, float32 2").
 nlohmann::ordered_json checkpoint_info(const Checkpoint& ckpt);
 
+// Throws ModelError when a floating-point tensor holds NaN or infinite values (a damaged file, or
+// a training run that diverged: such a model gives NaN scores), naming the first such tensor in
+// file order, how many of its values are not finite, and how many other tensors have some.
+void check_finite(const Checkpoint& ckpt);
+
 // From the architecture alone: {"frames", "classes", "image_size", "patch_size", "embed_dim",
 // "depth", "heads", "mlp_hidden", "temporal_layers", "temporal_heads", "temporal_ffn",
 // "parameters", "gflop_per_video", "description"}.

@@ -31,6 +31,7 @@ int run_info(const InfoArgs& a) {
   // Build on the meta-free CPU path and load for real: this proves every tensor is readable.
   Stam model(cfg);
   load_weights(model, ckpt);
+  check_finite(ckpt);
   const nlohmann::ordered_json info{
       {"checkpoint", checkpoint_info(ckpt)}, {"model", model_info(cfg)}, {"system", system_info()}};
   if (a.format == "json")
