@@ -50,8 +50,9 @@ int64_t class_of_label(const std::string& text, const std::vector<std::string>& 
   return find_class(text, labels);
 }
 
-std::string percent(double fraction) {
-  return format_number("%.2f", 100.0 * fraction) + " %";
+// One of the report's overall accuracies: "n/a" when no video was evaluated.
+std::string percent(const Report& r, double fraction) {
+  return r.evaluated > 0 ? format_number("%.2f", 100.0 * fraction) + " %" : "n/a";
 }
 
 // A class name, or "#index" for an index the labels file does not have.
@@ -259,6 +260,8 @@ nlohmann::ordered_json report_json(const Report& r, const std::vector<std::strin
   const auto fraction = [](int64_t hits, int64_t videos) {
     return videos > 0 ? J(static_cast<double>(hits) / static_cast<double>(videos)) : J(nullptr);
   };
+  // Likewise the totals: with no video evaluated there is no accuracy, not one of 0.
+  const auto overall = [&r](double accuracy) { return r.evaluated > 0 ? J(accuracy) : J(nullptr); };
   for (const auto& c : r.classes)
     classes.push_back({{"index", c.index},
                        {"label", name_of(c.index, labels)},
@@ -279,9 +282,9 @@ nlohmann::ordered_json report_json(const Report& r, const std::vector<std::strin
            {"evaluated", r.evaluated},
            {"failed_count", static_cast<int64_t>(r.failed.size())},
            {"missing_count", static_cast<int64_t>(r.missing.size())},
-           {"top1", r.top1_accuracy},
-           {"topk", r.topk_accuracy},
-           {"mean_class_accuracy", r.mean_class_accuracy},
+           {"top1", overall(r.top1_accuracy)},
+           {"topk", overall(r.topk_accuracy)},
+           {"mean_class_accuracy", overall(r.mean_class_accuracy)},
            {"classes", classes},
            {"confusions", confusions},
            {"failed", failed},
@@ -295,8 +298,8 @@ std::string report_text(const Report& r, const std::vector<std::string>& labels)
   if (!r.failed.empty()) o << ", " << r.failed.size() << " failed";
   if (!r.missing.empty()) o << ", " << r.missing.size() << " not yet labelled";
   o << "\n"
-    << "top-1 " << percent(r.top1_accuracy) << "  top-" << k << " " << percent(r.topk_accuracy)
-    << "  mean class " << percent(r.mean_class_accuracy) << "\n\n"
+    << "top-1 " << percent(r, r.top1_accuracy) << "  top-" << k << " "
+    << percent(r, r.topk_accuracy) << "  mean class " << percent(r, r.mean_class_accuracy) << "\n\n"
     << "  index  videos   top-1   top-" << k << "  failed  class\n";
   const auto rate = [](int64_t hits, int64_t n) {
     return n > 0 ? format_number("%.1f", 100.0 * double(hits) / double(n)) : std::string("-");

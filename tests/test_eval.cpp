@@ -177,6 +177,23 @@ TEST(Eval, MetricsCountTopOneTopKClassMeanFailuresAndMissing) {
   EXPECT_NE(text.find("\n  f: cannot decode\n"), std::string::npos) << text;
 }
 
+TEST(Eval, NothingEvaluatedHasNoAccuracyRatherThanZero) {
+  // A shard with no videos, or every input failed: 0 % would read as a model that is always
+  // wrong. The per-class figures were null already.
+  const std::vector<stam::eval::Sample> samples{{"a", 4}, {"b", 2}};
+  const std::unordered_map<std::string, stam::eval::Outcome> records{{"a", failed("broken")}};
+  for (const auto& set : {std::vector<stam::eval::Sample>{}, samples}) {
+    const auto r = stam::eval::evaluate(set, records, 5);
+    ASSERT_EQ(r.evaluated, 0);
+    const auto j = stam::eval::report_json(r, kLabels);
+    EXPECT_TRUE(j["top1"].is_null()) << j.dump();
+    EXPECT_TRUE(j["topk"].is_null()) << j.dump();
+    EXPECT_TRUE(j["mean_class_accuracy"].is_null()) << j.dump();
+    const std::string text = stam::eval::report_text(r, kLabels);
+    EXPECT_NE(text.find("\ntop-1 n/a  top-5 n/a  mean class n/a\n"), std::string::npos) << text;
+  }
+}
+
 TEST(Eval, RecordsReadBackWithResultsOverErrorsAndNoTornTail) {
   TempDir d;
   std::ofstream(d.file("r.jsonl"))

@@ -76,7 +76,8 @@ struct Report {
   int64_t total = 0;      // labelled inputs
   int64_t evaluated = 0;  // with a result record
   int64_t top1 = 0, topk = 0;
-  double top1_accuracy = 0, topk_accuracy = 0;  // over `evaluated`
+  // Over `evaluated`; 0 when it is 0, and rendered then as null (JSON) or n/a (text).
+  double top1_accuracy = 0, topk_accuracy = 0;
   double mean_class_accuracy = 0;     // mean of the per-class top-1 over classes with videos
   std::vector<ClassStats> classes;    // classes with at least one labelled input, by index
   std::vector<Confusion> confusions;  // most frequent (truth, wrong top-1) pairs first
