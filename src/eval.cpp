@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <utility>
@@ -29,17 +30,73 @@ std::string normalised(const std::string& name) {
   return out;
 }
 
+// The first `show` items joined by `separator`, then " and 4 more".
+std::string listed(const std::vector<std::string>& items, const std::string& separator,
+                   size_t show) {
+  std::string s;
+  for (size_t i = 0; i < items.size() && i < show; ++i) s += (i ? separator : "") + items[i];
+  if (items.size() > show) s += " and " + std::to_string(items.size() - show) + " more";
+  return s;
+}
+
 // "'a', 'b', 'c' and 4 more"
 std::string quoted_list(const std::vector<std::string>& names, size_t show = 10) {
-  std::string s;
-  for (size_t i = 0; i < names.size() && i < show; ++i) s += (i ? ", '" : "'") + names[i] + "'";
-  if (names.size() > show) s += " and " + std::to_string(names.size() - show) + " more";
-  return s;
+  std::vector<std::string> quoted;
+  for (const auto& name : names) quoted.push_back("'" + name + "'");
+  return listed(quoted, ", ", show);
 }
 
 bool all_digits(const std::string& s) {
   return !s.empty() &&
          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+std::string trimmed(const std::string& s) {
+  const size_t first = s.find_first_not_of(" \t");
+  if (first == std::string::npos) return "";
+  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+// `field` as one RFC 4180 quoted field ("making tea", a quote inside written twice): its text, or
+// nullopt when it is not exactly one such field.
+std::optional<std::string> unquoted(const std::string& field) {
+  if (field.size() < 2 || field.front() != '"' || field.back() != '"') return std::nullopt;
+  std::string text;
+  for (size_t i = 1; i + 1 < field.size(); ++i) {
+    if (field[i] == '"' && (i + 2 >= field.size() || field[++i] != '"')) return std::nullopt;
+    text += field[i];
+  }
+  return text;
+}
+
+// A `path,label` line cut in two: the label follows the last comma, spaces around it trimmed, or
+// it is one quoted field (as stam's own CSV writes it), which may hold commas.
+struct ListLine {
+  std::string path, label;
+  std::string problem;  // why the line is not `path,label` ("" when it is)
+};
+
+ListLine split_list_line(const std::string& line) {
+  const size_t last = line.rfind(',');
+  if (last == std::string::npos || last == 0) return {"", "", " is not 'path,label'"};
+  const std::string after_last = trimmed(line.substr(last + 1));
+  const bool opens = !after_last.empty() && after_last.front() == '"';
+  const bool closes = !after_last.empty() && after_last.back() == '"';
+  if (!opens && !closes) return {line.substr(0, last), after_last, ""};
+  // Quoted: the field starts after the rightmost comma whose rest of the line is one.
+  size_t opening = std::string::npos;
+  for (size_t c = last; c != std::string::npos && c > 0; c = line.rfind(',', c - 1)) {
+    const std::string field = trimmed(line.substr(c + 1));
+    if (field.empty() || field.front() != '"') continue;
+    if (const auto label = unquoted(field)) return {line.substr(0, c), *label, ""};
+    if (opening == std::string::npos) opening = c;
+  }
+  if (!closes) return {"", "", ": the label " + after_last + " opens a quote that is not closed"};
+  if (opening == std::string::npos)
+    return {"", "", ": the label " + after_last + " closes a quote that was not opened"};
+  return {"", "",
+          ": the label " + trimmed(line.substr(opening + 1)) +
+              " has a quote inside that is not doubled (in a quoted label, \" is written \"\")"};
 }
 
 int64_t class_of_label(const std::string& text, const std::vector<std::string>& labels) {
@@ -130,19 +187,17 @@ std::vector<Sample> samples_from_list(std::istream& in, const std::string& sourc
     // A byte-order mark (Windows editors), which batch's --list drops too.
     if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const size_t comma = line.rfind(',');
     const std::string where = "line " + std::to_string(line_no);
-    if (comma == std::string::npos || comma == 0) {
-      problems.push_back(where + " is not 'path,label'");
+    const auto [input, label, problem] = split_list_line(line);
+    if (!problem.empty()) {
+      problems.push_back(where + problem);
       continue;
     }
-    const std::string label = line.substr(comma + 1);
     const int64_t index = class_of_label(label, labels);
     if (index < 0) {
       problems.push_back(where + ": '" + label + "' names no class");
       continue;
     }
-    const std::string input = line.substr(0, comma);
     const auto [first, added] = seen.try_emplace(batch::record_key(input), line_no, index);
     if (added) {
       samples.push_back({input, index});
@@ -156,7 +211,7 @@ std::vector<Sample> samples_from_list(std::istream& in, const std::string& sourc
   }
   if (!problems.empty())
     throw UsageError("eval: " + source + ": " + std::to_string(problems.size()) +
-                     " bad line(s): " + quoted_list(problems, 5));
+                     " bad line(s): " + listed(problems, "; ", 5));
   if (samples.empty()) throw UsageError("eval: " + source + " lists no videos");
   return samples;
 }

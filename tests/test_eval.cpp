@@ -104,6 +104,53 @@ TEST(Eval, ListLinesTakeANameOrAnIndexAfterTheLastComma) {
   }
 }
 
+TEST(Eval, ListLabelsMayHaveSpacesAroundThemOrBeQuotedAsCsvQuotesThem) {
+  // `a.mp4, making tea` and `a.mp4,"making tea"` (as stam's own CSV writes a field) were refused.
+  const std::vector<std::string> labels{"making tea", "say \"hi\"", "x, y"};
+  std::istringstream in(
+      "a.mp4, making tea \n"
+      "b.mp4,\"making tea\"\n"
+      "c,d.mp4 ,  \"x, y\"  \n"
+      "e.mp4,\"say \"\"hi\"\"\"\n"
+      "f.mp4, 2\n");
+  const auto s = stam::eval::samples_from_list(in, "list.csv", labels);
+  ASSERT_EQ(s.size(), 5u);
+  EXPECT_EQ(s[0].input, "a.mp4");
+  EXPECT_EQ(s[0].label, 0);
+  EXPECT_EQ(s[1].label, 0);
+  EXPECT_EQ(s[2].input, "c,d.mp4 ");  // paths as given
+  EXPECT_EQ(s[2].label, 2);
+  EXPECT_EQ(s[3].label, 1);
+  EXPECT_EQ(s[4].label, 2);
+
+  // Quotes that do not pair up say what is wrong, without wrapping the label in more quotes.
+  std::istringstream bad(
+      "a.mp4,\"making tea\n"
+      "b.mp4,making tea\"\n"
+      "c.mp4,\"say \"hi\"\"\n"
+      "d.mp4,\"making coffee\"\n");
+  try {
+    stam::eval::samples_from_list(bad, "list.csv", labels);
+    FAIL() << "bad quotes accepted";
+  } catch (const stam::UsageError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("list.csv: 4 bad line(s)"), std::string::npos) << m;
+    EXPECT_NE(m.find("line 1: the label \"making tea opens a quote that is not closed"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("line 2: the label making tea\" closes a quote that was not opened"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("line 3: the label \"say \"hi\"\" has a quote inside that is not doubled"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("line 4: 'making coffee' names no class"), std::string::npos) << m;
+    // Each problem was put in quotes of its own: 'line 4: 'making coffee' names no class'.
+    EXPECT_NE(m.find("is not closed; line 2: "), std::string::npos) << m;
+    EXPECT_EQ(m.find("'line"), std::string::npos) << m;
+  }
+}
+
 TEST(Eval, AVideoListedTwiceCountsOnceAndTwoLabelsForItAreRefused) {
   // Listed twice, it was counted twice, and under two labels it was a miss for one of them
   // whatever the model said. (The list starts with a byte-order mark, which batch drops: kept,

@@ -33,9 +33,11 @@ std::vector<Sample> samples_from_tree(const std::string& dir,
                                       const std::vector<std::string>& extensions);
 
 // `path,label` lines (split at the last comma, so paths may hold commas; blank lines and a
-// trailing '\r' skipped); the label is a class name or a class index. A video listed again (by
-// its path in normal form, ./a.mp4 being a.mp4) counts once; under another label it is a bad
-// line. Throws UsageError naming `source` and every bad line.
+// trailing '\r' skipped); the label is a class name or a class index, spaces around it ignored,
+// and may be quoted as CSV quotes a field ("making tea", a quote inside doubled; such a label may
+// hold commas). A video listed again (by its path in normal form, ./a.mp4 being a.mp4) counts
+// once; under another label it is a bad line. Throws UsageError naming `source` and every bad
+// line.
 std::vector<Sample> samples_from_list(std::istream& in, const std::string& source,
                                       const std::vector<std::string>& labels);
 
