@@ -396,6 +396,20 @@ TEST(TimelineCli, OutOfRangeWindowsAreRefusedBeforeTheModelLoads) {
   }
 }
 
+TEST(TimelineCli, AMissingInputOrAZeroStrideIsRefusedBeforeTheModelLoads) {
+  // These weights do not exist: a run that loads them first fails with exit 4 instead.
+  const std::string run = shell_quote(stam::test::stam_binary()) +
+                          " timeline --weights /nonexistent/stam.pth --device cpu ";
+  const auto missing = stam::test::run_command(run + "/nonexistent/long.mp4");
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent/long.mp4"), std::string::npos) << missing.err;
+  const auto stride = stam::test::run_command(
+      run + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + " --stride-seconds 0");
+  EXPECT_EQ(stride.exit_code, 2) << stride.err;
+  EXPECT_NE(stride.err.find("--stride-seconds must be a positive number"), std::string::npos)
+      << stride.err;
+}
+
 TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {
   // 40 frames at 10 fps tagged to be turned by 90 degrees (ffmpeg -c copy -metadata:s:v:0
   // rotate=90): the frames are rotated, and the result must say so, as classify's does.

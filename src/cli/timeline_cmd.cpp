@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "options.hpp"
+#include "stam/decode.hpp"
 #include "stam/output.hpp"
 #include "stam/timeline.hpp"
 
@@ -34,6 +35,9 @@ int run_timeline_cmd(const TimelineArgs& a) {
                        "in order and samples it at --fps (see --window-seconds, --stride-seconds)");
   }
   ModelOptions opts = finish_model_options(a.model);
+  // What can be refused without the model is refused before it loads.
+  decode_timeout_s();
+  check_input(a.input);
   if (const auto t = requested_window_frames(a.window)) {
     if (opts.frames > 0 && opts.frames != *t)
       throw UsageError("--frames " + std::to_string(opts.frames) + " contradicts the window of " +
