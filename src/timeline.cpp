@@ -246,6 +246,14 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   t.frame_count = info.frame_count;
   t.samples = info.samples;
   t.warnings = info.warnings;
+  if (t.samples < plan.frames) {  // one window, its last sample repeated (positions ascend)
+    std::vector<int64_t> positions = t.windows.front().frame_indices;
+    const auto distinct = std::unique(positions.begin(), positions.end()) - positions.begin();
+    t.warnings.push_back(
+        "the video is too short for a window of " + std::to_string(plan.frames) + " samples at " +
+        format_number("%.3g", plan.fps) + " fps: only " + std::to_string(distinct) +
+        (distinct == 1 ? " distinct frame" : " distinct frames") + ", some used more than once");
+  }
   if (plan.fps > info.fps * (1 + 1e-9)) {
     t.warnings.push_back("sampling at " + format_number("%.3g", plan.fps) +
                          " fps, above the video's " + format_number("%.3g", info.fps) +

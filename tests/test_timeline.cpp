@@ -332,6 +332,30 @@ TEST(Timeline, AVideoShorterThanAWindowGetsOnePaddedWindow) {
   EXPECT_EQ(t.frames_encoded, 6);
   EXPECT_DOUBLE_EQ(t.windows[0].end_s, 72 / t.video_fps);  // the video's end, not 8 / 2 s
   EXPECT_LT(t.windows[0].end_s, 3.0);
+  // Said, as classify says it of a clip with repeated frames.
+  EXPECT_EQ(t.warnings, std::vector<std::string>{
+                            "the video is too short for a window of 8 samples at 2 fps: only 6 "
+                            "distinct frames, some used more than once"});
+}
+
+TEST(TimelineCli, AVideoOfThreeFramesSaysItWasPadded) {
+  stam::test::TempDir tmp;
+  const std::string video = tmp.file("short3.mp4");
+  const auto made = stam::test::run_command(
+      "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=size=64x48:rate=10 -frames:v 3 "
+      "-c:v libx264 -pix_fmt yuv420p " +
+      shell_quote(video));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto r = stam::test::run_command(
+      shell_quote(stam::test::stam_binary()) + " timeline " + shell_quote(video) + " --weights " +
+      shell_quote(fixture_path("tiny_stam.pth")) + " --device cpu --format json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["windows"].size(), 1u);
+  EXPECT_EQ(j["windows"][0]["frame_indices"], nlohmann::json({0, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(j["warnings"], nlohmann::json::array({"the video is too short for a window of 8 "
+                                                  "samples at 0.8 fps: only 1 distinct frame, "
+                                                  "some used more than once"}));
 }
 
 TEST(Timeline, AModelRunningOtherWindowsIsRefused) {

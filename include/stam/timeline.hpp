@@ -88,8 +88,10 @@ struct Timeline {
   std::vector<Segment> segments;
   Timings timings;  // decode (with preprocessing), spatial, temporal (with the head), total
   std::string device;
-  std::string precision;              // the model's, `auto` resolved
-  std::vector<std::string> warnings;  // the read's (StreamInfo::warnings)
+  std::string precision;  // the model's, `auto` resolved
+  // The read's (StreamInfo::warnings), then the run's: a video shorter than one window, a rate
+  // above the video's.
+  std::vector<std::string> warnings;
 };
 
 // Labels `input` window by window with `classifier` (whose T must be plan.frames). With
