@@ -65,19 +65,16 @@ nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits) {
   return j;
 }
 
-std::string timeline_csv(const Timeline& t, int64_t top_k) {
+std::string timeline_csv(const Timeline& t) {
+  const size_t k = t.windows.empty() ? 0 : t.windows.front().top_k.size();
   std::string out = "start_s,end_s";
-  for (int64_t i = 1; i <= top_k; ++i)
+  for (size_t i = 1; i <= k; ++i)
     out += ",label_" + std::to_string(i) + ",score_" + std::to_string(i);
   out += '\n';
   for (const auto& w : t.windows) {
     out += format_number("%.3f", w.start_s) + "," + format_number("%.3f", w.end_s);
-    for (int64_t i = 0; i < top_k; ++i) {
-      const bool have = i < static_cast<int64_t>(w.top_k.size());
-      out += "," +
-             (have ? batch::csv_field(w.top_k[static_cast<size_t>(i)].label) : std::string()) +
-             "," + (have ? format_number("%.6g", w.top_k[static_cast<size_t>(i)].score) : "");
-    }
+    for (const auto& p : w.top_k)
+      out += "," + batch::csv_field(p.label) + "," + format_number("%.6g", p.score);
     out += '\n';
   }
   return out;

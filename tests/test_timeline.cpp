@@ -476,6 +476,22 @@ TEST(TimelineCli, CsvHasAHeaderAndARowPerWindow) {
   EXPECT_NE(ok.out.find("\n1.000,5.000,"), std::string::npos) << ok.out;
 }
 
+TEST(TimelineCli, CsvHasAsManyLabelColumnsAsTheModelHasClasses) {
+  // -k 10 on a model of 5 classes gave empty columns up to label_10; JSON and classify give 5.
+  const auto r = stam::test::run_command(
+      shell_quote(stam::test::stam_binary()) + " timeline " +
+      shell_quote(video_path("mpeg4_320x240_25fps.avi")) + " --weights " +
+      shell_quote(fixture_path("micro_ok.pth")) + " --labels " +
+      shell_quote(fixture_path("micro_labels.txt")) + " --device cpu -k 10 --format csv -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = stam::test::lines_of(r.out);
+  ASSERT_GE(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0],
+            "start_s,end_s,label_1,score_1,label_2,score_2,label_3,score_3,label_4,score_4,"
+            "label_5,score_5");
+  for (const auto& row : rows) EXPECT_EQ(std::count(row.begin(), row.end(), ','), 11) << row;
+}
+
 TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
   const std::string stam = shell_quote(stam::test::stam_binary()) + " timeline ";
   const auto missing = stam::test::run_command(stam + "/nonexistent.mp4" + tiny_flags());

@@ -106,8 +106,9 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
 // "index", "label", "score", "windows"}], "timings_ms", "device", "precision"[, "warnings"]};
 // seconds rounded to 1 ms; "warnings" only when there are some, as in classify's records.
 nlohmann::ordered_json timeline_json(const Timeline& t, bool with_logits);
-// A header row and one row per window: start_s,end_s,label_1,score_1,...,label_k,score_k.
-std::string timeline_csv(const Timeline& t, int64_t top_k);
+// A header row and one row per window: start_s,end_s,label_1,score_1,...,label_k,score_k, k the
+// windows' top-k (-k, at most the class count, as in JSON).
+std::string timeline_csv(const Timeline& t);
 // Windows, then segments, then what reuse saved, the timings and any warnings.
 std::string timeline_text(const Timeline& t);
 

@@ -50,7 +50,7 @@ int run_timeline_cmd(const TimelineArgs& a) {
   if (a.format == "json")
     std::cout << dump_json(timeline_json(t, a.logits), ::isatty(STDOUT_FILENO) ? 2 : -1) << '\n';
   else if (a.format == "csv")
-    std::cout << timeline_csv(t, opts.top_k);
+    std::cout << timeline_csv(t);
   else
     std::cout << timeline_text(t);
   return 0;
