@@ -505,6 +505,16 @@ TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
       stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
                               tiny_flags() + " --frames 8 --window-frames 4");
   EXPECT_EQ(contradiction.exit_code, 2);
+  // --logits has a place in JSON only: refused, not silently ignored, before the model loads.
+  for (const std::string format : {"text", "csv"}) {
+    const auto r =
+        stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
+                                " --weights /nonexistent/stam.pth --logits --format " + format);
+    EXPECT_EQ(r.exit_code, 2) << format << ": " << r.err;
+    EXPECT_NE(r.err.find("--logits needs --format json: the " + format + " output has no place"),
+              std::string::npos)
+        << r.err;
+  }
   // Clip sampling options do not apply to a timeline: refused, not silently ignored.
   for (const char* flag : {" --seek keyframe", " --sampling reference"}) {
     const auto r = stam::test::run_command(

@@ -34,6 +34,9 @@ int run_timeline_cmd(const TimelineArgs& a) {
                        " does not apply to timeline: it reads the whole video " +
                        "in order and samples it at --fps (see --window-seconds, --stride-seconds)");
   }
+  if (a.logits && a.format != "json")
+    throw UsageError("--logits needs --format json: the " + a.format +
+                     " output has no place for each window's logits");
   ModelOptions opts = finish_model_options(a.model);
   // What can be refused without the model is refused before it loads.
   decode_timeout_s();
@@ -78,7 +81,7 @@ Command add_timeline(CLI::App& app) {
   sub->add_option("--format", args->format, "text | json | csv (one row per window)")
       ->check(CLI::IsMember({"text", "json", "csv"}))
       ->capture_default_str();
-  sub->add_flag("--logits", args->logits, "JSON: also each window's raw logits");
+  sub->add_flag("--logits", args->logits, "with --format json: also each window's raw logits");
   sub->add_flag("--no-reuse", args->no_reuse,
                 "encode every window's frames again, as classifying each window on its own "
                 "would (same output, slower: for comparison)");
