@@ -80,6 +80,8 @@ TEST(InfoCli, JsonHasTheThreeSections) {
   auto r = stam::test::run_command(shell_quote(stam::test::stam_binary()) + " info " +
                                    shell_quote(fixture_path("tiny_stam.pth")) + " --format json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Not a terminal: one line, as classify, timeline and eval print for a program.
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["checkpoint"]["format"], "zip");
   EXPECT_EQ(j["model"]["frames"], 8);

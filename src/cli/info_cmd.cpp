@@ -1,5 +1,7 @@
 // stam info: what a checkpoint holds and what this machine runs it with. Also the check that a
 // download loads.
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 
@@ -34,8 +36,8 @@ int run_info(const InfoArgs& a) {
   check_finite(ckpt);
   const nlohmann::ordered_json info{
       {"checkpoint", checkpoint_info(ckpt)}, {"model", model_info(cfg)}, {"system", system_info()}};
-  if (a.format == "json")
-    std::cout << dump_json(info, 2) << "\n";
+  if (a.format == "json")  // as classify's: indented at a terminal, one line for a program
+    std::cout << dump_json(info, ::isatty(STDOUT_FILENO) ? 2 : -1) << "\n";
   else
     std::cout << info_text(info);
   return 0;
@@ -49,7 +51,7 @@ Command add_info(CLI::App& app) {
       "info", "describe and fully load a checkpoint; the device, CPU and libraries it runs on");
   sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)");
   sub->add_option("-w,--weights", args->weights, "the same, as in the other commands");
-  sub->add_option("--format", args->format, "text | json")
+  sub->add_option("--format", args->format, "text | json (indented at a terminal, else one line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   sub->footer(exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel}));
