@@ -85,7 +85,7 @@ std::string timeline_text(const Timeline& t) {
   o << t.input << ": " << t.frame_count << " frames at " << format_number("%.3g", t.video_fps)
     << " fps; windows of " << t.plan.frames << " frames at " << format_number("%.3g", t.plan.fps)
     << " fps (" << format_number("%.2f", static_cast<double>(t.plan.frames) / t.plan.fps)
-    << " s), one every " << t.plan.stride << " samples ("
+    << " s), one every " << t.plan.stride << (t.plan.stride == 1 ? " sample (" : " samples (")
     << format_number("%.2f", static_cast<double>(t.plan.stride) / t.plan.fps)
     << " s)\n\n   start_s     end_s  top labels\n";
   for (const auto& w : t.windows) {

@@ -238,4 +238,7 @@ TEST(EmbedCli, TopKIsRefusedWithTheReason) {
   const auto help =
       stam::test::run_command(shell_quote(stam::test::stam_binary()) + " embed --help");
   EXPECT_EQ(help.out.find("top-k"), std::string::npos) << help.out;
+  // Hiding it left two blank lines before the exit codes.
+  EXPECT_NE(help.out.find("\n\nExit codes:"), std::string::npos) << help.out;
+  EXPECT_EQ(help.out.find("\n\n\n"), std::string::npos) << help.out;
 }

@@ -124,3 +124,14 @@ TEST(InfoCli, NonFiniteWeightsFailWithExitFour) {
   const auto good = stam::test::run_command(info + shell_quote(fixture_path("micro_ok.pth")));
   EXPECT_EQ(good.exit_code, 0) << good.err;
 }
+
+TEST(InfoCli, HelpSaysExitFourIsAboutTheCheckpointAlone) {
+  // info reads no labels file, so its help does not say exit 4 may be about one.
+  const auto r = stam::test::run_command(shell_quote(stam::test::stam_binary()) + " info --help");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("  4    model error (checkpoint missing, corrupt, not STAM's or not "
+                       "finite)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("labels"), std::string::npos) << r.out;
+}

@@ -289,7 +289,7 @@ TEST(TimelineJson, RoundedNumbersPrintShort) {
   EXPECT_EQ(j["timings_ms"]["decode"].dump(), "321.6");
 }
 
-TEST(TimelineText, NamesThePrecisionAndCountsOneWindowAsOne) {
+TEST(TimelineText, NamesThePrecisionAndCountsOneWindowAndOneSampleAsOne) {
   stam::Timeline t;
   stam::TimelineWindow w;
   w.top_k = {{7, "class 7", 0.5}};
@@ -299,9 +299,11 @@ TEST(TimelineText, NamesThePrecisionAndCountsOneWindowAsOne) {
   t.frames_encoded = 8;
   t.device = "cpu";
   t.precision = "bf16";
+  t.plan.stride = 1;
   const std::string text = stam::timeline_text(t);
   EXPECT_NE(text.find("frames encoded: 8 for 1 window x 8 = 8 window frames"), std::string::npos)
       << text;
+  EXPECT_NE(text.find(", one every 1 sample ("), std::string::npos) << text;
   EXPECT_NE(text.find(" ms | cpu bf16\n"), std::string::npos) << text;
   EXPECT_EQ(stam::timeline_json(t, false)["precision"], "bf16");
 }
@@ -525,4 +527,20 @@ TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
               std::string::npos)
         << r.err;
   }
+}
+
+TEST(TimelineCli, HelpSaysWhatFramesIsHereWithOneBlankLineBeforeTheExitCodes) {
+  const auto r =
+      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline --help");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto frames = r.out.find("-f,--frames");
+  ASSERT_NE(frames, std::string::npos) << r.out;
+  // The description, on the option's line or the next.
+  EXPECT_EQ(r.out.find("window length in sampled frames, as --window-frames", frames),
+            r.out.find_first_not_of(' ', r.out.find('\n', frames) + 1))
+      << r.out;
+  EXPECT_EQ(r.out.find("frames per video"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n\nExit codes:"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\n\n\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("--seek"), std::string::npos) << "hidden: " << r.out;
 }

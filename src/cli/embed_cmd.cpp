@@ -81,7 +81,7 @@ Command add_embed(CLI::App& app) {
   sub->add_flag("--per-frame", args->per_frame,
                 "the T frame embeddings of each input (N x T x D) instead of the clip's");
   add_model_options(sub, args->model);
-  sub->add_option("-k,--top-k", args->top_k)->group("");
+  add_refused_option(sub, "-k,--top-k", args->top_k);
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_embed(*args); }};

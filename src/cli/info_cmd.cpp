@@ -54,7 +54,9 @@ Command add_info(CLI::App& app) {
   sub->add_option("--format", args->format, "text | json (indented at a terminal, else one line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  sub->footer(exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel}));
+  sub->footer(exit_code_help(
+      {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kModel},
+      {{Exit::kModel, "model error (checkpoint missing, corrupt, not STAM's or not finite)"}}));
   return {sub, [args] { return run_info(*args); }};
 }
 

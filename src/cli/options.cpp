@@ -1,10 +1,24 @@
 #include "options.hpp"
 
 #include <algorithm>
+#include <memory>
 
 namespace stam::cli {
 
 namespace {
+
+// CLI11 (2.1) ends the option groups with a blank line of its own when the last group is the
+// hidden one, so the help of a command with hidden options had two blank lines before its
+// footer; this formatter drops the extra one.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_help(const CLI::App* app, std::string name,
+                        CLI::AppFormatMode mode) const override {
+    std::string help = CLI::Formatter::make_help(app, std::move(name), mode);
+    for (size_t at; (at = help.find("\n\n\n")) != std::string::npos;) help.erase(at, 1);
+    return help;
+  }
+};
 
 void add_labels_option(CLI::App* app, ModelFlags& f) {
   app->add_option("--labels", f.opts.labels,
@@ -55,7 +69,13 @@ ModelOptions finish_model_options(const ModelFlags& f) {
   return o;
 }
 
-std::string exit_code_help(std::initializer_list<Exit> codes) {
+void add_refused_option(CLI::App* app, const std::string& name, std::string& into) {
+  app->add_option(name, into)->group("");  // group "": hidden
+  app->formatter(std::make_shared<HelpFormatter>());
+}
+
+std::string exit_code_help(std::initializer_list<Exit> codes,
+                           std::initializer_list<std::pair<Exit, const char*>> meanings) {
   static const std::pair<Exit, const char*> kRows[] = {
       {Exit::kOk, "success"},
       {Exit::kInternal, "internal error (a bug: please report it)"},
@@ -67,8 +87,10 @@ std::string exit_code_help(std::initializer_list<Exit> codes) {
       {Exit::kInterrupted, "interrupted (SIGINT/SIGTERM)"},
   };
   std::string text = "Exit codes:\n";
-  for (const auto& [code, meaning] : kRows) {
+  for (auto [code, meaning] : kRows) {
     if (codes.size() > 0 && std::find(codes.begin(), codes.end(), code) == codes.end()) continue;
+    for (const auto& [own_code, own_meaning] : meanings)
+      if (own_code == code) meaning = own_meaning;
     const std::string number = std::to_string(static_cast<int>(code));
     text += "  " + number + std::string(5 - number.size(), ' ') + meaning + "\n";
   }

@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "stam/error.hpp"
 #include "stam/pipeline.hpp"
@@ -27,8 +28,14 @@ void add_top_k_option(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
 
+// An option a command takes only to refuse it with the reason it does not apply there (rather
+// than CLI11's "unknown option"): hidden from --help, its value stored in `into` for the command
+// to check.
+void add_refused_option(CLI::App* app, const std::string& name, std::string& into);
+
 // The exit-code table printed in --help footers and README.md: the rows of `codes`, or all of
-// them when it is empty.
-std::string exit_code_help(std::initializer_list<Exit> codes = {});
+// them when it is empty; `meanings` replaces the general wording of some rows for one command.
+std::string exit_code_help(std::initializer_list<Exit> codes = {},
+                           std::initializer_list<std::pair<Exit, const char*>> meanings = {});
 
 }  // namespace stam::cli

@@ -67,6 +67,10 @@ Command add_timeline(CLI::App& app) {
       "timeline", "label a long video window by window (each frame encoded once)");
   sub->add_option("input", args->input, "video file or frames folder")->required();
   add_model_options(sub, args->model, /*clip_sampling=*/false);
+  sub->get_option("--frames")
+      ->description(
+          "window length in sampled frames, as --window-frames (default: the "
+          "checkpoint's T)");
   add_top_k_option(sub, args->model);
   auto* seconds =
       sub->add_option("--window-seconds", args->window.window_seconds,
@@ -85,9 +89,8 @@ Command add_timeline(CLI::App& app) {
   sub->add_flag("--no-reuse", args->no_reuse,
                 "encode every window's frames again, as classifying each window on its own "
                 "would (same output, slower: for comparison)");
-  // Hidden (group ""): given, they stop the run with the reason, not "unknown option".
-  sub->add_option("--seek", args->seek)->group("");
-  sub->add_option("--sampling", args->sampling)->group("");
+  add_refused_option(sub, "--seek", args->seek);
+  add_refused_option(sub, "--sampling", args->sampling);
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_timeline_cmd(*args); }};
