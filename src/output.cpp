@@ -44,9 +44,12 @@ void check_output_path(const std::string& path, const std::string& flag) {
     throw UsageError(flag + " " + path + ": folder " + parent.string() +
                      " does not exist; create it first");
   // Open it as the write will (creating it, truncating nothing); a file made only for the
-  // question is removed again.
-  const bool existed = std::filesystem::exists(path, ec);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  // question is removed again. Only a regular file or a new one: opening a FIFO to write waits
+  // for a reader (the callers that refuse such outputs say so in their own words).
+  const auto status = std::filesystem::status(path, ec);
+  const bool existed = std::filesystem::exists(status);
+  if (existed && !std::filesystem::is_regular_file(status)) return;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0666);
   if (fd < 0) {
     const int err = errno;
     throw UsageError(flag + " " + path + ": cannot be written (" + std::strerror(err) + ")");
