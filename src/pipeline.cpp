@@ -197,11 +197,13 @@ Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_re
   m.opts.precision = precision.precision;
   m.dtype = scalar_type(precision.precision);
 
-  const std::string labels_path = resolve_labels(options.labels);
-  m.labels = read_labels(labels_path);
-  if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
-    throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
-                     weights + " has " + std::to_string(m.config.num_classes) + " classes");
+  if (options.with_labels) {
+    const std::string labels_path = resolve_labels(options.labels);
+    m.labels = read_labels(labels_path);
+    if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
+      throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
+                       weights + " has " + std::to_string(m.config.num_classes) + " classes");
+  }
 
   m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek, m.device);
   if (reader_ready) reader_ready(*m.reader);
@@ -322,6 +324,7 @@ torch::Tensor Classifier::logits(const torch::Tensor& clip_embeddings) {
 }
 
 std::vector<Prediction> Classifier::top_k(const torch::Tensor& logits_row) const {
+  if (!impl_->opts.with_labels) throw std::logic_error("Classifier::top_k: loaded without labels");
   c10::InferenceMode guard;
   return top_predictions(logits_row.softmax(0), impl_->opts.top_k, impl_->labels);
 }

@@ -235,6 +235,19 @@ TEST(EmbedCli, TopKIsRefusedWithTheReason) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("-k/--top-k does not apply to embed"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("e.npy")));
+  // Nor does it name classes: a checkpoint of 5 classes embeds beside the default 400 labels,
+  // and --labels is refused with the reason.
+  const std::string embed = shell_quote(stam::test::stam_binary()) + " embed " +
+                            shell_quote(video_path("short_32frames_30fps.mp4")) + " --weights " +
+                            shell_quote(fixture_path("micro_ok.pth")) + " --output " +
+                            shell_quote(dir.file("m.npy"));
+  auto m = stam::test::run_command(embed);
+  EXPECT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("m.npy")));
+  m = stam::test::run_command(
+      embed + " --labels " + shell_quote(stam::test::source_path("models/kinetics400_labels.txt")));
+  EXPECT_EQ(m.exit_code, 2) << m.err;
+  EXPECT_NE(m.err.find("--labels does not apply to embed"), std::string::npos) << m.err;
   const auto help =
       stam::test::run_command(shell_quote(stam::test::stam_binary()) + " embed --help");
   EXPECT_EQ(help.out.find("top-k"), std::string::npos) << help.out;

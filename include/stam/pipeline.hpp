@@ -19,9 +19,10 @@
 namespace stam {
 
 struct ModelOptions {
-  std::string weights;  // checkpoint path ("" = default location)
-  std::string labels;   // labels path ("" = default location)
-  int64_t frames = 0;   // 0 = the checkpoint's own T
+  std::string weights;      // checkpoint path ("" = default location)
+  std::string labels;       // labels path ("" = default location)
+  bool with_labels = true;  // false (embed): no labels file is read; top_k() is then refused
+  int64_t frames = 0;       // 0 = the checkpoint's own T
   int64_t top_k = 5;
   std::string device = "auto";
   Precision precision = Precision::kFp32;

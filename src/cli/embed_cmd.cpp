@@ -20,7 +20,8 @@ struct EmbedArgs {
   std::vector<std::string> inputs;
   std::string output;
   bool per_frame = false;
-  std::string top_k;  // classify's flag, taken only to say why it does not apply here
+  std::string top_k;  // classify's flags, taken only to say why they do not apply here
+  std::string labels;
 };
 
 // Embeds every input in turn; one that fails is reported and left out, the others go on. Inputs
@@ -30,10 +31,13 @@ struct EmbedArgs {
 int run_embed(const EmbedArgs& a) {
   if (!a.top_k.empty())
     throw UsageError("-k/--top-k does not apply to embed: it writes embeddings, not labels");
+  if (!a.labels.empty())
+    throw UsageError("--labels does not apply to embed: it writes embeddings, not class names");
   embed_format(a.output);  // refuse a bad name or place before loading the model
   check_output_path(a.output, "--output");
-  const ModelOptions options = finish_model_options(a.model);
-  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
+  ModelOptions options = finish_model_options(a.model);
+  options.with_labels = false;  // a checkpoint of any class count embeds
+  decode_timeout_s();           // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   int worst = 0;
   std::vector<std::string> readable;
   for (const auto& input : a.inputs) {
@@ -80,8 +84,9 @@ Command add_embed(CLI::App& app) {
       ->required();
   sub->add_flag("--per-frame", args->per_frame,
                 "the T frame embeddings of each input (N x T x D) instead of the clip's");
-  add_model_options(sub, args->model);
+  add_model_options(sub, args->model, true, /*labels=*/false);
   add_refused_option(sub, "-k,--top-k", args->top_k);
+  add_refused_option(sub, "--labels", args->labels);
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_embed(*args); }};

@@ -27,7 +27,7 @@ void add_labels_option(CLI::App* app, ModelFlags& f) {
 
 }  // namespace
 
-void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
+void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool labels) {
   app->add_option("-w,--weights", f.opts.weights,
                   "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth");
   app->add_option("-f,--frames", f.opts.frames,
@@ -42,7 +42,10 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
       ->capture_default_str();
   app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(0, 1024));
-  if (!clip_sampling) return add_labels_option(app, f);
+  if (!clip_sampling) {
+    if (labels) add_labels_option(app, f);
+    return;
+  }
   app->add_option("--sampling", f.sampling,
                   "uniform: T segment centres over the whole video; reference: the paper's "
                   "protocol (T/10 fps from the start)")
@@ -53,7 +56,7 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling) {
                   "before it (much faster on long videos, positions shift)")
       ->check(CLI::IsMember({"exact", "keyframe"}))
       ->capture_default_str();
-  add_labels_option(app, f);
+  if (labels) add_labels_option(app, f);
 }
 
 void add_top_k_option(CLI::App* app, ModelFlags& f) {

@@ -21,8 +21,10 @@ struct ModelFlags {
 };
 
 // `clip_sampling`: --sampling and --seek, for commands that sample T frames a video (timeline
-// samples at a rate of its own, so it has neither).
-void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true);
+// samples at a rate of its own, so it has neither). `labels`: --labels, for the commands that
+// name classes (not embed).
+void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true,
+                       bool labels = true);
 // -k/--top-k, for the commands that report labels.
 void add_top_k_option(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
