@@ -235,6 +235,8 @@ def main():
         expected["pattern16_logits"] = m16(pattern_frames(16, TINY["image"]))[0].tolist()
         videos = {}
         for name in sorted(os.listdir(args.videos)):
+            if not name.lower().endswith((".mp4", ".avi", ".mkv", ".webm", ".mov")):
+                continue  # the licence text beside the videos
             frames = decode_rgb(os.path.join(args.videos, name))
             idx = uniform_indices(len(frames), TINY["frames"])
             logits = model(video_tensor(frames, idx, TINY["image"]))[0]
