@@ -281,15 +281,17 @@ TEST(BatchOutput, CsvScanHandlesQuotedNewlinesAndATornHeader) {
   EXPECT_EQ(p.valid_bytes, 0u);
 }
 
-TEST(BatchOutput, RewriteDropsErrorsAndTheTornTailAtomically) {
+TEST(BatchOutput, RewriteDropsTheErrorsToRedoAndTheTornTailAtomically) {
   TempDir d;
   for (Format f : {Format::kJsonl, Format::kCsv}) {
     RecordWriter w(f, 2, false);
     const std::string path = d.file(f == Format::kCsv ? "o.csv" : "o.jsonl");
     const std::string ok_a = w.result(fake_result("a.mp4")), ok_c = w.result(fake_result("c.mp4"));
-    write_file(path, w.header() + ok_a + w.error("b.mp4", "bad") + ok_c + w.error("d", "x") + "{");
-    EXPECT_EQ(rewrite_without_errors(path, f, 2), 2);
-    EXPECT_EQ(read_file(path), w.header() + ok_a + ok_c);
+    const std::string other = w.error("e.mp4", "not redone");
+    write_file(path, w.header() + ok_a + w.error("b.mp4", "bad") + ok_c + other +
+                         w.error("./d", "x") + "{");
+    EXPECT_EQ(rewrite_without_errors(path, f, 2, {"b.mp4", "d"}), 2);
+    EXPECT_EQ(read_file(path), w.header() + ok_a + ok_c + other);
     for (const auto& entry : fs::directory_iterator(d.path()))  // no temporary left behind
       EXPECT_EQ(entry.path().filename().string().find(".stam-tmp"), std::string::npos);
   }
@@ -485,12 +487,36 @@ TEST(BatchRun, RetryErrorsRedoesOnlyTheErrors) {
   EXPECT_EQ(s.failed, 1);  // boom fails again
   const std::string csv = read_file(r.opts.output);
   CsvRows rows = parse_csv(csv);
-  ASSERT_EQ(rows.rows.size(), 6u);  // header + 4 + boom once, the old bad record is gone
+  ASSERT_EQ(rows.rows.size(), 7u);  // header + 4 + bad + boom once: its old record is gone
   EXPECT_EQ(rows.complete_bytes, csv.size());
-  std::set<std::string> inputs;
+  std::multiset<std::string> inputs;
   for (size_t i = 1; i < rows.rows.size(); ++i) inputs.insert(rows.rows[i][0]);
-  EXPECT_EQ(inputs.size(), 5u);
-  EXPECT_EQ(inputs.count("v_bad.mp4"), 0u);  // no longer listed, its error record dropped
+  EXPECT_EQ(inputs.size(), 6u);
+  EXPECT_EQ(inputs.count("v_boom.mp4"), 1u);
+  EXPECT_EQ(inputs.count("v_bad.mp4"), 1u);  // no longer listed, not retried: its record stays
+}
+
+TEST(BatchRun, RetryErrorsKeepsTheErrorRecordsOfOtherShards) {
+  // A merged output: the inputs of every shard, two of them (bad, boom) with error records.
+  FakeRun r(4);
+  r.go();
+  const std::string merged = read_file(r.opts.output);
+  // The shard holding v_bad only (sorted: v100..v103, v_bad, v_boom; shard 1/3: v101, v_bad).
+  r.opts.shard = {1, 3};
+  r.opts.retry_errors = true;
+  Summary s = r.go();
+  EXPECT_EQ(s.total, 2);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.failed, 1);  // bad fails again
+  auto m = r.records();    // fails on a duplicate
+  EXPECT_EQ(m.size(), 6u);
+  EXPECT_EQ(m["v_boom.mp4"], "ERR") << "an error record of another shard was removed";
+  EXPECT_EQ(m["v_bad.mp4"], "ERR");
+  // Nothing of this shard to redo: the file is left as it is.
+  write_file(r.opts.output, merged);
+  r.opts.shard = {0, 3};  // v100, v103
+  EXPECT_EQ(r.go().skipped, 2);
+  EXPECT_EQ(read_file(r.opts.output), merged);
 }
 
 TEST(BatchRun, ResumeRepairsATornLastLine) {

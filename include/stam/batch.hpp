@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "stam/output.hpp"
@@ -128,12 +129,13 @@ struct ExistingOutput {
 // that is not ours.
 ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k);
 
-// Rewrites `path` without its error records (those of inputs that also have a result are kept
-// out too) and without a torn tail, keeping a CSV file's header (and so its columns): written to a
-// temporary file in the same directory, fsync'ed, renamed over `path`, directory fsync'ed. A crash
-// at any point leaves either the old or the new file, never a mix. Returns how many error records
-// were dropped.
-int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k);
+// Rewrites `path` without the error records of the inputs in `redo` (record keys: the inputs a
+// --retry-errors run will label again; the error records of other inputs stay) and without a torn
+// tail, keeping a CSV file's header (and so its columns): written to a temporary file in the same
+// directory, fsync'ed, renamed over `path`, directory fsync'ed. A crash at any point leaves either
+// the old or the new file, never a mix. Returns how many error records were dropped.
+int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k,
+                               const std::unordered_set<std::string>& redo);
 
 // The output file, appended to one whole record at a time.
 class OutputFile {
@@ -196,10 +198,11 @@ class RunOutput {
   // CSV header, blanks or a torn first line, left by a failed run) is started afresh.
   void inspect();
   // Takes the lock and inspects again (another run may have finished meanwhile), then repairs
-  // a torn tail, drops old error records under --retry-errors, writes the CSV header and the
-  // settings file, with the precision the engine runs in (`used`, when one loaded). Returns the
-  // writer for new records: an older CSV keeps its columns.
-  RecordWriter open(std::optional<Precision> used);
+  // a torn tail, drops under --retry-errors the error records of those of the run's `inputs` (its
+  // shard) that have no result, as it redoes them, writes the CSV header and the settings file,
+  // with the precision the engine runs in (`used`, when one loaded). Returns the writer for new
+  // records: an older CSV keeps its columns.
+  RecordWriter open(std::optional<Precision> used, const std::vector<std::string>& inputs);
   // The precision the output's records were made in, as its settings file records it (after
   // inspect(); none for a new output or one without that record).
   std::optional<Precision> recorded_precision() const { return recorded_precision_; }

@@ -263,7 +263,7 @@ class Runner {
       request.preparer_ready = [this](const Preparer& prepare) { start_decoding(prepare); };
       engine_ = factory(request);
     }
-    records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt);
+    records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt, shard_);
     plan();  // against what the output holds now, under its lock
     if (engine_ && (!decoding_ || decoding_->work != pending_)) {
       decoding_.reset();  // another run recorded some inputs meanwhile

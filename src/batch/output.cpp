@@ -244,24 +244,26 @@ ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k
   return out;
 }
 
-int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k) {
+int64_t rewrite_without_errors(const std::string& path, Format format, int64_t top_k,
+                               const std::unordered_set<std::string>& redo) {
   Replacement file(path);
   int64_t dropped = 0;
   const bool csv = format == Format::kCsv;
   // JSONL is written on in ~1 MB pieces; CSV (read whole anyway) is held until its header is
   // known: the file's own, so an older file keeps its columns.
   std::string buffer;
-  const Visited v = visit_output(path, format, top_k, [&](const std::string&, bool ok, auto text) {
-    if (!ok) {
-      ++dropped;
-      return;
-    }
-    buffer.append(text);
-    if (!csv && buffer.size() > (1u << 20)) {
-      file.write(buffer);
-      buffer.clear();
-    }
-  });
+  const Visited v =
+      visit_output(path, format, top_k, [&](const std::string& key, bool ok, auto text) {
+        if (!ok && redo.count(key) > 0) {
+          ++dropped;
+          return;
+        }
+        buffer.append(text);
+        if (!csv && buffer.size() > (1u << 20)) {
+          file.write(buffer);
+          buffer.clear();
+        }
+      });
   if (csv) file.write(v.header.empty() ? csv_header(top_k) : v.header);
   file.write(buffer);
   file.commit();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <unordered_set>
 
 #include "stam/batch.hpp"
 #include "stam/error.hpp"
@@ -82,17 +83,28 @@ void RunOutput::check_settings() {
                    "\nresume with the same settings, or write to another --output");
 }
 
-RecordWriter RunOutput::open(std::optional<Precision> used) {
+RecordWriter RunOutput::open(std::optional<Precision> used,
+                             const std::vector<std::string>& inputs) {
   file_ = std::make_unique<OutputFile>(o_.output);
   if (o_.overwrite)
     file_->truncate(0);
   else
     inspect();
+  // The inputs of this run with only error records: it labels them again. Those of other runs
+  // (inputs not given now, other shards of a merged output) keep their records.
+  std::unordered_set<std::string> redo;
+  if (o_.retry_errors && existing_.error_records > 0)
+    for (const auto& input : inputs) {
+      const std::string key = record_key(input);
+      const auto it = existing_.done.find(key);
+      if (it != existing_.done.end() && !it->second) redo.insert(key);
+    }
   if (fresh_) {
     file_->truncate(0);
-  } else if (o_.retry_errors && existing_.error_records > 0) {
-    const int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k);
-    spdlog::info("--retry-errors: removed {} error record(s) from {}", dropped, o_.output);
+  } else if (!redo.empty()) {
+    const int64_t dropped = rewrite_without_errors(o_.output, format_, o_.top_k, redo);
+    spdlog::info("--retry-errors: removed {} error record(s) of {} input(s) to redo from {}",
+                 dropped, redo.size(), o_.output);
     file_->reopen();
     existing_ = scan_output(o_.output, format_, o_.top_k);
   } else if (existing_.valid_bytes < existing_.file_bytes) {
