@@ -519,6 +519,24 @@ TEST(BatchRun, RetryErrorsKeepsTheErrorRecordsOfOtherShards) {
   EXPECT_EQ(read_file(r.opts.output), merged);
 }
 
+TEST(BatchRun, AStopWhileTheModelLoadsLeavesTheOutputAsItWas) {
+  FakeRun r(3);
+  r.go();
+  const std::string before = read_file(r.opts.output);
+  const std::string meta = read_file(settings_path(r.opts.output));
+  r.while_loading = [] { request_stop(); };
+  for (bool overwrite : {true, false}) {
+    r.opts.overwrite = overwrite;
+    r.opts.retry_errors = !overwrite;  // would remove the error records of bad and boom
+    Summary s = r.go();
+    EXPECT_TRUE(s.interrupted) << overwrite;
+    EXPECT_EQ(s.exit_code, 130) << overwrite;
+    EXPECT_EQ(s.labelled + s.failed, 0) << overwrite;
+    EXPECT_EQ(read_file(r.opts.output), before) << overwrite;
+    EXPECT_EQ(read_file(settings_path(r.opts.output)), meta) << overwrite;
+  }
+}
+
 TEST(BatchRun, ResumeRepairsATornLastLine) {
   FakeRun r(3);
   r.go();

@@ -263,6 +263,23 @@ class Runner {
       request.preparer_ready = [this](const Preparer& prepare) { start_decoding(prepare); };
       engine_ = factory(request);
     }
+    // Stopped before anything could be labelled (while the model loaded, say): the output is
+    // left as it was, not emptied by --overwrite nor rid of errors by --retry-errors.
+    if (!stop_requested()) label();
+    decoding_.reset();
+    const auto left = todo() - s_.labelled - s_.failed;
+    s_.interrupted = stop_requested() && left > 0;
+    if (s_.interrupted) warn_interrupted(left);
+    s_.wall_s = now_s() - start_s_;
+    s_.exit_code = s_.interrupted                  ? static_cast<int>(Exit::kInterrupted)
+                   : s_.failed + s_.old_errors > 0 ? static_cast<int>(Exit::kPartial)
+                                                   : 0;
+    return s_;
+  }
+
+ private:
+  // Takes the output over and appends the records of what is left to do.
+  void label() {
     records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt, shard_);
     plan();  // against what the output holds now, under its lock
     if (engine_ && (!decoding_ || decoding_->work != pending_)) {
@@ -277,17 +294,8 @@ class Runner {
     }
     decoding_.reset();
     output_.file().sync();
-    const auto left = todo() - s_.labelled - s_.failed;
-    s_.interrupted = stop_requested() && left > 0;
-    if (s_.interrupted) warn_interrupted(left);
-    s_.wall_s = now_s() - start_s_;
-    s_.exit_code = s_.interrupted                  ? static_cast<int>(Exit::kInterrupted)
-                   : s_.failed + s_.old_errors > 0 ? static_cast<int>(Exit::kPartial)
-                                                   : 0;
-    return s_;
   }
 
- private:
   // What is left to do: inputs without a record, and with --retry-errors those with only errors.
   // Those check_input refuses (missing, empty, not a file or folder...) go to refused_, to be
   // recorded as errors without decoding.
