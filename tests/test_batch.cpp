@@ -453,6 +453,10 @@ TEST(BatchRun, RefusesToClobberUnlessResumeOrOverwrite) {
   EXPECT_EQ(r.records().size(), 5u);
   r.opts.resume = true;
   EXPECT_THROW(r.go(), UsageError);  // both
+  r.opts.resume = false;
+  r.opts.retry_errors = true;  // implies --resume
+  EXPECT_THROW(r.go(), UsageError);
+  EXPECT_EQ(r.records().size(), 5u);
 }
 
 TEST(BatchRun, ResumeAfterAStopCompletesWithoutDuplicates) {

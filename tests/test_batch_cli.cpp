@@ -364,6 +364,9 @@ TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
   auto dir = batch(shell_quote(d.root) + " -o " + shell_quote(d.dir.path().string()));
   EXPECT_EQ(dir.exit_code, 2);
   EXPECT_EQ(batch(shell_quote(d.root) + " -o o.jsonl --resume --overwrite").exit_code, 2);
+  auto retry = batch(shell_quote(d.root) + " -o o.jsonl --retry-errors --overwrite");
+  EXPECT_EQ(retry.exit_code, 2);
+  EXPECT_NE(retry.err.find("--overwrite exclude each other"), std::string::npos) << retry.err;
   EXPECT_EQ(batch("/no/such/videos -o " + shell_quote(d.out)).exit_code, 2);
 }
 

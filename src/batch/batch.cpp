@@ -222,6 +222,8 @@ Format checked_format(const Options& o) {
     throw UsageError("give at least one INPUT or --list FILE");
   if (o.output.empty()) throw UsageError("--output is required");
   if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite exclude each other");
+  if (o.retry_errors && o.overwrite)
+    throw UsageError("--retry-errors (which implies --resume) and --overwrite exclude each other");
   if (o.logits && format == Format::kCsv) throw UsageError("--logits needs --format jsonl");
   if (o.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   if (o.top_k < 1) throw UsageError("--top-k must be at least 1");
