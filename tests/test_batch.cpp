@@ -95,6 +95,21 @@ TEST(BatchInputs, ExplicitFilesAndListsAreTakenAsIsSortedAndDeduplicated) {
                                                 "y/frames_dir", "z/missing.mp4"}));
 }
 
+TEST(BatchInputs, AFramesFolderWithATrailingSlashIsOneInput) {
+  TempDir d;
+  write_file(d.file("list.txt"), "tree/frames\ntree/frames/\n./tree//frames/./\n/\n");
+  InputSpec spec;
+  spec.lists = {d.file("list.txt")};
+  std::istringstream no_stdin;
+  InputSet s = collect_inputs(spec, no_stdin);
+  EXPECT_EQ(s.inputs, (std::vector<std::string>{"/", "tree/frames"}));
+  // Across shards too: one of two shards gets it.
+  EXPECT_EQ(select_shard(s.inputs, {1, 2}), (std::vector<std::string>{"tree/frames"}));
+  // Records written with the slash (before it was dropped) match on --resume.
+  EXPECT_EQ(stored_record_key("tree/frames/"), record_key("tree/frames"));
+  EXPECT_EQ(record_key("tree/frames/"), "tree/frames");
+}
+
 TEST(BatchInputs, MissingInputOrListIsAUsageError) {
   std::istringstream in;
   InputSpec spec;

@@ -104,11 +104,14 @@ struct CsvRows {
 };
 CsvRows parse_csv(std::string_view data);
 
-// What --resume (and eval) match records on: path_text() of the path in lexically normal form,
-// so ds/a.mp4, ./ds/a.mp4 and ds//a.mp4 are one input. Records hold path_text() of the path.
+// `path` in lexically normal form without a trailing separator: ds/a.mp4 for ./ds/a.mp4 and
+// ds//a.mp4, ds/frames for ds/frames/ and ds/frames/. ("/" stays "/"). The inputs of a run.
+std::string normal_path(const std::string& path);
+// What --resume (and eval) match records on: path_text() of normal_path(), so ds/a.mp4,
+// ./ds/a.mp4 and ds//a.mp4 are one input. Records hold path_text() of the path.
 std::string record_key(const std::string& path);
 // The same key for a record's "input" as written (path_text() of the path; raw bytes in CSV
-// written before path_text): in lexically normal form, escapes kept as they are.
+// written before path_text): its normal_path(), escapes kept as they are.
 std::string stored_record_key(const std::string& input);
 
 // What an existing output file already holds.

@@ -166,9 +166,9 @@ InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin) {
       walk_flat(p, spec, out);
   }
   for (const auto& l : spec.lists) add_list(l, list_stdin, out);
-  // One spelling per file (./ds/a.mp4 and ds//a.mp4 are ds/a.mp4), so that naming a folder
-  // twice does not label it twice.
-  for (auto& p : out.inputs) p = fs::path(p).lexically_normal().string();
+  // One spelling per file (./ds/a.mp4 and ds//a.mp4 are ds/a.mp4, ds/frames/ is ds/frames), so
+  // that naming a folder twice does not label it twice.
+  for (auto& p : out.inputs) p = normal_path(p);
   // Byte-wise order, independent of locale and of the file system's listing order, so every
   // run and every shard sees the same list.
   std::sort(out.inputs.begin(), out.inputs.end());

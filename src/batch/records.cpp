@@ -113,12 +113,19 @@ Format parse_format(const std::string& name, const std::string& output_path) {
   return has_extension(output_path, {"csv"}) ? Format::kCsv : Format::kJsonl;
 }
 
+std::string normal_path(const std::string& path) {
+  std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  // A folder named with a trailing slash is the same folder ("/" has nothing to drop).
+  if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
+  return p.string();
+}
+
 std::string record_key(const std::string& path) {
-  return path_text(std::filesystem::path(path).lexically_normal().string());
+  return path_text(normal_path(path));
 }
 
 std::string stored_record_key(const std::string& input) {
-  return valid_utf8_text(std::filesystem::path(input).lexically_normal().string());
+  return valid_utf8_text(normal_path(input));
 }
 
 RecordWriter::RecordWriter(Format format, int64_t top_k, bool with_logits, bool warnings_column)
