@@ -195,6 +195,7 @@ Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_re
   if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
   const PrecisionChoice precision = choose_precision(m.device, options.precision, m.config);
   m.opts.precision = precision.precision;
+  m.opts.weights = weights;  // resolved: named when the scores it gives are not numbers
   m.dtype = scalar_type(precision.precision);
 
   if (options.with_labels) {
@@ -269,6 +270,19 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   const double temporal_ms = ms_since(t0);
   spdlog::debug("model: {} clip{} x {} frames: spatial {:.1f} ms, temporal + head {:.1f} ms", b,
                 b == 1 ? "" : "s", m.config.frames, spatial_ms, temporal_ms);
+
+  // A NaN or infinity in the weights spreads to every score, which would pass for a result (JSON
+  // null, CSV -nan): the input gets an error instead. A batch fails whole; batch retries its
+  // clips one at a time.
+  const torch::Tensor finite = torch::isfinite(logits).all(1);
+  for (int64_t i = 0; i < b; ++i)
+    if (!finite[i].item<bool>())
+      throw ModelError(clips[static_cast<size_t>(i)].input +
+                       ": the model produced non-finite scores (NaN or infinity): its weights (" +
+                       m.opts.weights + ") may be damaged" +
+                       (m.opts.precision == Precision::kFp16
+                            ? ", or fp16 overflowed (try --precision fp32)"
+                            : ""));
 
   std::vector<Result> results;
   for (int64_t i = 0; i < b; ++i) {

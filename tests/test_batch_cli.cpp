@@ -540,6 +540,43 @@ TEST(BatchCli, NamesThatAreNotUtf8GetARecordEachAndResume) {
   EXPECT_EQ(jsonl_records(out).size(), 3u);
 }
 
+TEST(BatchCli, NonFiniteScoresAreErrorsNotResults) {
+  // The tiny checkpoint with one NaN in the head's bias, written by PyTorch: every score is NaN.
+  TempDir d;
+  const std::string nan_pth = d.file("damaged.pth");
+  auto py = run_command(
+      "/usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=False); "
+      "c[\"model\"][\"head.bias\"][0] = float(\"nan\"); torch.save(c, sys.argv[2])' " +
+      shell_quote(fixture_path("tiny_stam.pth")) + " " + shell_quote(nan_pth));
+  ASSERT_EQ(py.exit_code, 0) << py.err;
+  const std::string a = video_path("short_32frames_30fps.mp4");
+  const std::string b = video_path("mpeg4_320x240_25fps.avi");
+  const std::string model = " -w " + shell_quote(nan_pth) + " -f 4";
+  for (const char* format : {"jsonl", "csv"}) {
+    const std::string out = d.file(std::string("out.") + format);
+    // A batch of two fails whole and is retried clip by clip: each input gets its error.
+    auto r = run_command(shell_quote(stam_binary()) + " batch " + shell_quote(a) + " " +
+                         shell_quote(b) + " -b 2 -o " + shell_quote(out) + model);
+    EXPECT_EQ(r.exit_code, 6) << format << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, "0 labelled, 2 failed")) << r.err;
+    const std::string text = read_file(out);
+    EXPECT_FALSE(contains(text, "null") || contains(text, "nan")) << text;
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), format == std::string("csv") ? 3 : 2)
+        << text;
+    if (format == std::string("csv")) continue;
+    for (const auto& [input, label] : jsonl_records(out))
+      EXPECT_TRUE(contains(label, "ERR: " + input + ": the model produced non-finite scores"))
+          << label;
+  }
+  // classify shares the check: an error object for the input and the model's exit code.
+  auto c = run_command(shell_quote(stam_binary()) + " classify " + shell_quote(a) + model +
+                       " --format json");
+  EXPECT_EQ(c.exit_code, 4) << c.err;
+  const auto j = nlohmann::json::parse(c.out);
+  EXPECT_EQ(j["input"], a);
+  EXPECT_TRUE(contains(j.value("error", ""), "weights (" + nan_pth + ") may be damaged")) << j;
+}
+
 TEST(BatchCli, ResumeWithAnotherSeekModeIsRefused) {
   TempDir d;
   const std::string clip = shell_quote(video_path("short_32frames_30fps.mp4"));
