@@ -1,6 +1,7 @@
 // stam batch end to end: the real binary, the tiny checkpoint, real videos (symlinked from
 // tests/data/videos), kills at random moments, shards and CSV read back by Python's csv module.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -497,6 +498,35 @@ TEST(BatchCli, WalkedNamesOfVideosThatAreNotFilesGetErrorRecords) {
   EXPECT_EQ(m[root + "/good.mp4"].rfind("ERR", 0), std::string::npos);
   for (const char* bad : {"/gone.mp4", "/loop.mp4", "/pipe.mkv"})
     EXPECT_EQ(m[root + bad].rfind("ERR", 0), 0u) << bad << ": " << m[root + bad];
+}
+
+TEST(BatchCli, AnUnreadableWalkedFolderGetsAnErrorRecord) {
+  // A folder the run may not read (mode 700, another owner's), with a video in it. Root reads
+  // any folder, so as root the run is made as nobody (setpriv); as anyone else, chmod is enough.
+  TempDir d;
+  fs::permissions(d.path(), fs::perms::all);  // nobody writes the output here
+  const std::string root = d.file("clips"), locked = root + "/locked", out = d.file("out.jsonl");
+  link_video("short_32frames_30fps.mp4", root + "/open.mp4");
+  link_video("short_32frames_30fps.mp4", locked + "/hidden from us.mp4");
+  std::string as_other;
+  if (::geteuid() == 0) {
+    ASSERT_EQ(run_command("command -v setpriv").exit_code, 0) << "setpriv (util-linux) needed";
+    fs::permissions(locked, fs::perms::owner_all);
+    as_other = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  } else {
+    fs::permissions(locked, fs::perms::none);
+  }
+  auto r = run_command(as_other + stam_batch(shell_quote(root) + " -r -o " + shell_quote(out)));
+  fs::permissions(locked, fs::perms::owner_all);  // for TempDir to remove it
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  auto m = jsonl_records(out);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[root + "/open.mp4"].rfind("ERR", 0), std::string::npos) << m[root + "/open.mp4"];
+  EXPECT_TRUE(contains(m[locked], "ERR: " + locked +
+                                      ": cannot read folder: Permission denied; "
+                                      "the videos in it were not searched"))
+      << m[locked];
+  EXPECT_TRUE(contains(r.err, locked + ": cannot read folder")) << r.err;
 }
 
 TEST(BatchCli, AnOutputThatIsNotARegularFileIsRefusedAtOnce) {

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <functional>
 #include <istream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,9 @@ struct InputSet {
   std::vector<std::string> inputs;  // sorted byte-wise, duplicates removed
   int64_t ignored = 0;              // files in walked directories without a video extension
   int64_t unsearched_dirs = 0;      // subdirectories not entered (no --recursive)
+  // Walked subdirectories that could not be read -> why. They are among `inputs`, so that each
+  // gets an error record (and is matched on --resume) like any input that cannot be read.
+  std::map<std::string, std::string> unreadable;
 };
 
 // Reads one --list stream: a path per line; a trailing '\r' is dropped and blank lines skipped.

@@ -240,6 +240,7 @@ class Runner {
         output_(o, format_),
         start_s_(now_s()) {
     InputSet set = collect_inputs(o.inputs, list_stdin);
+    unreadable_ = std::move(set.unreadable);
     s_.ignored = set.ignored;
     if (set.unsearched_dirs > 0)
       spdlog::warn("{} subdirector{} not searched (add --recursive to descend)",
@@ -299,8 +300,8 @@ class Runner {
   }
 
   // What is left to do: inputs without a record, and with --retry-errors those with only errors.
-  // Those check_input refuses (missing, empty, not a file or folder...) go to refused_, to be
-  // recorded as errors without decoding.
+  // Those check_input refuses (missing, empty, not a file or folder...) and walked folders that
+  // could not be read go to refused_, to be recorded as errors without decoding.
   void plan() {
     pending_.clear();
     refused_.clear();
@@ -308,6 +309,10 @@ class Runner {
     for (const auto& input : shard_) {
       auto it = output_.existing().done.find(record_key(input));
       if (it == output_.existing().done.end() || (o_.retry_errors && !it->second)) {
+        if (const auto dir = unreadable_.find(input); dir != unreadable_.end()) {
+          refused_.emplace_back(input, input + ": " + dir->second);
+          continue;
+        }
         try {
           o_.check_input(input);
           pending_.push_back(input);
@@ -415,6 +420,7 @@ class Runner {
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
   std::vector<std::pair<std::string, std::string>> refused_;  // input, why
+  std::map<std::string, std::string> unreadable_;             // walked folder -> why
   std::unique_ptr<Progress> progress_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Decoding> decoding_;  // after progress_ and engine_: its workers use them

@@ -1,10 +1,9 @@
 // Which inputs a batch run labels, in which order, and which of them belong to one shard.
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -47,34 +46,36 @@ void visit(const fs::directory_entry& entry, const InputSpec& spec, InputSet& ou
     ++out.ignored;
 }
 
-void walk_flat(const std::string& dir, const InputSpec& spec, InputSet& out) {
+// A walked folder that could not be read (or not to its end) is an input of its own, with why:
+// it gets an error record instead of vanishing with the videos in it.
+void unreadable(const fs::path& dir, const std::error_code& ec, bool part_way, InputSet& out) {
+  out.inputs.push_back(dir.string());
+  out.unreadable[dir.string()] =
+      (part_way ? "cannot read folder to its end: " : "cannot read folder: ") + ec.message() +
+      "; the videos in it were not searched";
+}
+
+// Lists `dir`, and with spec.recursive its subdirectories, one at a time so that each that
+// cannot be read is known. Symlinked directories are not followed (a link to an ancestor would
+// loop forever); dot directories are not entered. `top`: a directory INPUT, which must be
+// readable (a UsageError, like a missing one).
+void walk(const fs::path& dir, const InputSpec& spec, bool top, InputSet& out) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
-  if (ec) throw UsageError("cannot read directory " + dir + ": " + ec.message());
+  if (ec && top) throw UsageError("cannot read directory " + dir.string() + ": " + ec.message());
+  if (ec) return unreadable(dir, ec, false, out);
   for (; it != end; it.increment(ec)) {
     if (ec) break;
     std::error_code dir_ec;
-    if (it->is_directory(dir_ec) && !hidden(it->path())) ++out.unsearched_dirs;
-    visit(*it, spec, out);
-  }
-  if (ec) spdlog::warn("stopped reading {} early: {}", dir, ec.message());
-}
-
-// Symlinked directories are not followed (a link to an ancestor would loop forever); dot
-// directories are not entered; unreadable subdirectories are skipped with a warning.
-void walk_tree(const std::string& dir, const InputSpec& spec, InputSet& out) {
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
-  if (ec) throw UsageError("cannot read directory " + dir + ": " + ec.message());
-  for (fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
-    if (ec) {
-      spdlog::warn("stopped walking {} early: {}", dir, ec.message());
-      break;
+    if (it->is_directory(dir_ec) && !hidden(it->path())) {
+      if (!spec.recursive)
+        ++out.unsearched_dirs;
+      else if (!it->is_symlink(dir_ec))
+        walk(it->path(), spec, false, out);
     }
-    std::error_code dir_ec;
-    if (hidden(it->path()) && it->is_directory(dir_ec)) it.disable_recursion_pending();
     visit(*it, spec, out);
   }
+  if (ec) unreadable(dir, ec, true, out);
 }
 
 // A list is text: a NUL byte or invalid UTF-8 means a video or other binary file was given by
@@ -160,15 +161,16 @@ InputSet collect_inputs(const InputSpec& spec, std::istream& list_stdin) {
     if (!fs::exists(st)) throw UsageError("input not found: " + p);
     if (!fs::is_directory(st))
       out.inputs.push_back(p);  // named explicitly: taken whatever its extension
-    else if (spec.recursive)
-      walk_tree(p, spec, out);
     else
-      walk_flat(p, spec, out);
+      walk(p, spec, true, out);
   }
   for (const auto& l : spec.lists) add_list(l, list_stdin, out);
   // One spelling per file (./ds/a.mp4 and ds//a.mp4 are ds/a.mp4, ds/frames/ is ds/frames), so
   // that naming a folder twice does not label it twice.
   for (auto& p : out.inputs) p = normal_path(p);
+  std::map<std::string, std::string> unreadable;
+  for (auto& [dir, why] : out.unreadable) unreadable[normal_path(dir)] = std::move(why);
+  out.unreadable = std::move(unreadable);
   // Byte-wise order, independent of locale and of the file system's listing order, so every
   // run and every shard sees the same list.
   std::sort(out.inputs.begin(), out.inputs.end());
