@@ -334,6 +334,16 @@ TEST(BatchProgress, FormatsRateEtaAndFailures) {
   EXPECT_EQ(format_duration(-1), "?");
   EXPECT_EQ(Progress::format(25, 100, 0, 10.0, 4), "[#...]  25/100  2.50 videos/s  ETA 0:30");
   EXPECT_EQ(Progress::format(0, 10, 2, 0, 0), "0/10  0.00 videos/s  ETA ?  2 failed");
+  EXPECT_EQ(Progress::format(0, 1, 0, 0, 0, "dir/clip.mp4"),
+            "0/1  0.00 videos/s  ETA ?  decoding clip.mp4");
+  // Control characters in a name are shown escaped, not sent to the terminal.
+  const std::string shown =
+      Progress::format(0, 1, 0, 0, 0, "d/a\nb\x1b]0;X\x07\x7f\xff caf\xc3\xa9.mp4");
+  EXPECT_EQ(shown,
+            "0/1  0.00 videos/s  ETA ?  decoding a\\x0Ab\\x1B]0;X\\x07\\x7F\\xFF caf\xc3\xa9.mp4");
+  EXPECT_EQ(std::count_if(shown.begin(), shown.end(),
+                          [](char c) { return static_cast<unsigned char>(c) < 0x20; }),
+            0);
   EXPECT_EQ(Progress::choose(true, true), Progress::Mode::kOff);
   EXPECT_EQ(Progress::choose(false, true), Progress::Mode::kBar);
   EXPECT_EQ(Progress::choose(false, false), Progress::Mode::kLines);

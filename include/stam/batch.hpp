@@ -252,7 +252,7 @@ class Progress {
   void decoding(const std::string& input);
 
   // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed  decoding clip.mp4" (no bar when
-  // width == 0, no file when `current` is empty).
+  // width == 0, no file when `current` is empty; its name as path_line() writes it).
   static std::string format(int64_t done, int64_t total, int64_t failed, double elapsed_s,
                             int width, const std::string& current = "");
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "stam/batch.hpp"
+#include "stam/output.hpp"
 
 namespace stam::batch {
 
@@ -40,7 +41,9 @@ std::string Progress::format(int64_t done, int64_t total, int64_t failed, double
                 rate > 0 ? format_duration((total - done) / rate).c_str() : "?");
   line += buf;
   if (failed > 0) line += "  " + std::to_string(failed) + " failed";
-  if (!current.empty()) line += "  decoding " + std::filesystem::path(current).filename().string();
+  // A name's control characters (a newline, an escape sequence) would act on the terminal.
+  if (!current.empty())
+    line += "  decoding " + path_line(std::filesystem::path(current).filename().string());
   return line;
 }
 
