@@ -36,6 +36,16 @@ std::string rel(const TempDir& d, const std::string& p) {
 TEST(BatchInputs, ExtensionsParseAndMatchCaseInsensitively) {
   EXPECT_EQ(parse_extensions(" mp4, .AVI ,mkv,"), (std::vector<std::string>{"mp4", "avi", "mkv"}));
   EXPECT_THROW(parse_extensions(" , "), UsageError);
+  EXPECT_THROW(parse_extensions(""), UsageError);
+  for (const char* bad : {"*.mp4", "mp4,*.avi", "m?v", "clips/mp4", "tar.gz", "mp 4"}) {
+    try {
+      parse_extensions(bad);
+      ADD_FAILURE() << bad;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("letters and digits"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_extensions("M2TS,3gp"), (std::vector<std::string>{"m2ts", "3gp"}));
   const auto exts = parse_extensions("mp4,avi");
   EXPECT_TRUE(has_extension("a/b.MP4", exts));
   EXPECT_TRUE(has_extension("a.b/c.avi", exts));

@@ -371,6 +371,23 @@ TEST(BatchCli, UnusableOutputIsAUsageErrorNamingThePath) {
   EXPECT_EQ(batch("/no/such/videos -o " + shell_quote(d.out)).exit_code, 2);
 }
 
+TEST(BatchCli, ExtAndShardValuesThatWouldDoTheWrongThingAreUsageErrors) {
+  Many d;
+  const std::string args = shell_quote(d.root) + " -o " + shell_quote(d.out);
+  // A pattern matched nothing and the run ended with 0; an empty value meant the default.
+  for (const std::string bad : {"--ext '*.mp4'", "--ext ''", "--shard ''"}) {
+    auto r = batch(args + " " + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, bad.substr(0, bad.find(' ')))) << bad << ": " << r.err;
+    EXPECT_FALSE(fs::exists(d.out)) << bad;
+  }
+  EXPECT_TRUE(contains(batch(args + " --ext '*.mp4'").err, "did you mean mp4?"));
+  // An empty shard is no error: 16 shards over 8 videos leave half of them empty.
+  auto empty = batch(args + " --ext mp4 --shard 15/16");
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_TRUE(contains(empty.err, "0 input(s) in shard 15/16")) << empty.err;
+}
+
 TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {
   Many d;
   auto r =

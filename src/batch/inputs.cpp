@@ -132,12 +132,25 @@ std::vector<std::string> parse_extensions(const std::string& csv) {
   while (start <= csv.size()) {
     size_t comma = csv.find(',', start);
     if (comma == std::string::npos) comma = csv.size();
-    std::string e = ascii_lower(trim(csv.substr(start, comma - start)));
+    const std::string given = trim(csv.substr(start, comma - start));
+    std::string e = ascii_lower(given);
     if (!e.empty() && e[0] == '.') e.erase(0, 1);
+    // A file's last extension is letters and digits (m2ts, 3gp): a pattern (*.mp4) or a name
+    // would match nothing, and the run would end without a word.
+    if (!std::all_of(e.begin(), e.end(), [](unsigned char c) { return std::isalnum(c); })) {
+      const size_t dot = e.rfind('.');
+      const std::string hint =
+          dot == std::string::npos ? "" : " (did you mean " + e.substr(dot + 1) + "?)";
+      throw UsageError(
+          "--ext takes extensions such as mp4,avi (letters and digits, without '*' "
+          "or '.'), not '" +
+          given + "'" + hint);
+    }
     if (!e.empty()) exts.push_back(e);
     start = comma + 1;
   }
-  if (exts.empty()) throw UsageError("--ext needs at least one extension, e.g. --ext mp4,avi");
+  if (exts.empty())
+    throw UsageError("--ext needs at least one extension, e.g. --ext mp4,avi, not '" + csv + "'");
   return exts;
 }
 
@@ -185,7 +198,8 @@ Shard parse_shard(const std::string& text) {
       !parse_count(text.substr(slash + 1), s.count)) {
     std::string hint = text.find('$') != std::string::npos
                            ? " (the shell did not expand the variable: is it set?)"
-                           : "";
+                       : text.empty() ? " (is the variable that should give it set?)"
+                                      : "";
     throw UsageError("--shard wants K/N with whole numbers, got '" + text + "'" + hint);
   }
   if (s.count < 1 || s.index >= s.count)

@@ -20,6 +20,9 @@ struct BatchArgs {
   batch::Options opts;
   std::string ext;
   std::string shard;
+  // Given at all: an empty value is an error, not the default.
+  CLI::Option* ext_given = nullptr;
+  CLI::Option* shard_given = nullptr;
 };
 
 const char* kBatchFooter =
@@ -34,8 +37,8 @@ const char* kBatchFooter =
 
 int run_batch(BatchArgs& a) {
   batch::Options& o = a.opts;
-  if (!a.ext.empty()) o.inputs.extensions = batch::parse_extensions(a.ext);
-  if (!a.shard.empty()) o.shard = batch::parse_shard(a.shard);
+  if (a.ext_given->count() > 0) o.inputs.extensions = batch::parse_extensions(a.ext);
+  if (a.shard_given->count() > 0) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error, not one error per input
   o.top_k = model.top_k;
@@ -56,9 +59,10 @@ Command add_batch(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("batch", "label many videos into a JSONL/CSV file");
   sub->add_option("input", o.inputs.paths, "video files and directories to walk");
   sub->add_flag("-r,--recursive", o.inputs.recursive, "descend into subdirectories");
-  sub->add_option("--ext", args->ext,
-                  "video extensions to pick in directories, comma-separated (default: "
-                  "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
+  args->ext_given =
+      sub->add_option("--ext", args->ext,
+                      "video extensions to pick in directories, comma-separated (default: "
+                      "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
   // One value per --list (repeat the flag for more lists): what follows a list file is a
   // positional INPUT, never a second list.
   sub->add_option("--list", o.inputs.lists,
@@ -71,7 +75,8 @@ Command add_batch(CLI::App& app) {
   sub->add_flag("--retry-errors", o.retry_errors,
                 "with --resume (implied), redo inputs whose record is an error");
   sub->add_flag("--overwrite", o.overwrite, "replace an existing non-empty output");
-  sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the inputs");
+  args->shard_given = sub->add_option("--shard", args->shard,
+                                      "K/N: only the K-th (from 0) of N parts of the inputs");
   sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();

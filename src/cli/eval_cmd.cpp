@@ -28,6 +28,9 @@ struct EvalArgs {
   std::string ext;
   std::string shard;
   std::string format = "text";
+  // Given at all: an empty value is an error, not the default.
+  CLI::Option* ext_given = nullptr;
+  CLI::Option* shard_given = nullptr;
 };
 
 const char* kEvalFooter =
@@ -41,7 +44,8 @@ std::vector<eval::Sample> ground_truth(const EvalArgs& a, const std::vector<std:
   if (a.dir.empty() == a.list.empty())
     throw UsageError("eval: give the labelled set once: DIR or --list FILE");
   if (!a.dir.empty()) {
-    const auto exts = a.ext.empty() ? video_extensions() : batch::parse_extensions(a.ext);
+    const auto exts =
+        a.ext_given->count() > 0 ? batch::parse_extensions(a.ext) : video_extensions();
     return eval::samples_from_tree(a.dir, labels, exts);
   }
   if (a.list == "-") return eval::samples_from_list(std::cin, "stdin", labels);
@@ -53,7 +57,8 @@ std::vector<eval::Sample> ground_truth(const EvalArgs& a, const std::vector<std:
 int run_eval(EvalArgs& a) {
   batch::Options& o = a.opts;
   // The shard is chosen here, over the labelled inputs; batch then labels all it is given.
-  const batch::Shard shard = a.shard.empty() ? batch::Shard{} : batch::parse_shard(a.shard);
+  const batch::Shard shard =
+      a.shard_given->count() > 0 ? batch::parse_shard(a.shard) : batch::Shard{};
   ModelOptions model = finish_model_options(a.model);
   const auto labels = read_labels(resolve_labels(model.labels));
   const auto samples = eval::select_shard(ground_truth(a, labels), shard);
@@ -92,7 +97,8 @@ Command add_eval(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("eval", "accuracy on a labelled set (top-1, top-5, ...)");
   sub->add_option("dir", args->dir, "labelled tree: DIR/<class name>/<video>");
   sub->add_option("--list", args->list, "text file of `path,label` lines ('-' = stdin)");
-  sub->add_option("--ext", args->ext, "video extensions to pick in DIR (default: as batch)");
+  args->ext_given =
+      sub->add_option("--ext", args->ext, "video extensions to pick in DIR (default: as batch)");
   sub->add_option("-o,--records", o.output, "JSONL file of batch records to write (appended to)")
       ->required();
   sub->add_option("--format", args->format, "text | json: the report on stdout")
@@ -101,7 +107,8 @@ Command add_eval(CLI::App& app) {
   sub->add_flag("--resume", o.resume, "continue the records: skip inputs they hold");
   sub->add_flag("--retry-errors", o.retry_errors, "with --resume (implied), redo failed inputs");
   sub->add_flag("--overwrite", o.overwrite, "replace existing records");
-  sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the set");
+  args->shard_given =
+      sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the set");
   sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
