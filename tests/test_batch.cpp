@@ -634,6 +634,41 @@ TEST(BatchRun, InputsAnotherRunRecordsDuringTheLoadAreNotRedone) {
   EXPECT_EQ(m["v103.mp4"], "v103");
 }
 
+TEST(BatchSettings, AutoIsThePrecisionItChose) {
+  Settings recorded = {{"frames", 4}, {"precision", "auto"}, {kPrecisionUsed, "bf16"}};
+  const auto now = [](const char* precision) {
+    return Settings{{"frames", 4}, {"precision", precision}};
+  };
+  EXPECT_EQ(settings_differences(recorded, now("bf16")), std::vector<std::string>{});
+  EXPECT_EQ(settings_differences(recorded, now("auto")), std::vector<std::string>{});
+  EXPECT_EQ(settings_differences(recorded, now("fp32")),
+            std::vector<std::string>{"precision: auto in the output, fp32 now"});
+  recorded[kPrecisionUsed] = "fp32";
+  EXPECT_EQ(settings_differences(recorded, now("fp32")), std::vector<std::string>{});
+  EXPECT_EQ(settings_differences(recorded, now("bf16")).size(), 1u);
+  // An explicit bf16 resumed with `auto`: auto takes the recorded bf16.
+  Settings explicit_bf16 = {{"frames", 4}, {"precision", "bf16"}, {kPrecisionUsed, "bf16"}};
+  EXPECT_EQ(settings_differences(explicit_bf16, now("auto")), std::vector<std::string>{});
+  EXPECT_EQ(settings_differences(explicit_bf16, now("fp16")).size(), 1u);
+  // Without precision_used (an older output) `auto` may choose anything: still a difference.
+  recorded.erase(kPrecisionUsed);
+  EXPECT_EQ(settings_differences(recorded, now("fp32")).size(), 1u);
+
+  // A run under `auto` that chose bf16, resumed with --precision bf16.
+  FakeRun r(2);
+  r.opts.settings = now("auto");
+  r.precision = Precision::kBf16;
+  r.go();
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\n");
+  r.opts.settings = now("bf16");
+  r.opts.resume = true;
+  EXPECT_EQ(r.go().labelled, 1);
+  EXPECT_EQ(read_settings(settings_path(r.opts.output)),
+            (Settings{{"frames", 4}, {"precision", "auto"}, {kPrecisionUsed, "bf16"}}));
+  r.opts.settings = now("fp32");
+  EXPECT_THROW(r.go(), UsageError);
+}
+
 TEST(BatchRun, AResumedRunIsAskedForThePrecisionOfItsRecords) {
   FakeRun r(2);
   r.precision = Precision::kBf16;  // what `auto` chooses on the first machine

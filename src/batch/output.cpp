@@ -201,13 +201,23 @@ std::vector<std::string> settings_differences(const Settings& recorded_as_read,
     const Settings& v = s[key];
     return v.is_string() ? v.get<std::string>() : v.dump();
   };
+  // `auto` stands for what it chose, the precision_used recorded: a resumed `auto` run takes it
+  // too, so `auto` that chose bf16 and an explicit bf16 make the same records.
+  const auto same = [&](const std::string& key) {
+    if (!recorded.contains(key) || !now.contains(key)) return false;
+    if (recorded[key] == now[key]) return true;
+    if (key != "precision" || !recorded.contains(kPrecisionUsed)) return false;
+    const auto resolved = [&](const Settings& p) {
+      return p == "auto" ? recorded[kPrecisionUsed] : p;
+    };
+    return resolved(recorded[key]) == resolved(now[key]);
+  };
   std::vector<std::string> diffs;
   Settings keys = Settings::object();  // recorded keys first, then new ones, each once
   for (const auto& [k, v] : recorded.items()) keys[k] = true;
   for (const auto& [k, v] : now.items()) keys[k] = true;
   for (const auto& [key, unused] : keys.items())
-    if (key != kPrecisionUsed &&
-        (!recorded.contains(key) || !now.contains(key) || recorded[key] != now[key]))
+    if (key != kPrecisionUsed && !same(key))
       diffs.push_back(key + ": " + text(recorded, key) + " in the output, " + text(now, key) +
                       " now");
   return diffs;
