@@ -1,6 +1,7 @@
 // stam batch without a model: input listing, sharding, records, resume parsing, progress, and
 // the run loop driven by a fake engine.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
@@ -333,6 +334,33 @@ TEST(BatchOutput, AppendsAndRefusesASecondWriter) {
   EXPECT_THROW(OutputFile second(path), Error);
   EXPECT_EQ(read_file(path), "{\"input\":\"a\"}\n");
   EXPECT_THROW(OutputFile("/proc/no/such/o.jsonl"), Error);
+}
+
+TEST(BatchOutput, AFailedAppendLeavesOnlyWholeRecords) {
+  TempDir d;
+  const std::string path = d.file("o.jsonl"), first = "{\"input\":\"a\"}\n";
+  OutputFile out(path);
+  out.append(first);
+  // A file size limit plays a disk that fills up: the write stops part way, then fails (EFBIG,
+  // where a full disk gives ENOSPC).
+  struct rlimit before {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &before), 0);
+  struct rlimit limit = before;
+  limit.rlim_cur = first.size() + 6;
+  const auto handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
+  try {
+    out.append("{\"input\":\"b\",\"error\":\"longer than the room left\"}\n");
+    ADD_FAILURE() << "the write past the limit succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ends with its last whole record"), std::string::npos)
+        << e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &before);
+  std::signal(SIGXFSZ, handler);
+  EXPECT_EQ(read_file(path), first);
+  out.append("{\"input\":\"c\"}\n");  // the next record starts on a line of its own
+  EXPECT_EQ(read_file(path), first + "{\"input\":\"c\"}\n");
 }
 
 // ---------------------------------------------------------------- progress

@@ -175,6 +175,23 @@ TEST(BatchCli, ResumeAfterKill9AtSeveralMomentsLeavesOneRecordPerInput) {
   for (const auto& [input, label] : m) EXPECT_EQ(label.rfind("ERR", 0), std::string::npos);
 }
 
+TEST(BatchCli, AFailedWriteKeepsWholeRecordsAndSaysHowToResume) {
+  Many d;
+  // A 1 KiB file size limit plays a disk that fills up (SIGXFSZ ignored, as a full disk sends
+  // none): the write of the first or second record stops part way.
+  auto full = run_command("trap '' XFSZ; ulimit -f 2; exec " + stam_batch(d.args()));
+  EXPECT_EQ(full.exit_code, 2) << full.err;
+  EXPECT_TRUE(contains(full.err, "write failed")) << full.err;
+  EXPECT_TRUE(contains(full.err, "ends with its last whole record")) << full.err;
+  EXPECT_TRUE(contains(full.err, "resume with:")) << full.err;
+  EXPECT_TRUE(contains(full.err, "--resume")) << full.err;
+  EXPECT_LT(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));  // whole lines
+  auto rest = batch(d.args() + " --resume");
+  EXPECT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_FALSE(contains(rest.err, "incomplete last record")) << rest.err;
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
 TEST(BatchCli, ResumeCutsATornLastLine) {
   Many d;
   ASSERT_EQ(batch(d.args()).exit_code, 0);

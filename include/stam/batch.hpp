@@ -154,7 +154,8 @@ class OutputFile {
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
-  // One write() of the whole record (looping only on a short write). Throws Error(kUsage).
+  // One write() of the whole record (looping only on a short write). Throws Error(kUsage), after
+  // cutting what was written of the record (a disk that fills up part way).
   void append(const std::string& bytes);
   void truncate(uint64_t size);
   void sync();  // fdatasync

@@ -398,7 +398,13 @@ class Runner {
   }
 
   void record(const std::string& line, bool ok) {
-    output_.file().append(line);
+    try {
+      output_.file().append(line);
+    } catch (const Error& e) {
+      progress_->clear();
+      throw Error(e.code(), std::string(e.what()) + "\nonce the cause is fixed, resume with:\n  " +
+                                resume_hint());
+    }
     ++(ok ? s_.labelled : s_.failed);
     const double t = now_s();
     if (t - last_sync_s_ >= o_.fsync_every_s) {
@@ -410,7 +416,11 @@ class Runner {
 
   void warn_interrupted(int64_t left) {
     spdlog::warn("interrupted: {} input(s) not done; records so far are in {}. Resume with:\n  {}",
-                 left, o_.output, o_.resume_command.empty() ? resume_command() : o_.resume_command);
+                 left, o_.output, resume_hint());
+  }
+
+  std::string resume_hint() const {
+    return o_.resume_command.empty() ? resume_command() : o_.resume_command;
   }
 
   const Options& o_;

@@ -305,7 +305,19 @@ OutputFile::~OutputFile() {
 }
 
 void OutputFile::append(const std::string& bytes) {
-  write_fully(fd_, bytes, path_);
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0)
+    throw output_error(path_, std::string("cannot read its size: ") + std::strerror(errno));
+  try {
+    write_fully(fd_, bytes, path_);
+  } catch (const Error& e) {
+    // A write stopped part way (a full disk) would leave a torn record for --resume to cut:
+    // cut it now, so the file holds whole records whatever happens next.
+    const bool cut = ::ftruncate(fd_, st.st_size) == 0;
+    throw Error(e.code(), std::string(e.what()) +
+                              (cut ? "; the file ends with its last whole record"
+                                   : "; its last record may be incomplete (--resume cuts it)"));
+  }
 }
 
 void OutputFile::truncate(uint64_t size) {
