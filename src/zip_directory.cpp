@@ -123,7 +123,8 @@ std::unordered_map<std::string, Record> read_directory(const std::string& path, 
     if (kEntrySize > dir.size() - at || le(&dir[at], 4) != kEntrySig)
       bad("central directory entry " + std::to_string(k) + " is malformed");
     const uint8_t* e = &dir[at];
-    Record r{le(e + 10, 2), le(e + 20, 4), le(e + 24, 4), le(e + 42, 4)};
+    Record r{le(e + 10, 2), le(e + 20, 4), le(e + 24, 4), le(e + 42, 4),
+             static_cast<uint32_t>(le(e + 16, 4))};
     const size_t name_len = le(e + 28, 2), extra_len = le(e + 30, 2), comment_len = le(e + 32, 2);
     if (name_len + extra_len + comment_len > dir.size() - at - kEntrySize)
       bad("central directory entry " + std::to_string(k) + " is cut off");

@@ -697,6 +697,69 @@ TEST(BatchSettings, AutoIsThePrecisionItChose) {
   EXPECT_THROW(r.go(), UsageError);
 }
 
+TEST(BatchSettings, FingerprintsTellFilesOfOneNameAndSizeApart) {
+  TempDir d;
+  const std::string legacy = d.file("legacy/stam.pth"), labels = d.file("labels.txt");
+  fs::create_directories(d.file("legacy"));
+  fs::copy_file(stam::test::fixture_path("tiny_stam_legacy.pth"), legacy);
+  fs::copy_file(stam::test::source_path("models/kinetics400_labels.txt"), labels);
+  ModelOptions model;
+  model.weights = legacy;
+  model.labels = labels;
+  model.frames = 4;
+  const Settings before = model_settings(model, false);
+  EXPECT_EQ(before["weights_fingerprint"].get<std::string>().rfind("sampled-fnv1a64:", 0), 0u);
+  EXPECT_EQ(before["labels_fingerprint"].get<std::string>().rfind("fnv1a64:", 0), 0u);
+  // One byte of the last tensor, one letter of a label: same names, same sizes.
+  {
+    std::fstream f(legacy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x7f');
+    std::string text = read_file(labels);
+    text[0] = text[0] == 'a' ? 'b' : 'a';
+    write_file(labels, text);
+  }
+  const Settings after = model_settings(model, false);
+  EXPECT_EQ(after["weights_bytes"], before["weights_bytes"]);
+  EXPECT_EQ(after["labels_bytes"], before["labels_bytes"]);
+  EXPECT_EQ(settings_differences(before, after),
+            (std::vector<std::string>{
+                "weights_fingerprint: " + before["weights_fingerprint"].get<std::string>() +
+                    " in the output, " + after["weights_fingerprint"].get<std::string>() + " now",
+                "labels_fingerprint: " + before["labels_fingerprint"].get<std::string>() +
+                    " in the output, " + after["labels_fingerprint"].get<std::string>() + " now"}));
+  // A zip checkpoint: its records' CRC-32s.
+  model.weights = stam::test::fixture_path("tiny_stam.pth");
+  EXPECT_EQ(model_settings(model, false)["weights_fingerprint"].get<std::string>().rfind(
+                "zip-crc32-fnv1a64:", 0),
+            0u);
+}
+
+TEST(BatchSettings, ASettingsFileWithoutFingerprintsGetsThemAdded) {
+  FakeRun r(2);
+  r.opts.settings = {{"frames", 4}, {"labels_bytes", 10}};
+  r.go();
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\n");
+  r.opts.settings["labels_fingerprint"] = "fnv1a64:1";
+  r.opts.resume = true;
+  EXPECT_EQ(r.go().labelled, 1);  // not refused: the output recorded none
+  const Settings meta = read_settings(settings_path(r.opts.output));
+  EXPECT_EQ(meta["labels_fingerprint"], "fnv1a64:1");
+  EXPECT_EQ(meta[kPrecisionUsed], "fp32");
+  // Now it has one: another is refused, naming it.
+  write_file(r.dir.file("list.txt"), "v100.mp4\nv101.mp4\nv102.mp4\nv103.mp4\n");
+  r.opts.settings["labels_fingerprint"] = "fnv1a64:2";
+  try {
+    r.go();
+    ADD_FAILURE() << "resumed with another labels file";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("labels_fingerprint: fnv1a64:1 in the output, "
+                                         "fnv1a64:2 now"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(BatchRun, AResumedRunIsAskedForThePrecisionOfItsRecords) {
   FakeRun r(2);
   r.precision = Precision::kBf16;  // what `auto` chooses on the first machine

@@ -229,6 +229,37 @@ TEST(BatchCli, ResumeWithOtherSettingsIsRefusedNamingEachDifference) {
   EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
 }
 
+TEST(BatchCli, ResumeWithOtherWeightsOfTheSameNameAndSizeIsRefused) {
+  // Two checkpoints written by PyTorch, one with a retrained (changed) head: same name, same size.
+  Many d;
+  const std::string first = d.dir.file("a/tiny_stam.pth"), tuned = d.dir.file("b/tiny_stam.pth");
+  fs::create_directories(d.dir.file("a"));
+  fs::create_directories(d.dir.file("b"));
+  auto py = run_command(
+      "/usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=False); "
+      "torch.save(c, sys.argv[2]); c[\"model\"][\"head.bias\"] += 0.5; torch.save(c, "
+      "sys.argv[3])' " +
+      shell_quote(fixture_path("tiny_stam.pth")) + " " + shell_quote(first) + " " +
+      shell_quote(tuned));
+  ASSERT_EQ(py.exit_code, 0) << py.err;
+  ASSERT_EQ(fs::file_size(first), fs::file_size(tuned));
+  const std::string list = d.dir.file("first.txt");
+  std::ofstream(list) << d.root << "/clip10.mp4\n";
+  const auto run = [&](const std::string& args, const std::string& weights) {
+    return run_command(shell_quote(stam_binary()) + " batch " + args + " -w " +
+                       shell_quote(weights) + " -f 4");
+  };
+  ASSERT_EQ(run("--list " + shell_quote(list) + " -o " + shell_quote(d.out), first).exit_code, 0);
+  const std::string before = read_file(d.out);
+  auto other = run(d.args() + " --resume", tuned);
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_TRUE(contains(other.err, "weights_fingerprint: zip-crc32-fnv1a64:")) << other.err;
+  EXPECT_FALSE(contains(other.err, "weights_bytes")) << other.err;
+  EXPECT_EQ(read_file(d.out), before);
+  EXPECT_EQ(run(d.args() + " --resume", first).exit_code, 0);
+  EXPECT_EQ(jsonl_records(d.out).size(), static_cast<size_t>(Many::kCount));
+}
+
 TEST(BatchCli, ResumeUnderAutoKeepsThePrecisionOfTheRecords) {
   // `auto` may choose otherwise on the machine that resumes: one output must not mix the two.
   Many d;

@@ -171,14 +171,17 @@ class OutputFile {
 
 // ---------------------------------------------------------------- settings
 
-// The settings that shape an output's records, in a fixed order: weights and labels (file name
-// and size: hashing 477 MB would cost seconds), frames, sampling, precision, top-k, logits. They
-// are kept beside the output in OUT.meta.json, so --resume can refuse to mix records made with
-// other settings into one file. Beside them, "precision_used" records what `auto` chose: the
-// run records it, a resumed run takes it, and it is no setting to compare.
+// The settings that shape an output's records, in a fixed order: weights and labels (file name,
+// size and a fingerprint of the content: for a zip checkpoint its records' CRC-32s as its zip
+// directory states them, for a legacy one 16 pieces of 64 KiB, for labels all bytes; hashing
+// 477 MB would cost seconds), frames, sampling, precision, top-k, logits. They are kept beside
+// the output in OUT.meta.json, so --resume can refuse to mix records made with other settings
+// into one file. Beside them, "precision_used" records what `auto` chose: the run records it, a
+// resumed run takes it, and it is no setting to compare. A settings file written before the
+// fingerprints gets them added, unchecked.
 using Settings = nlohmann::ordered_json;
-// Resolves the default model files and, when frames is 0, reads the checkpoint's own T (its
-// index only, not the tensors). Throws ModelError.
+// Resolves the default model files, reads the checkpoint's index (not the tensors: for its own T
+// when frames is 0, and its format) and fingerprints both files. Throws ModelError.
 Settings model_settings(const ModelOptions& model, bool logits);
 std::string settings_path(const std::string& output);  // OUT + ".meta.json"
 inline constexpr const char* kPrecisionUsed = "precision_used";
@@ -227,8 +230,9 @@ class RunOutput {
   const Options& o_;
   Format format_;
   ExistingOutput existing_;
-  bool fresh_ = false;              // the output holds no records: start it afresh
-  bool settings_recorded_ = false;  // OUT.meta.json exists and matches
+  bool fresh_ = false;                      // the output holds no records: start it afresh
+  bool settings_recorded_ = false;          // OUT.meta.json exists and matches
+  Settings recorded_ = Settings::object();  // what it holds then
   std::optional<Precision> recorded_precision_;
   std::unique_ptr<OutputFile> file_;
 };

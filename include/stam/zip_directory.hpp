@@ -22,6 +22,7 @@ struct Record {
   uint64_t compressed;    // bytes in the archive
   uint64_t uncompressed;  // bytes once read
   uint64_t local_offset;  // where the record's local header starts
+  uint32_t crc32;         // of the uncompressed bytes, as the directory states it
 };
 
 // Every record of the archive at `path` (`size` bytes), checked, by name. Throws

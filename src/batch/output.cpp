@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "stam/batch.hpp"
@@ -192,6 +193,9 @@ std::vector<std::string> settings_differences(const Settings& recorded_as_read,
                                               const Settings& now_as_given) {
   // Settings recorded only by later versions, with the value every earlier run had.
   static const Settings later = {{"seek", "exact"}};
+  // Settings recorded only by later versions, without such a value: an output recorded without
+  // them cannot be checked on them (its settings file gets them added).
+  static const std::set<std::string> unknown_before = {"weights_fingerprint", "labels_fingerprint"};
   Settings recorded = recorded_as_read, now = now_as_given;
   for (Settings* s : {&recorded, &now})
     for (const auto& [key, value] : later.items())
@@ -204,6 +208,7 @@ std::vector<std::string> settings_differences(const Settings& recorded_as_read,
   // `auto` stands for what it chose, the precision_used recorded: a resumed `auto` run takes it
   // too, so `auto` that chose bf16 and an explicit bf16 make the same records.
   const auto same = [&](const std::string& key) {
+    if (!recorded.contains(key) && unknown_before.count(key) > 0) return true;
     if (!recorded.contains(key) || !now.contains(key)) return false;
     if (recorded[key] == now[key]) return true;
     if (key != "precision" || !recorded.contains(kPrecisionUsed)) return false;

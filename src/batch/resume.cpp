@@ -49,6 +49,7 @@ void RunOutput::inspect() {
   existing_ = ExistingOutput{};
   fresh_ = false;
   settings_recorded_ = false;
+  recorded_ = Settings::object();
   recorded_precision_.reset();
   if (o_.overwrite) return;
   existing_ = scan_output(o_.output, format_, o_.top_k);
@@ -71,10 +72,10 @@ void RunOutput::check_settings() {
   std::error_code ec;
   settings_recorded_ = std::filesystem::exists(meta, ec);
   if (!settings_recorded_) return;
-  const Settings recorded = read_settings(meta);
-  const std::vector<std::string> diffs = settings_differences(recorded, o_.settings);
+  recorded_ = read_settings(meta);
+  const std::vector<std::string> diffs = settings_differences(recorded_, o_.settings);
   if (diffs.empty()) {
-    recorded_precision_ = precision_used(recorded, meta);
+    recorded_precision_ = precision_used(recorded_, meta);
     return;
   }
   std::string list;
@@ -120,14 +121,19 @@ RecordWriter RunOutput::open(std::optional<Precision> used,
         "only logged; write to a new output to keep them",
         o_.output);
   if (format_ == Format::kCsv && !existing_.has_header) file_->append(records.header());
-  if (!settings_recorded_ || fresh_ || o_.overwrite || (used && used != recorded_precision_)) {
+  const bool continued = settings_recorded_ && !fresh_ && !o_.overwrite;
+  // A continued output keeps the settings it records, with those recorded only since (the
+  // fingerprints) added: they agree with the current ones (check_settings()).
+  Settings settings = continued ? recorded_ : o_.settings;
+  for (const auto& [key, value] : o_.settings.items())
+    if (!settings.contains(key)) settings[key] = value;
+  if (used) settings[kPrecisionUsed] = to_string(*used);
+  if (!continued || settings != recorded_) {
     if (!settings_recorded_ && !fresh_ && !o_.overwrite)
       spdlog::warn(
           "{} has no settings file (older stam or a merge); recording the current settings in {} "
           "without checking them",
           o_.output, settings_path(o_.output));
-    Settings settings = o_.settings;
-    if (used) settings[kPrecisionUsed] = to_string(*used);
     write_settings(settings_path(o_.output), settings);
   }
   return records;
