@@ -221,6 +221,13 @@ def main():
     }
     for name, state in broken.items():
         torch.save({"model": state}, os.path.join(args.out, name))
+    # retrained/micro_ok.pth: micro_ok.pth with another head, changed in place, under the same
+    # name (which torch.save writes into the zip): the same size, other weights, as a retrained
+    # model that keeps its file name (batch's settings fingerprints tell them apart).
+    retrained = torch.load(os.path.join(args.out, "micro_ok.pth"))
+    retrained["model"]["head.bias"] += 0.5
+    os.makedirs(os.path.join(args.out, "retrained"), exist_ok=True)
+    torch.save(retrained, os.path.join(args.out, "retrained", "micro_ok.pth"))
 
     expected = {"config": TINY}
     with torch.no_grad():

@@ -230,24 +230,18 @@ TEST(BatchCli, ResumeWithOtherSettingsIsRefusedNamingEachDifference) {
 }
 
 TEST(BatchCli, ResumeWithOtherWeightsOfTheSameNameAndSizeIsRefused) {
-  // Two checkpoints written by PyTorch, one with a retrained (changed) head: same name, same size.
+  // Two checkpoints written by PyTorch (scripts/reference_stam.py), the second with a retrained
+  // head: same name, same size.
   Many d;
-  const std::string first = d.dir.file("a/tiny_stam.pth"), tuned = d.dir.file("b/tiny_stam.pth");
-  fs::create_directories(d.dir.file("a"));
-  fs::create_directories(d.dir.file("b"));
-  auto py = run_command(
-      "/usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=False); "
-      "torch.save(c, sys.argv[2]); c[\"model\"][\"head.bias\"] += 0.5; torch.save(c, "
-      "sys.argv[3])' " +
-      shell_quote(fixture_path("tiny_stam.pth")) + " " + shell_quote(first) + " " +
-      shell_quote(tuned));
-  ASSERT_EQ(py.exit_code, 0) << py.err;
+  const std::string first = fixture_path("micro_ok.pth");
+  const std::string tuned = fixture_path("retrained/micro_ok.pth");
   ASSERT_EQ(fs::file_size(first), fs::file_size(tuned));
+  const std::string labels = " --labels " + shell_quote(fixture_path("micro_labels.txt"));
   const std::string list = d.dir.file("first.txt");
   std::ofstream(list) << d.root << "/clip10.mp4\n";
   const auto run = [&](const std::string& args, const std::string& weights) {
     return run_command(shell_quote(stam_binary()) + " batch " + args + " -w " +
-                       shell_quote(weights) + " -f 4");
+                       shell_quote(weights) + labels);
   };
   ASSERT_EQ(run("--list " + shell_quote(list) + " -o " + shell_quote(d.out), first).exit_code, 0);
   const std::string before = read_file(d.out);
@@ -636,17 +630,14 @@ TEST(BatchCli, NamesThatAreNotUtf8GetARecordEachAndResume) {
 }
 
 TEST(BatchCli, NonFiniteScoresAreErrorsNotResults) {
-  // The tiny checkpoint with one NaN in the head's bias, written by PyTorch: every score is NaN.
+  // A checkpoint written by PyTorch with NaN and infinities in its weights
+  // (scripts/reference_stam.py): every score is NaN.
   TempDir d;
-  const std::string nan_pth = d.file("damaged.pth");
-  auto py = run_command(
-      "/usr/bin/python3 -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=False); "
-      "c[\"model\"][\"head.bias\"][0] = float(\"nan\"); torch.save(c, sys.argv[2])' " +
-      shell_quote(fixture_path("tiny_stam.pth")) + " " + shell_quote(nan_pth));
-  ASSERT_EQ(py.exit_code, 0) << py.err;
+  const std::string nan_pth = fixture_path("micro_nonfinite.pth");
   const std::string a = video_path("short_32frames_30fps.mp4");
   const std::string b = video_path("mpeg4_320x240_25fps.avi");
-  const std::string model = " -w " + shell_quote(nan_pth) + " -f 4";
+  const std::string model =
+      " -w " + shell_quote(nan_pth) + " --labels " + shell_quote(fixture_path("micro_labels.txt"));
   for (const char* format : {"jsonl", "csv"}) {
     const std::string out = d.file(std::string("out.") + format);
     // A batch of two fails whole and is retried clip by clip: each input gets its error.
