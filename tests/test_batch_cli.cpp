@@ -428,6 +428,11 @@ TEST(BatchCli, ExtAndShardValuesThatWouldDoTheWrongThingAreUsageErrors) {
   auto empty = batch(args + " --ext mp4 --shard 15/16");
   EXPECT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_TRUE(contains(empty.err, "0 input(s) in shard 15/16")) << empty.err;
+  // ... and it says so, rather than that no video files were found.
+  EXPECT_TRUE(contains(
+      empty.err, "shard 15/16 has none of the " + std::to_string(Many::kCount / 2) + " input(s)"))
+      << empty.err;
+  EXPECT_FALSE(contains(empty.err, "no video files found")) << empty.err;
 }
 
 TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {

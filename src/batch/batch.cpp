@@ -249,6 +249,7 @@ class Runner {
                    set.unsearched_dirs, set.unsearched_dirs == 1 ? "y" : "ies");
     shard_ = select_shard(set.inputs, o.shard);
     s_.total = static_cast<int64_t>(shard_.size());
+    all_inputs_ = static_cast<int64_t>(set.inputs.size());
   }
 
   // Nothing is written until the model has loaded: a run that fails on its weights leaves the
@@ -339,7 +340,10 @@ class Runner {
       spdlog::warn("{} of them cannot be read (missing, empty, not a file or folder)",
                    refused_.size());
     // A walked folder is never taken as one video made of its images: that needs --list.
-    if (s_.total == 0)
+    if (s_.total == 0 && all_inputs_ > 0)
+      spdlog::info("shard {}/{} has none of the {} input(s): nothing to do", o_.shard.index,
+                   o_.shard.count, all_inputs_);
+    else if (s_.total == 0)
       spdlog::warn(
           "no video files found (see --ext, --recursive; a folder of frames is "
           "labelled as one video when given in a --list file)");
@@ -431,6 +435,7 @@ class Runner {
   RunOutput output_;
   double start_s_, last_sync_s_ = now_s();
   std::vector<std::string> shard_, pending_;
+  int64_t all_inputs_ = 0;                                    // in every shard
   std::vector<std::pair<std::string, std::string>> refused_;  // input, why
   std::map<std::string, std::string> unreadable_;             // walked folder -> why
   std::unique_ptr<Progress> progress_;
