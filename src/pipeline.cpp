@@ -18,6 +18,7 @@
 #include "stam/error.hpp"
 #include "stam/labels.hpp"
 #include "stam/linear.hpp"
+#include "stam/output.hpp"
 #include "stam/preprocess.hpp"
 
 namespace fs = std::filesystem;
@@ -116,7 +117,7 @@ Clip ClipReader::read(const std::string& input) const {
     return preprocess_frame(rgb, size);
   });
   clip.timings.decode_ms = ms_since(t0) - frames.transform_ms;
-  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", input, w);
+  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", path_line(input), w);
   spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
                 frames.images.size(), clip.timings.decode_ms,
                 is_frames_folder(input) ? "frames folder"

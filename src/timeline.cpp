@@ -259,7 +259,7 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
                          " fps, above the video's " + format_number("%.3g", info.fps) +
                          " fps: frames repeat within windows");
   }
-  for (const auto& w : t.warnings) spdlog::warn("{}: {}", input, w);
+  for (const auto& w : t.warnings) spdlog::warn("{}: {}", path_line(input), w);
   const double duration = static_cast<double>(info.frame_count) / info.fps;
   for (auto& w : t.windows) w.end_s = std::min(w.end_s, duration);
   t.segments = merge_segments(t.windows);

@@ -231,6 +231,19 @@ TEST(Cli, ThreadsBeyondTheCoresAreAWarning) {
   EXPECT_FALSE(contains(r.err, "usable core")) << r.err;
 }
 
+// A file name is data: one with a newline or a terminal escape sequence cannot break a log line
+// or drive the terminal. Messages spell such characters as records do (\xHH).
+TEST(Cli, ControlCharactersInNamesAreEscapedInMessages) {
+  stam::test::TempDir dir;
+  const std::string name = dir.file("bad\nname\x1b]0;x\x07.mp4");
+  std::ofstream(name) << "not a video";
+  auto r = run_command(stam_cmd("classify " + shell_quote(name) + " " + tiny()));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(contains(r.err, "bad\\x0Aname\\x1B]0;x\\x07.mp4")) << r.err;
+  EXPECT_FALSE(contains(r.err, "\x1b")) << "no raw escape character on stderr";
+  EXPECT_FALSE(contains(r.err, "bad\nname")) << r.err;
+}
+
 TEST(Cli, MissingInputIsAnInputError) {
   auto r = run_command(stam_cmd("classify /nonexistent/clip.mp4 " + tiny()));
   EXPECT_EQ(r.exit_code, 3);
