@@ -302,6 +302,27 @@ TEST(Cli, UsageErrorsExitWith2) {
   EXPECT_EQ(run_command(stam_cmd("frobnicate")).exit_code, 2);
 }
 
+TEST(Cli, CountsThatAreNotNumbersAndEmptyPathsAreNamedAsSuch) {
+  auto word = run_command(stam_cmd("classify x.mp4 --top-k abc"));
+  EXPECT_EQ(word.exit_code, 2);
+  EXPECT_TRUE(contains(word.err, "--top-k: 'abc' is not a whole number (expected 1 to 100000)"))
+      << word.err;
+  auto big = run_command(stam_cmd("bench --threads 2000"));
+  EXPECT_EQ(big.exit_code, 2);
+  EXPECT_TRUE(contains(big.err, "--threads: 2000 is out of range (expected 0 to 1024)")) << big.err;
+  auto fraction = run_command(stam_cmd("batch x -o o.jsonl --frames 8.5"));
+  EXPECT_EQ(fraction.exit_code, 2);
+  EXPECT_TRUE(contains(fraction.err, "'8.5' is not a whole number")) << fraction.err;
+
+  // "" used to mean the default checkpoint (bench: random weights), silently.
+  for (const char* args : {"classify x.mp4 -w ''", "classify x.mp4 --labels ''", "bench -w ''",
+                           "bench --video ''", "info ''"}) {
+    auto r = run_command(stam_cmd(args));
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_TRUE(contains(r.err, "an empty path names no file")) << args << ": " << r.err;
+  }
+}
+
 TEST(Cli, MistypedNamesGetADidYouMeanHint) {
   auto command = run_command(stam_cmd("clasify x.mp4"));
   EXPECT_EQ(command.exit_code, 2);

@@ -53,20 +53,22 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--frames", a->frames, "frame counts to time, comma-separated")
       ->capture_default_str();
   sub->add_option("--iters", a->opts.iters, "timed forwards per frame count")
-      ->check(CLI::Range(1, 100000))
+      ->check(whole_number(1, 100000))
       ->capture_default_str();
   sub->add_option("--warmup", a->opts.warmup, "untimed forwards first")
-      ->check(CLI::Range(0, 100000))
+      ->check(whole_number(0, 100000))
       ->capture_default_str();
   sub->add_option("--batch", a->opts.batch, "videos per forward")
-      ->check(CLI::Range(1, 4096))
+      ->check(whole_number(1, 4096))
       ->capture_default_str();
   sub->add_option("-w,--weights", a->opts.weights,
-                  "checkpoint to time (default: STAM-16's architecture, random weights)");
+                  "checkpoint to time (default: STAM-16's architecture, random weights)")
+      ->check(non_empty);
   sub->add_option(
-      "--video", a->opts.video,
-      "also time reading this file (decoding, preprocessing), alone and beside the model as "
-      "classify and batch read the next video");
+         "--video", a->opts.video,
+         "also time reading this file (decoding, preprocessing), alone and beside the model as "
+         "classify and batch read the next video")
+      ->check(non_empty);
   sub->add_option("--device", a->opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   sub->add_option(
          "--precision", a->precision,
@@ -74,7 +76,7 @@ Command add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
       ->capture_default_str();
   sub->add_option("-t,--threads", a->opts.threads, "CPU threads (0 = all cores)")
-      ->check(CLI::Range(0, 1024));
+      ->check(whole_number(0, 1024));
   sub->add_option("--format", a->format, "text | json | csv")
       ->check(CLI::IsMember({"text", "json", "csv"}))
       ->capture_default_str();

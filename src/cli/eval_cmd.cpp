@@ -110,10 +110,10 @@ Command add_eval(CLI::App& app) {
   args->shard_given =
       sub->add_option("--shard", args->shard, "K/N: only the K-th (from 0) of N parts of the set");
   sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
-      ->check(CLI::Range(1, 4096))
+      ->check(whole_number(1, 4096))
       ->capture_default_str();
   sub->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
-      ->check(CLI::Range(0, 256))
+      ->check(whole_number(0, 256))
       ->capture_default_str();
   add_model_options(sub, args->model);
   add_top_k_option(sub, args->model);

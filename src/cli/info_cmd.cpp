@@ -49,8 +49,10 @@ Command add_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand(
       "info", "describe and fully load a checkpoint; the device, CPU and libraries it runs on");
-  sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)");
-  sub->add_option("-w,--weights", args->weights, "the same, as in the other commands");
+  sub->add_option("path", args->positional, "checkpoint (default: models/stam_16.pth)")
+      ->check(non_empty);
+  sub->add_option("-w,--weights", args->weights, "the same, as in the other commands")
+      ->check(non_empty);
   sub->add_option("--format", args->format, "text | json (indented at a terminal, else one line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

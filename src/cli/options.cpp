@@ -22,18 +22,39 @@ class HelpFormatter : public CLI::Formatter {
 
 void add_labels_option(CLI::App* app, ModelFlags& f) {
   app->add_option("--labels", f.opts.labels,
-                  "class names, one a line (default: models/kinetics400_labels.txt)");
+                  "class names, one a line (default: models/kinetics400_labels.txt)")
+      ->check(non_empty);
 }
 
 }  // namespace
 
+CLI::Validator whole_number(long lo, long hi) {
+  std::string range = std::to_string(lo) + " to " + std::to_string(hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& value) -> std::string {
+        long n = 0;
+        if (!CLI::detail::lexical_cast(value, n))
+          return "'" + value + "' is not a whole number (expected " + range + ")";
+        if (n < lo || n > hi) return value + " is out of range (expected " + range + ")";
+        return {};
+      },
+      "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+const CLI::Validator non_empty(
+    [](std::string& value) -> std::string {
+      return value.empty() ? "an empty path names no file" : "";
+    },
+    "");
+
 void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool labels) {
   app->add_option("-w,--weights", f.opts.weights,
-                  "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth");
+                  "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth")
+      ->check(non_empty);
   app->add_option("-f,--frames", f.opts.frames,
                   "frames per video (default: the checkpoint's own T; others resample the "
                   "temporal position embedding)")
-      ->check(CLI::Range(1, 4096));
+      ->check(whole_number(1, 4096));
   app->add_option("--device", f.opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app->add_option(
          "--precision", f.precision,
@@ -41,7 +62,7 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool la
       ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
       ->capture_default_str();
   app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
-      ->check(CLI::Range(0, 1024));
+      ->check(whole_number(0, 1024));
   if (!clip_sampling) {
     if (labels) add_labels_option(app, f);
     return;
@@ -61,7 +82,7 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool la
 
 void add_top_k_option(CLI::App* app, ModelFlags& f) {
   app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
-      ->check(CLI::Range(1, 100000));
+      ->check(whole_number(1, 100000));
 }
 
 ModelOptions finish_model_options(const ModelFlags& f) {

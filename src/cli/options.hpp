@@ -25,6 +25,11 @@ struct ModelFlags {
 // name classes (not embed).
 void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true,
                        bool labels = true);
+// A whole number from `lo` to `hi`, for count options. CLI11's Range calls a word "not in range";
+// this says it is not a number.
+CLI::Validator whole_number(long lo, long hi);
+// A path option given as "" names no file; without this check it meant the default path.
+extern const CLI::Validator non_empty;
 // -k/--top-k, for the commands that report labels.
 void add_top_k_option(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
