@@ -7,8 +7,8 @@
 # All files must share MERGED's format (by extension: .csv = CSV, anything else = JSONL; CSV
 # headers must match, i.e. the same --top-k). The settings each output was made with (its
 # OUT.meta.json beside it) must agree: outputs of different weights, frames, top-k, ... are
-# refused, naming the difference. The precision `auto` chose may differ between machines: that
-# is said, not refused. MERGED.meta.json gets the common settings, so `stam batch --resume` on
+# refused, naming the difference. `auto` counts as the precision it chose, as in `stam batch
+# --resume`; the precision `auto` chose may differ between machines: that is said, not refused. MERGED.meta.json gets the common settings, so `stam batch --resume` on
 # MERGED checks them as on any output (when an output has no settings file, none is written).
 # For an input recorded more than once (shards of different runs, copies), a result beats an
 # error record; among equals the first file given wins. Records are copied byte for byte and
@@ -119,6 +119,19 @@ def read_settings(path):
     return s
 
 
+# `auto` stands for the precision it chose, as `stam batch --resume` takes it: `auto` that chose
+# fp32 and an explicit fp32 made the same records.
+def resolved_precision(s):
+    p = s.get("precision")
+    return s.get("precision_used", p) if p == "auto" else p
+
+
+def same_setting(key, a, b, sa, sb):
+    if key == "precision" and a != b:
+        return resolved_precision(sa) == resolved_precision(sb)
+    return a == b
+
+
 settings, unchecked, used = None, [], {}
 for path in parts:
     s = read_settings(path)
@@ -127,16 +140,17 @@ for path in parts:
         continue
     if "precision_used" in s:
         used.setdefault(s["precision_used"], path)
-    s = {k: v for k, v in s.items() if k != "precision_used"}
     if settings is None:
-        settings, first = dict(s), path
+        settings, first, first_raw = {k: v for k, v in s.items() if k != "precision_used"}, path, s
         continue
-    diffs = [f"{k}: {settings[k]!r} in {first}, {v!r} in {path}"
-             for k, v in s.items() if k in settings and settings[k] != v]
+    diffs = [f"{k}: {settings[k]!r} in {first}, {v!r} in {path}" for k, v in s.items()
+             if k != "precision_used" and k in settings
+             and not same_setting(k, settings[k], v, first_raw, s)]
     if diffs:
         fail("outputs made with other settings cannot be merged: " + "; ".join(diffs))
     for k, v in s.items():
-        settings.setdefault(k, v)
+        if k != "precision_used":
+            settings.setdefault(k, v)
 if unchecked:
     warn(f"no settings file beside {', '.join(unchecked)}: its settings could not be checked, "
          f"and {merged}.meta.json is not written")

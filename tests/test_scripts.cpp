@@ -26,11 +26,13 @@ stam::test::CommandResult merge(const std::string& merged, const std::vector<std
   return run_command(cmd);
 }
 
-// The settings file stam batch writes beside OUT, with `frames` and `precision_used` varied.
-void write_settings(const std::string& out, int frames, const std::string& used) {
+// The settings file stam batch writes beside OUT, with `frames`, `precision_used` and the
+// precision asked for varied.
+void write_settings(const std::string& out, int frames, const std::string& used,
+                    const std::string& precision = "auto") {
   nlohmann::ordered_json s = {{"weights", "stam_16.pth"}, {"weights_bytes", 476904477},
                               {"frames", frames},         {"top_k", 1},
-                              {"precision", "auto"},      {"precision_used", used}};
+                              {"precision", precision},   {"precision_used", used}};
   write_file(out + ".meta.json", s.dump(2) + "\n");
 }
 
@@ -95,6 +97,27 @@ TEST(MergeOutputs, TheMergedOutputGetsTheCommonSettings) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "no settings file beside " + d.file("b.jsonl"))) << r.err;
   EXPECT_FALSE(std::filesystem::exists(d.file("m.jsonl.meta.json")));
+}
+
+// As `batch --resume` takes it, `auto` stands for what it chose: `auto` that chose fp32 and an
+// explicit fp32 made the same records; an explicit precision `auto` did not choose is another.
+TEST(MergeOutputs, AutoIsThePrecisionItChose) {
+  TempDir d;
+  write_file(d.file("a.jsonl"), "{\"input\":\"a.mp4\"}\n");
+  write_file(d.file("b.jsonl"), "{\"input\":\"b.mp4\"}\n");
+  write_settings(d.file("a.jsonl"), 8, "fp32");
+  write_settings(d.file("b.jsonl"), 8, "fp32", "fp32");
+  auto r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(read_file(d.file("m.jsonl.meta.json")))["precision_used"],
+            "fp32");
+
+  write_settings(d.file("b.jsonl"), 8, "bf16", "bf16");
+  r = merge(d.file("m.jsonl"), {d.file("a.jsonl"), d.file("b.jsonl")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(
+      r.err, "precision: 'auto' in " + d.file("a.jsonl") + ", 'bf16' in " + d.file("b.jsonl")))
+      << r.err;
 }
 
 TEST(MergeOutputs, BadInputsAreNamedWithoutATraceback) {
