@@ -352,16 +352,18 @@ std::string report_text(const Report& r, const std::vector<std::string>& labels)
   o << r.evaluated << " of " << r.total << " videos evaluated";
   if (!r.failed.empty()) o << ", " << r.failed.size() << " failed";
   if (!r.missing.empty()) o << ", " << r.missing.size() << " not yet labelled";
-  o << "\n"
-    << "top-1 " << percent(r, r.top1_accuracy) << "  top-" << k << " "
-    << percent(r, r.topk_accuracy) << "  mean class " << percent(r, r.mean_class_accuracy) << "\n\n"
-    << "  index  videos   top-1   top-" << k << "  failed  class\n";
+  // With k = 1 the top-k figures are the top-1 ones: shown once.
+  const bool topk = r.k > 1;
+  o << "\ntop-1 " << percent(r, r.top1_accuracy);
+  if (topk) o << "  top-" << k << " " << percent(r, r.topk_accuracy);
+  o << "  mean class " << percent(r, r.mean_class_accuracy) << "\n\n"
+    << "  index  videos   top-1" << (topk ? padded("top-" + k, 8) : "") << "  failed  class\n";
   const auto rate = [](int64_t hits, int64_t n) {
     return n > 0 ? format_number("%.1f", 100.0 * double(hits) / double(n)) : std::string("-");
   };
   for (const auto& c : r.classes)
     o << padded(std::to_string(c.index), 7) << padded(std::to_string(c.videos), 8)
-      << padded(rate(c.top1, c.videos), 8) << padded(rate(c.topk, c.videos), 8)
+      << padded(rate(c.top1, c.videos), 8) << (topk ? padded(rate(c.topk, c.videos), 8) : "")
       << padded(std::to_string(c.failed), 8) << "  " << name_of(c.index, labels) << "\n";
   if (!r.confusions.empty()) o << "\nmost confused (true -> predicted top-1):\n";
   for (const auto& c : r.confusions)

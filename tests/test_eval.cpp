@@ -220,8 +220,17 @@ TEST(Eval, MetricsCountTopOneTopKClassMeanFailuresAndMissing) {
   const std::string text = stam::eval::report_text(r, kLabels);
   EXPECT_NE(text.find("top-1 40.00 %  top-3 80.00 %  mean class 33.33 %"), std::string::npos)
       << text;
+  EXPECT_NE(text.find("  index  videos   top-1   top-3  failed  class\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("      2  making tea -> skydiving"), std::string::npos) << text;
   EXPECT_NE(text.find("\n  f: cannot decode\n"), std::string::npos) << text;
+
+  // k = 1: the top-k figures are the top-1 ones, shown once.
+  const std::string one =
+      stam::eval::report_text(stam::eval::evaluate(samples, records, 1), kLabels);
+  EXPECT_NE(one.find("top-1 40.00 %  mean class 33.33 %\n"), std::string::npos) << one;
+  EXPECT_NE(one.find("  index  videos   top-1  failed  class\n"), std::string::npos) << one;
+  EXPECT_NE(one.find("\n      2       2     0.0       0  making tea\n"), std::string::npos) << one;
 }
 
 TEST(Eval, NothingEvaluatedHasNoAccuracyRatherThanZero) {
@@ -369,8 +378,18 @@ TEST(EvalCli, ListAndItsMistakes) {
                                  shell_quote(d.file("r.jsonl")) + " -k 1"));
   EXPECT_EQ(r.exit_code, 6) << r.err;
   EXPECT_NE(r.out.find("1 of 2 videos evaluated, 1 failed"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("top-1 0.00 %  top-1 0.00 %"), std::string::npos) << r.out;
+  // -k 1: top-1 once, not twice.
+  EXPECT_NE(r.out.find("top-1 0.00 %  mean class"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("missing.mp4"), std::string::npos) << r.out;
+
+  // Beyond the class count every class is in the top k: the report says top-400, and why.
+  auto all = run_command(stam_eval("--list " + shell_quote(d.file("set.csv")) + " -o " +
+                                   shell_quote(d.file("all.jsonl")) + " -k 500"));
+  EXPECT_EQ(all.exit_code, 6) << all.err;
+  EXPECT_NE(all.err.find("--top-k 500: the labels name 400 classes; reporting top-400"),
+            std::string::npos)
+      << all.err;
+  EXPECT_NE(all.out.find("top-400 100.00 %"), std::string::npos) << all.out;
 
   std::ofstream(d.file("bad.csv")) << "a.mp4,underwater_basket_weaving\n";
   auto bad = run_command(stam_eval("--list " + shell_quote(d.file("bad.csv")) + " -o " +

@@ -61,6 +61,13 @@ int run_eval(EvalArgs& a) {
       a.shard_given->count() > 0 ? batch::parse_shard(a.shard) : batch::Shard{};
   ModelOptions model = finish_model_options(a.model);
   const auto labels = read_labels(resolve_labels(model.labels));
+  // Beyond the class count, top-k holds every class: 100 % whatever the model says.
+  const auto classes = static_cast<int64_t>(labels.size());
+  if (model.top_k > classes) {
+    spdlog::warn("--top-k {}: the labels name {} classes; reporting top-{}", model.top_k, classes,
+                 classes);
+    model.top_k = classes;
+  }
   const auto samples = eval::select_shard(ground_truth(a, labels), shard);
 
   // Every labelled input goes to batch as a list line, so a missing or undecodable one becomes
