@@ -163,20 +163,24 @@ std::optional<int64_t> requested_window_frames(const WindowRequest& r) {
   if (r.stride_seconds && !(*r.stride_seconds > 0 && *r.stride_seconds <= kMaxStrideSeconds))
     throw UsageError("--stride-seconds must be a positive number of seconds up to " +
                      number(kMaxStrideSeconds) + ", got " + number(*r.stride_seconds));
-  if (r.window_frames) {
-    if (*r.window_frames < 1 || *r.window_frames > kMaxWindowFrames)
-      throw UsageError("--window-frames must be between 1 and " + std::to_string(kMaxWindowFrames) +
-                       ", got " + std::to_string(*r.window_frames));
-    return r.window_frames;
-  }
-  if (!r.window_seconds || !r.fps) return std::nullopt;
+  if (r.window_frames && (*r.window_frames < 1 || *r.window_frames > kMaxWindowFrames))
+    throw UsageError("--window-frames must be between 1 and " + std::to_string(kMaxWindowFrames) +
+                     ", got " + std::to_string(*r.window_frames));
+  if (!r.window_seconds || !r.fps) return r.window_frames;
   const double frames = *r.window_seconds * *r.fps;
   if (frames >= static_cast<double>(kMaxWindowFrames) + 0.5)
     throw UsageError("--window-seconds " + number(*r.window_seconds) + " at --fps " +
                      number(*r.fps) + " is a window of " + number(std::round(frames)) +
                      " frames; a window (one model run) has at most " +
                      std::to_string(kMaxWindowFrames));
-  return std::max<int64_t>(1, std::llround(frames));
+  const int64_t t = std::max<int64_t>(1, std::llround(frames));
+  // Two of the three set the third; all three must agree.
+  if (r.window_frames && *r.window_frames != t)
+    throw UsageError("--window-seconds " + number(*r.window_seconds) + " at --fps " +
+                     number(*r.fps) + " is a window of " + std::to_string(t) +
+                     " frames, not --window-frames " + std::to_string(*r.window_frames) +
+                     "; give two of the three");
+  return t;
 }
 
 WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames) {

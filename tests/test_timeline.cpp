@@ -465,8 +465,11 @@ TEST(TimelineCli, CsvHasAHeaderAndARowPerWindow) {
   const auto r =
       stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
                               shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
-                              " --window-frames 8 --window-seconds 4 --format csv -q");
-  EXPECT_EQ(r.exit_code, 2) << "--window-frames and --window-seconds exclude each other";
+                              " --window-frames 8 --window-seconds 4 --fps 1 --format csv -q");
+  EXPECT_EQ(r.exit_code, 2) << "4 s at 1 fps is not a window of 8 frames";
+  EXPECT_NE(r.err.find("is a window of 4 frames, not --window-frames 8; give two of the three"),
+            std::string::npos)
+      << r.err;
   const auto ok =
       stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
                               shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +

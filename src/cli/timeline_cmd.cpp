@@ -72,12 +72,11 @@ Command add_timeline(CLI::App& app) {
           "window length in sampled frames, as --window-frames (default: the "
           "checkpoint's T)");
   add_top_k_option(sub, args->model);
-  auto* seconds =
-      sub->add_option("--window-seconds", args->window.window_seconds,
-                      "window length in seconds (default 10; with --fps it sets the frames)");
+  sub->add_option("--window-seconds", args->window.window_seconds,
+                  "window length in seconds (default 10; with the frames it sets --fps, with "
+                  "--fps it sets the frames)");
   sub->add_option("--window-frames", args->window.window_frames,
-                  "window length in sampled frames (default: the checkpoint's T)")
-      ->excludes(seconds);
+                  "window length in sampled frames (default: the checkpoint's T)");
   sub->add_option("--stride-seconds", args->window.stride_seconds,
                   "time between window starts (default 2), rounded to whole samples");
   sub->add_option("--fps", args->window.fps,
