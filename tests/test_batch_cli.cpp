@@ -435,6 +435,40 @@ TEST(BatchCli, ExtAndShardValuesThatWouldDoTheWrongThingAreUsageErrors) {
   EXPECT_FALSE(contains(empty.err, "no video files found")) << empty.err;
 }
 
+// merge_outputs.sh and --resume go by the file name: CSV written into x.jsonl could not be merged.
+TEST(BatchCli, AFormatTheOutputNameContradictsIsRefused) {
+  Many d;
+  const std::string jsonl = d.dir.file("x.jsonl"), csv = d.dir.file("x.csv");
+  auto r = batch(shell_quote(d.root) + " -o " + shell_quote(jsonl) + " --format csv");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "--format csv, but --output " + jsonl + " is named as JSONL"))
+      << r.err;
+  r = batch(shell_quote(d.root) + " -o " + shell_quote(csv) + " --format jsonl");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "is named as CSV")) << r.err;
+  EXPECT_FALSE(fs::exists(jsonl));
+  EXPECT_FALSE(fs::exists(csv));
+}
+
+// Beyond the class count every class is in the top k: the CSV had columns that were always empty.
+TEST(BatchCli, TopKBeyondTheClassCountIsTheClassCount) {
+  Many d;
+  const std::string csv = d.dir.file("k.csv");
+  std::ofstream(d.dir.file("one.txt")) << d.root << "/clip10.mp4\n";
+  auto r = run_command(shell_quote(stam_binary()) + " batch --list " +
+                       shell_quote(d.dir.file("one.txt")) + " -o " + shell_quote(csv) +
+                       " -k 10 -w " + shell_quote(fixture_path("micro_ok.pth")) + " --labels " +
+                       shell_quote(fixture_path("micro_labels.txt")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "--top-k 10 is more than the 5 classes the labels name; using 5"))
+      << r.err;
+  const std::string text = read_file(csv);
+  EXPECT_EQ(text.substr(0, text.find('\n')),
+            "input,label_1,score_1,label_2,score_2,label_3,score_3,label_4,score_4,label_5,score_5,"
+            "warnings,error");
+  EXPECT_EQ(nlohmann::json::parse(read_file(csv + ".meta.json"))["top_k"], 5);
+}
+
 TEST(BatchCli, MissingWeightsExit4BeforeAnyRecord) {
   Many d;
   auto r =

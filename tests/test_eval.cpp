@@ -386,7 +386,7 @@ TEST(EvalCli, ListAndItsMistakes) {
   auto all = run_command(stam_eval("--list " + shell_quote(d.file("set.csv")) + " -o " +
                                    shell_quote(d.file("all.jsonl")) + " -k 500"));
   EXPECT_EQ(all.exit_code, 6) << all.err;
-  EXPECT_NE(all.err.find("--top-k 500: the labels name 400 classes; reporting top-400"),
+  EXPECT_NE(all.err.find("--top-k 500 is more than the 400 classes the labels name; using 400"),
             std::string::npos)
       << all.err;
   EXPECT_NE(all.out.find("top-400 100.00 %"), std::string::npos) << all.out;
@@ -398,6 +398,25 @@ TEST(EvalCli, ListAndItsMistakes) {
   EXPECT_NE(bad.err.find("'underwater_basket_weaving' names no class"), std::string::npos)
       << bad.err;
   EXPECT_FALSE(fs::exists(d.file("b.jsonl")));
+
+  // As in batch: a usage error before any work, not an error record for every input.
+  auto timeout = run_command("STAM_DECODE_TIMEOUT=abc " +
+                             stam_eval("--list " + shell_quote(d.file("set.csv")) + " -o " +
+                                       shell_quote(d.file("t.jsonl"))));
+  EXPECT_EQ(timeout.exit_code, 2) << timeout.err;
+  EXPECT_NE(timeout.err.find("STAM_DECODE_TIMEOUT must be a number"), std::string::npos)
+      << timeout.err;
+  EXPECT_FALSE(fs::exists(d.file("t.jsonl")));
+
+  // eval's records are JSONL, and its messages name its own option.
+  auto csv = run_command(stam_eval("--list " + shell_quote(d.file("set.csv")) + " -o " +
+                                   shell_quote(d.file("r.csv"))));
+  EXPECT_EQ(csv.exit_code, 2) << csv.err;
+  EXPECT_NE(csv.err.find("eval writes JSONL records"), std::string::npos) << csv.err;
+  auto nodir = run_command(stam_eval("--list " + shell_quote(d.file("set.csv")) + " -o " +
+                                     shell_quote(d.file("no/r.jsonl"))));
+  EXPECT_EQ(nodir.exit_code, 2) << nodir.err;
+  EXPECT_NE(nodir.err.find("--records " + d.file("no/r.jsonl")), std::string::npos) << nodir.err;
 
   auto both = run_command(stam_eval(shell_quote(d.path().string()) + " --list " +
                                     shell_quote(d.file("set.csv")) + " -o " +

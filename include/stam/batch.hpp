@@ -320,7 +320,8 @@ struct Options {
   InputSpec inputs;
   Shard shard;
   std::string output;
-  std::string format;  // "" = by the output's extension
+  std::string output_option = "--output";  // as messages name it (eval: --records)
+  std::string format;                      // "" = by the output's extension
   bool resume = false;
   bool retry_errors = false;  // implies resume
   bool overwrite = false;

@@ -220,9 +220,15 @@ std::string resume_command() {
 // Checks the options that need no file system; returns the output format they choose.
 Format checked_format(const Options& o) {
   const Format format = parse_format(o.format, o.output);
+  // merge_outputs.sh and --resume go by the name: a CSV named .jsonl would be read as JSONL.
+  const bool named_csv = has_extension(o.output, {"csv"});
+  if (!o.format.empty() && named_csv != (format == Format::kCsv))
+    throw UsageError("--format " + o.format + ", but " + o.output_option + " " + o.output +
+                     " is named as " + (named_csv ? "CSV" : "JSONL") + ": name it ." + o.format +
+                     " or leave --format out");
   if (o.inputs.paths.empty() && o.inputs.lists.empty())
     throw UsageError("give at least one INPUT or --list FILE");
-  if (o.output.empty()) throw UsageError("--output is required");
+  if (o.output.empty()) throw UsageError(o.output_option + " is required");
   if (o.resume && o.overwrite) throw UsageError("--resume and --overwrite exclude each other");
   if (o.retry_errors && o.overwrite)
     throw UsageError("--retry-errors (which implies --resume) and --overwrite exclude each other");

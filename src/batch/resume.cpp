@@ -31,13 +31,13 @@ std::optional<Precision> precision_used(const Settings& settings, const std::str
 }  // namespace
 
 RunOutput::RunOutput(const Options& options, Format format) : o_(options), format_(format) {
-  check_output_path(o_.output, "--output");
+  check_output_path(o_.output, o_.output_option);
   std::error_code ec;
   const auto status = std::filesystem::status(o_.output, ec);
   // A pipe or FIFO would block the read-back that --resume needs, a device never ends it.
   if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
     throw UsageError("output " + o_.output +
-                     " is not a regular file (a pipe, FIFO or device): batch reads its output "
+                     " is not a regular file (a pipe, FIFO or device): stam reads its output "
                      "back to resume; give a file path");
 }
 

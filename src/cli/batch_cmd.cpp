@@ -41,6 +41,7 @@ int run_batch(BatchArgs& a) {
   if (a.shard_given->count() > 0) o.shard = batch::parse_shard(a.shard);
   ModelOptions model = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error, not one error per input
+  read_labels_fitting_top_k(model);
   o.top_k = model.top_k;
   o.settings = batch::model_settings(model, o.logits);
   if (o.decode_workers == 0)

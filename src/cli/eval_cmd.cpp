@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/batch.hpp"
+#include "stam/decode.hpp"
 #include "stam/device.hpp"
 #include "stam/eval.hpp"
 #include "stam/labels.hpp"
@@ -56,18 +57,12 @@ std::vector<eval::Sample> ground_truth(const EvalArgs& a, const std::vector<std:
 
 int run_eval(EvalArgs& a) {
   batch::Options& o = a.opts;
+  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error, not one error per input
   // The shard is chosen here, over the labelled inputs; batch then labels all it is given.
   const batch::Shard shard =
       a.shard_given->count() > 0 ? batch::parse_shard(a.shard) : batch::Shard{};
   ModelOptions model = finish_model_options(a.model);
-  const auto labels = read_labels(resolve_labels(model.labels));
-  // Beyond the class count, top-k holds every class: 100 % whatever the model says.
-  const auto classes = static_cast<int64_t>(labels.size());
-  if (model.top_k > classes) {
-    spdlog::warn("--top-k {}: the labels name {} classes; reporting top-{}", model.top_k, classes,
-                 classes);
-    model.top_k = classes;
-  }
+  const auto labels = read_labels_fitting_top_k(model);
   const auto samples = eval::select_shard(ground_truth(a, labels), shard);
 
   // Every labelled input goes to batch as a list line, so a missing or undecodable one becomes
@@ -77,6 +72,9 @@ int run_eval(EvalArgs& a) {
   std::istringstream list(paths.str());
   o.inputs.lists = {"-"};
   o.format = "jsonl";
+  o.output_option = "--records";
+  if (has_extension(o.output, {"csv"}))
+    throw UsageError("--records " + o.output + ": eval writes JSONL records; name the file .jsonl");
   o.top_k = model.top_k;
   o.settings = batch::model_settings(model, false);
   if (o.decode_workers == 0)

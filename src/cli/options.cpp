@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
+#include "stam/labels.hpp"
+
 namespace stam::cli {
 
 namespace {
@@ -82,7 +86,19 @@ void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool la
 
 void add_top_k_option(CLI::App* app, ModelFlags& f) {
   app->add_option("-k,--top-k", f.opts.top_k, "how many labels to report")
-      ->check(whole_number(1, 100000));
+      ->check(whole_number(1, 100000))
+      ->capture_default_str();
+}
+
+std::vector<std::string> read_labels_fitting_top_k(ModelOptions& model) {
+  std::vector<std::string> labels = read_labels(resolve_labels(model.labels));
+  const auto classes = static_cast<int64_t>(labels.size());
+  if (model.top_k > classes) {
+    spdlog::warn("--top-k {} is more than the {} classes the labels name; using {}", model.top_k,
+                 classes, classes);
+    model.top_k = classes;
+  }
+  return labels;
 }
 
 ModelOptions finish_model_options(const ModelFlags& f) {

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "stam/error.hpp"
 #include "stam/pipeline.hpp"
@@ -32,6 +33,9 @@ CLI::Validator whole_number(long lo, long hi);
 extern const CLI::Validator non_empty;
 // -k/--top-k, for the commands that report labels.
 void add_top_k_option(CLI::App* app, ModelFlags& flags);
+// The labels `model` names, read; a --top-k beyond their class count (every class in the top k:
+// empty CSV columns in batch, 100 % top-k in eval) is lowered to it, with a warning.
+std::vector<std::string> read_labels_fitting_top_k(ModelOptions& model);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
 
