@@ -18,9 +18,14 @@ for candidate in "$here/../build/stam" "$(command -v stam || true)"; do
   if [ -z "$stam_bin" ] && [ -n "$candidate" ] && [ -x "$candidate" ]; then stam_bin="$candidate"; fi
 done
 
-sizes=("$@")
+sizes=()
+for t in "$@"; do  # `all` anywhere stands for every size
+  if [ "$t" = all ]; then sizes+=(8 16 32 64); else sizes+=("$t"); fi
+done
 [ ${#sizes[@]} -eq 0 ] && sizes=(16)
-[ "${sizes[0]}" = "all" ] && sizes=(8 16 32 64)
+for t in "${sizes[@]}"; do  # every size checked before anything is downloaded
+  case "$t" in 8|16|32|64) ;; *) echo "error: unknown model size '$t' (8, 16, 32, 64 or all)" >&2; exit 2 ;; esac
+done
 
 fetch() {
   local url="$1" out="$2"
@@ -36,7 +41,6 @@ fetch() {
 
 status=0
 for t in "${sizes[@]}"; do
-  case "$t" in 8|16|32|64) ;; *) echo "error: unknown model size '$t' (8, 16, 32, 64 or all)" >&2; exit 2 ;; esac
   file="$dest/stam_$t.pth"
   if [ -s "$file" ]; then
     echo "stam_$t.pth: already present, skipped"

@@ -30,6 +30,7 @@ namespace stam {
 std::vector<std::string> default_model_dirs() {
   std::vector<std::string> dirs;
   if (const char* env = std::getenv("STAM_MODELS_DIR"); env && *env) dirs.emplace_back(env);
+  dirs.emplace_back("models");  // the working directory's, as README's `models/stam_16.pth` reads
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {

@@ -392,6 +392,17 @@ TEST(Cli, InfoTakesThePathAsAPositionalAndExplainsMissingWeights) {
   }
 }
 
+// `models/stam_16.pth` reads as a path from where stam runs, as whisper.cpp's models/ does.
+TEST(Cli, DefaultWeightsAreFoundInTheWorkingDirectorysModels) {
+  stam::test::TempDir here;
+  std::filesystem::create_directory(here.file("models"));
+  std::filesystem::copy_file(fixture_path("tiny_stam.pth"), here.file("models/stam_16.pth"));
+  auto r = run_command("cd " + shell_quote(here.path().string()) + " && env -u STAM_MODELS_DIR " +
+                       stam_cmd("info --format json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "models/stam_16.pth")) << r.out;
+}
+
 TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {
   auto r = run_command(
       stam_cmd("classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " --device cuda"));
@@ -420,6 +431,12 @@ TEST(Cli, DownloadScriptSkipsPresentFilesAndVerifiesThem) {
   EXPECT_TRUE(contains(bad.err, "does not load")) << bad.err;
 
   EXPECT_EQ(run_command(env + script + " 12").exit_code, 2);
+  // `all` stands for every size wherever it is given, and every size is checked before any
+  // download: this asks for nothing from the network.
+  auto mixed = run_command(env + script + " 16 all 12");
+  EXPECT_EQ(mixed.exit_code, 2);
+  EXPECT_TRUE(contains(mixed.err, "unknown model size '12'")) << mixed.err;
+  EXPECT_FALSE(contains(mixed.out, "downloading")) << mixed.out;
 }
 
 TEST(Cli, VerboseAddsStageDetailAndVeryVerboseMore) {
