@@ -78,20 +78,14 @@ void walk(const fs::path& dir, const InputSpec& spec, bool top, InputSet& out) {
   if (ec) unreadable(dir, ec, true, out);
 }
 
-// A list is text: a NUL byte or invalid UTF-8 means a video or other binary file was given by
-// mistake (e.g. `--list list.txt clip.avi` in older versions), and its bytes must not become
-// inputs.
+// A list is text: a NUL byte means a video or other binary file was given by mistake (e.g.
+// `--list list.txt clip.avi` in older versions), and its bytes must not become inputs. Bytes
+// that are not UTF-8 are allowed: a file name is bytes, and `find > list` writes them as such.
 void check_text(std::string_view data, const std::string& name) {
-  for (size_t i = 0; i < data.size();) {
-    if (data[i] == '\0')
-      throw UsageError("--list " + name + " is not a text file (NUL byte at offset " +
-                       std::to_string(i) + "); give a file with one path a line");
-    const size_t n = utf8_length(data, i);
-    if (n == 0)
-      throw UsageError("--list " + name + " is not UTF-8 text (invalid byte at offset " +
-                       std::to_string(i) + "); give a file with one path a line");
-    i += n;
-  }
+  const size_t nul = data.find('\0');
+  if (nul != std::string_view::npos)
+    throw UsageError("--list " + name + " is not a text file (NUL byte at offset " +
+                     std::to_string(nul) + "); give a file with one path a line");
 }
 
 void add_list(const std::string& name, std::istream& list_stdin, InputSet& out) {
