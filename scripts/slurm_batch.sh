@@ -6,6 +6,7 @@
 #   sbatch --array=0-15 scripts/slurm_batch.sh results/ --list clips.txt --batch-size 8
 #   scripts/merge_outputs.sh labels.jsonl results/shard-*-of-16.jsonl
 #
+# The stam binary: `stam` on PATH, or STAM=/path/to/build/stam (exported to the job).
 # Every task always runs with --resume, so resubmitting the same array after a time-out,
 # preemption or node failure finishes only what is missing (finished shards exit at once,
 # without loading the model). Keep N and the input set the same between submissions: a shard
@@ -49,7 +50,13 @@ if ! [[ "$n" =~ ^[0-9]+$ && "$k" =~ ^[0-9]+$ ]] || ((k >= n)); then
   echo "stam-batch: task $SLURM_ARRAY_TASK_ID is no shard of $n (with STAM_SHARDS=N, use array indices 0 to N-1)" >&2
   exit 2
 fi
+# sbatch runs a copy of this script, so the binary is found on PATH (after `cmake --install`)
+# or named: STAM=/path/to/build/stam.
 stam=${STAM:-stam}
+if ! command -v "$stam" >/dev/null; then
+  echo "stam-batch: '$stam' not found; install stam (cmake --install build) or set STAM=/path/to/build/stam" >&2
+  exit 2
+fi
 mkdir -p "$out_dir"
 
 # Threads: stam splits the allocated cores between decoders and the model by itself (it reads

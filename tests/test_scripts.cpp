@@ -166,4 +166,13 @@ TEST(SlurmBatch, ShardsFollowTheArrayOrStamShards) {
       "STAM_SHARDS=16 SLURM_ARRAY_TASK_ID=16 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=17");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_TRUE(contains(r.err, "task 16 is no shard of 16")) << r.err;
+
+  // Where no stam is installed (the Quick start only builds build/stam), say how to name it,
+  // rather than bash's "stam: command not found" (127).
+  r = run_command("env STAM=" + shell_quote(d.file("no_such_stam")) +
+                  " SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_TASK_COUNT=1 bash " +
+                  shell_quote(source_path("scripts/slurm_batch.sh")) + " " +
+                  shell_quote(d.file("res")) + " /data/clips");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "set STAM=/path/to/build/stam")) << r.err;
 }
