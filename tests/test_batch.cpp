@@ -316,8 +316,12 @@ TEST(BatchOutput, RewriteDropsTheErrorsToRedoAndTheTornTailAtomically) {
     const std::string other = w.error("e.mp4", "not redone");
     write_file(path, w.header() + ok_a + w.error("b.mp4", "bad") + ok_c + other +
                          w.error("./d", "x") + "{");
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);  // a private output
     EXPECT_EQ(rewrite_without_errors(path, f, 2, {"b.mp4", "d"}), 2);
     EXPECT_EQ(read_file(path), w.header() + ok_a + ok_c + other);
+    EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write)
+        << "the rewritten file is as private as the old one";
     for (const auto& entry : fs::directory_iterator(d.path()))  // no temporary left behind
       EXPECT_EQ(entry.path().filename().string().find(".stam-tmp"), std::string::npos);
   }

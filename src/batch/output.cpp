@@ -155,6 +155,9 @@ class Replacement {
         fd_(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
     if (fd_ < 0)
       throw output_error(target, "cannot create " + tmp_.string() + ": " + std::strerror(errno));
+    // The new version keeps the old one's permissions: a private (0600) output stays private.
+    struct stat old;
+    if (::stat(target.c_str(), &old) == 0) ::fchmod(fd_, old.st_mode & 07777);
   }
   ~Replacement() {
     if (fd_ >= 0) ::close(fd_);
