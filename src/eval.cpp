@@ -238,15 +238,24 @@ std::unordered_map<std::string, Outcome> read_records(const std::string& path) {
     if (in.eof()) break;  // no line break after it: a torn tail, as batch --resume treats it
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const auto j = nlohmann::json::parse(line, nullptr, false);
+    const auto not_a_record = [&] {
+      return UsageError("eval: " + path + " line " + std::to_string(line_no) +
+                        " is not a stam batch JSONL record");
+    };
     if (!j.is_object() || !j.contains("input") || !j["input"].is_string() ||
         (!j.contains("error") && !j.contains("top_k")))
-      throw UsageError("eval: " + path + " line " + std::to_string(line_no) +
-                       " is not a stam batch JSONL record");
+      throw not_a_record();
     Outcome o;
-    if (j.contains("error"))
+    if (j.contains("error")) {
       o.error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
-    else
-      for (const auto& p : j["top_k"]) o.ranked.push_back(p.at("index").get<int64_t>());
+    } else {
+      if (!j["top_k"].is_array()) throw not_a_record();
+      for (const auto& p : j["top_k"]) {
+        if (!p.is_object() || !p.contains("index") || !p["index"].is_number_integer())
+          throw not_a_record();
+        o.ranked.push_back(p["index"].get<int64_t>());
+      }
+    }
     Outcome& slot = out[batch::stored_record_key(j["input"].get<std::string>())];
     if (slot.ranked.empty()) slot = std::move(o);  // a result wins over an error
   }

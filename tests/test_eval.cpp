@@ -264,6 +264,19 @@ TEST(Eval, RecordsReadBackWithResultsOverErrorsAndNoTornTail) {
 
   std::ofstream(d.file("bad.jsonl")) << "{\"input\": \"a\", \"error\": \"x\"}\nnot json\n";
   EXPECT_THROW(stam::eval::read_records(d.file("bad.jsonl")), stam::Error);
+  // A record whose top_k is not as batch writes it is named as such, not a JSON library's
+  // exception (an "internal error", exit 1).
+  for (const char* top_k : {"[{\"label\": \"x\"}]", "[{\"index\": \"3\"}]", "[3]", "7"}) {
+    std::ofstream(d.file("odd.jsonl")) << "{\"input\": \"a\", \"top_k\": " << top_k << "}\n";
+    try {
+      stam::eval::read_records(d.file("odd.jsonl"));
+      ADD_FAILURE() << top_k << " was read";
+    } catch (const stam::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("line 1 is not a stam batch JSONL record"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(Eval, ShardsSplitTheSetAsBatchDoes) {
