@@ -19,7 +19,6 @@
 #include <opencv2/videoio.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>

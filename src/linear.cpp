@@ -4,7 +4,6 @@
 #include <ATen/ops/gelu.h>
 #include <dnnl_version.h>
 
-#include <algorithm>
 #include <chrono>
 
 #include "onednn.hpp"

@@ -1,5 +1,4 @@
 // Rendering a bench report as JSON, a text table and CSV.
-#include <cstdio>
 #include <sstream>
 
 #include "stam/bench.hpp"
