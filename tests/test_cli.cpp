@@ -345,6 +345,44 @@ TEST(Cli, MistypedNamesGetADidYouMeanHint) {
   EXPECT_TRUE(contains(far.err, "commands: classify, info, batch")) << far.err;
 }
 
+// Results written to a full disk or a closed stdout were lost with exit 0 and no word.
+TEST(Cli, AFailedWriteToStdoutIsAnErrorNotSilence) {
+  const std::string classify =
+      "classify " + video("short_32frames_30fps.mp4") + " " + tiny() + " -q --format json";
+  for (const std::string redirect : {" > /dev/full", " >&-"}) {
+    for (const std::string& args : {classify, std::string("--help"), std::string("--version")}) {
+      auto r = run_command(stam_cmd(args) + redirect);
+      EXPECT_EQ(r.exit_code, 2) << args << redirect << ": " << r.err;
+      EXPECT_TRUE(contains(r.err, "stam: cannot write to standard output: ")) << r.err;
+    }
+  }
+  // With stdout closed, the checkpoint opened next must not take its place: the run still
+  // reads it and fails only at the write.
+  auto closed = run_command(stam_cmd(classify) + " >&-");
+  EXPECT_FALSE(contains(closed.err, "model")) << closed.err;
+}
+
+TEST(Cli, HelpNamesStamAndHelpIsACommandToo) {
+  auto help = run_command(stam_cmd("--help"));
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_EQ(help.out.find("Usage: stam [OPTIONS]"), help.out.find("Usage:")) << help.out;
+  EXPECT_NE(help.out.find("Usage: stam [OPTIONS]"), std::string::npos) << help.out;
+
+  auto batch = run_command(stam_cmd("help batch"));
+  EXPECT_EQ(batch.exit_code, 0) << batch.err;
+  EXPECT_TRUE(contains(batch.out, "--resume")) << batch.out;
+
+  // Alone, stam shows what it does (on stderr: it is still a usage error).
+  auto alone = run_command(stam_cmd(""));
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_TRUE(contains(alone.err, "Subcommands:")) << alone.err;
+  EXPECT_TRUE(contains(alone.err, "classify")) << alone.err;
+
+  auto version = run_command(stam_cmd("--version"));
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("stam ", 0), 0u) << version.out;
+}
+
 TEST(Cli, HelpListsExitCodes) {
   auto r = run_command(stam_cmd("classify --help"));
   EXPECT_EQ(r.exit_code, 0);

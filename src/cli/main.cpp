@@ -4,15 +4,23 @@
 #include <CLI/CLI.hpp>
 #include <opencv2/core/utils/logger.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "options.hpp"
 #include "stam/error.hpp"
 #include "suggest.hpp"
+#include "version.hpp"
 
 namespace {
 
@@ -55,21 +63,62 @@ int exit_without_teardown(int code) {
   return code;
 #endif
 #endif
-  std::cout.flush();
   std::cerr.flush();
   spdlog::shutdown();
   std::fflush(nullptr);
   std::_Exit(code);
 }
 
+// Results go to stdout: a write that failed there (a full disk, a closed stdout) must not end
+// with 0 and lose them without a word. Such an output is unusable, as batch's is: exit 2.
+int check_stdout(int code) {
+  std::cout.flush();
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout) && std::cout.good()) return code;
+  const int error = errno;
+  std::cerr << "stam: cannot write to standard output: " << std::strerror(error) << "\n";
+  return code == static_cast<int>(stam::Exit::kInterrupted) ? code
+                                                            : static_cast<int>(stam::Exit::kUsage);
+}
+
+int finish(int code) {
+  return exit_without_teardown(check_stdout(code));
+}
+
+// A closed standard stream's descriptor would go to the next file stam opens (a checkpoint, a
+// batch output), which writes meant for the stream would then reach. It is taken by /dev/null,
+// opened read-only so that writes to a closed stdout still fail and are reported.
+void occupy_closed_std_streams() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0 && null != fd) {
+        ::dup2(null, fd);
+        ::close(null);
+      }
+    }
+}
+
+// `stam help [COMMAND]` is `stam [COMMAND] --help`, as git and cargo take it.
+std::vector<std::string> arguments(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args.front() == "help") {
+    args.erase(args.begin());
+    args.push_back("--help");
+  }
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"stam: recognise human actions in videos with STAM (Kinetics-400), natively."};
+  occupy_closed_std_streams();
+  // Named, so that help says `stam`, not the path it was started by.
+  CLI::App app{"stam: recognise human actions in videos with STAM (Kinetics-400), natively.",
+               "stam"};
   app.require_subcommand(1);
   app.fallthrough();  // -v and -q work after the subcommand too
   app.footer(stam::cli::exit_code_help());
-  app.set_version_flag("--version", "stam 0.1.0");
+  app.set_version_flag("--version", "stam " STAM_VERSION);
   int verbosity = 0;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbosity, "more log detail on stderr (-vv for trace)");
@@ -77,22 +126,26 @@ int main(int argc, char** argv) {
 
   auto commands = stam::cli::register_commands(app);
 
+  const std::vector<std::string> args = arguments(argc, argv);
+  if (args.empty()) {  // what stam does and how to ask, rather than "A subcommand is required"
+    std::cerr << app.help();
+    return finish(static_cast<int>(stam::Exit::kUsage));
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(std::vector<std::string>(args.rbegin(), args.rend()));  // CLI11 takes them reversed
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return finish(app.exit(e));
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return finish(app.exit(e));
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return finish(app.exit(e));
   } catch (const CLI::ParseError& e) {
-    const std::string hint =
-        stam::cli::suggest_fix(app, std::vector<std::string>(argv + 1, argv + argc));
+    const std::string hint = stam::cli::suggest_fix(app, args);
     if (hint.empty())
       app.exit(e);
     else
       std::cerr << "stam: " << hint << "\n";
-    return static_cast<int>(stam::Exit::kUsage);
+    return finish(static_cast<int>(stam::Exit::kUsage));
   }
 
   setup_logging(verbosity, quiet);
@@ -106,5 +159,5 @@ int main(int argc, char** argv) {
     spdlog::critical("internal error: {}", e.what());
     code = static_cast<int>(stam::Exit::kInternal);
   }
-  return exit_without_teardown(code);
+  return finish(code);
 }

@@ -119,7 +119,7 @@ std::string exit_code_help(std::initializer_list<Exit> codes,
   static const std::pair<Exit, const char*> kRows[] = {
       {Exit::kOk, "success"},
       {Exit::kInternal, "internal error (a bug: please report it)"},
-      {Exit::kUsage, "usage error (bad command line)"},
+      {Exit::kUsage, "usage error (bad command line, or an output that cannot be written)"},
       {Exit::kInput, "input error (video or folder missing, unreadable or undecodable)"},
       {Exit::kModel, "model error (weights or labels missing, corrupt or mismatched)"},
       {Exit::kDevice, "device error (requested device or precision not available)"},
