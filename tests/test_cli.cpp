@@ -439,6 +439,15 @@ TEST(Cli, DefaultWeightsAreFoundInTheWorkingDirectorysModels) {
                        stam_cmd("info --format json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "models/stam_16.pth")) << r.out;
+
+  // The per-user folder download_models.sh falls back to when the installed one is root's.
+  stam::test::TempDir data;
+  std::filesystem::create_directories(data.file("stam/models"));
+  std::filesystem::copy_file(fixture_path("tiny_stam.pth"), data.file("stam/models/stam_16.pth"));
+  auto user = run_command("cd / && env -u STAM_MODELS_DIR XDG_DATA_HOME=" +
+                          shell_quote(data.path().string()) + " " + stam_cmd("info --format json"));
+  ASSERT_EQ(user.exit_code, 0) << user.err;
+  EXPECT_TRUE(contains(user.out, data.file("stam/models/stam_16.pth"))) << user.out;
 }
 
 TEST(Cli, CudaRequestFailsClearlyWithoutAGpu) {

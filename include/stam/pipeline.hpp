@@ -31,7 +31,8 @@ struct ModelOptions {
   Seek seek = Seek::kExact;
 };
 
-// Where the model files are looked for by default: $STAM_MODELS_DIR, models/ beside the binary,
+// Where the model files are looked for by default: $STAM_MODELS_DIR, models/ in the working
+// directory, the user's ${XDG_DATA_HOME:-~/.local/share}/stam/models, models/ beside the binary,
 // <prefix>/share/stam/models, the source tree's models/.
 std::vector<std::string> default_model_dirs();
 // First existing `name` in default_model_dirs(), else "" .
