@@ -86,8 +86,11 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
 torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) {
   const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
   auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
+  // q is scaled before the product, not the scores after it: in fp16 (CUDA) the product is
+  // stored in fp16, and unscaled scores past 65504 became infinite, then NaN in the softmax. For
+  // head dim 64 the scale is 1/8, a power of two: in fp32 the scores are the same bits either way.
   auto scores =
-      torch::matmul(t[0], t[1].transpose(-2, -1)).to(torch::kFloat) * scale_for(d / heads);
+      torch::matmul(t[0] * scale_for(d / heads), t[1].transpose(-2, -1)).to(torch::kFloat);
   auto probs = scores.softmax(-1).to(qkv.scalar_type());
   return torch::matmul(probs, t[2]).transpose(1, 2).reshape({b, l, d});
 }

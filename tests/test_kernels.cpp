@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "stam/attention.hpp"
 #include "stam/cpu.hpp"
 #include "stam/linear.hpp"
@@ -108,6 +110,20 @@ TEST(Kernels, Bf16AttentionComputesScoresAndSoftmaxInFp32) {
   EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
   const double err = rel_err(got, want);
   EXPECT_LT(err, 8e-3) << err;
+}
+
+// q k^T that overflows the scores' dtype while q k^T / sqrt(hd) does not: the composed version
+// (CUDA's, in fp16) must scale q first. LibTorch has no fp16 product on CPU, so this is fp32 at
+// its own limit: q.k = 64 x 2^62 x 2^62 = 2^130 is infinite, 2^127 (scaled by 1/8) is not.
+TEST(Kernels, ReferenceAttentionScalesQBeforeTheProduct) {
+  torch::NoGradGuard g;
+  auto qkv = torch::full({1, 3, 3 * 64}, std::ldexp(1.0, 62));
+  qkv.narrow(2, 128, 64).copy_(torch::randn({1, 3, 64}));  // v
+  const auto out = stam::self_attention_reference(qkv, 1);
+  ASSERT_TRUE(torch::isfinite(out).all().item<bool>()) << out;
+  // Equal scores: every token attends to all three alike.
+  const auto mean_v = qkv.narrow(2, 128, 64).mean(1, /*keepdim=*/true).expand({1, 3, 64});
+  EXPECT_TRUE(torch::allclose(out, mean_v, 1e-5, 1e-6));
 }
 
 TEST(Kernels, AttentionReadsANonContiguousProjection) {
