@@ -402,6 +402,7 @@ class FakeEngine : public Engine {
     std::vector<size_t> batch_sizes;
     std::atomic<int> inferred{0};
     std::atomic<int> prepared{0};
+    int64_t clip_bytes = 12;  // of pixels, which are never read (nor, uninitialised, resident)
   };
   FakeEngine(Log& log, int stop_after, Precision precision)
       : log_(log), stop_after_(stop_after), precision_(precision) {}
@@ -412,7 +413,7 @@ class FakeEngine : public Engine {
       if (input.find("bad") != std::string::npos) throw InputError(input + ": cannot decode");
       Clip c;
       c.input = input;
-      c.pixels = torch::zeros({4, 1, 1, 3}, torch::kByte);
+      c.pixels = torch::empty({log.clip_bytes}, torch::kByte);
       return c;
     };
   }
@@ -645,6 +646,32 @@ TEST(BatchRun, DecodingStartsWhileTheModelLoads) {
   EXPECT_EQ(s.labelled, 3);
   EXPECT_EQ(s.failed, 2);
   EXPECT_EQ(r.log.prepared, 5) << "each input once";
+}
+
+// Where `count` settles once it has reached `at_least`: unchanged for 200 ms.
+int settled(const std::atomic<int>& count, int at_least) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (count < at_least && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int seen = -1; seen != count;) {
+    seen = count;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return count;
+}
+
+// -b 4096 let 2 x 4096 + W clips wait for the model: ~20 GB of 16-frame clips.
+TEST(BatchRun, TheDecodeQueueHoldsAtMostItsBytes) {
+  FakeRun r(20);
+  r.opts.batch_size = 64;  // 2 x 64 + 1 clips by count
+  r.opts.decode_workers = 1;
+  r.log.clip_bytes = kDecodeQueueBytes / 4;
+  int decoded = 0;
+  // While the model loads the queue fills, and then the worker waits with one more clip.
+  r.while_loading = [&] { decoded = settled(r.log.prepared, 5); };
+  Summary s = r.go();
+  EXPECT_EQ(decoded, 5) << "4 clips fill the queue's bytes, a 5th waits to go in";
+  EXPECT_EQ(s.labelled, 20);
 }
 
 TEST(BatchRun, InputsAnotherRunRecordsDuringTheLoadAreNotRedone) {

@@ -316,6 +316,13 @@ EngineFactory classifier_engine(const ModelOptions& options);
 // leaves the CPU to decoding: cores - 1 (1 to 8).
 int default_decode_workers(bool gpu);
 
+// The decoded clips waiting for the model: up to 2 x --batch-size + the workers, and no more
+// pixels than this (the clip that crosses it is let in). A 16-frame clip of 224 px is 2.4 MB,
+// page-locked on a GPU (and kept by LibTorch's pinned-memory cache), so -b 4096 could hold ~20 GB.
+// 512 MiB leaves -b up to ~100 as it was; beyond that a batch is what the queue holds (~200 such
+// clips), which is far past what keeps a GPU busy.
+constexpr int64_t kDecodeQueueBytes = int64_t{512} << 20;
+
 struct Options {
   InputSpec inputs;
   Shard shard;

@@ -36,8 +36,13 @@ struct Item {
   std::string error;
 };
 
+int64_t bytes_of(const Item& item) {
+  return item.clip && item.clip->pixels.defined() ? int64_t(item.clip->pixels.nbytes()) : 0;
+}
+
 // Bounded so that decoding can run ahead of the model without holding the whole dataset in
-// memory; producers block when it is full.
+// memory; producers block when it is full: at `capacity` clips, or at kDecodeQueueBytes of
+// pixels, which -b 4096 would otherwise reach 40 times over.
 class ClipQueue {
  public:
   ClipQueue(size_t capacity, int producers) : capacity_(capacity), producers_(producers) {}
@@ -45,8 +50,10 @@ class ClipQueue {
   // False when the queue was closed (the run is stopping): drop the item.
   bool push(Item item) {
     std::unique_lock<std::mutex> lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    not_full_.wait(
+        lock, [&] { return closed_ || (items_.size() < capacity_ && bytes_ < kDecodeQueueBytes); });
     if (closed_) return false;
+    bytes_ += bytes_of(item);
     items_.push_back(std::move(item));
     not_empty_.notify_one();
     return true;
@@ -65,6 +72,7 @@ class ClipQueue {
     not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || producers_ == 0; });
     std::vector<Item> out;
     while (!items_.empty() && out.size() < max) {
+      bytes_ -= bytes_of(items_.front());
       out.push_back(std::move(items_.front()));
       items_.pop_front();
     }
@@ -88,6 +96,7 @@ class ClipQueue {
   std::condition_variable not_full_, not_empty_;
   std::deque<Item> items_;
   size_t capacity_;
+  int64_t bytes_ = 0;  // of the clips' pixels
   int producers_;
   bool closed_ = false;
 };
