@@ -1,6 +1,7 @@
 // stam batch without a model: input listing, sharding, records, resume parsing, progress, and
 // the run loop driven by a fake engine.
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -658,6 +661,45 @@ int settled(const std::atomic<int>& count, int at_least) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return count;
+}
+
+// Lets this process start one more thread but not two: a new thread's stack is 1 GiB of address
+// space, and the address space may grow by 1.5 GiB.
+void room_for_one_more_thread() {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, size_t{1} << 30);
+  pthread_setattr_default_np(&attr);
+  pthread_attr_destroy(&attr);
+  std::ifstream status("/proc/self/status");
+  rlim_t vm_kb = 0;
+  for (std::string key; status >> key;)
+    if (key == "VmSize:") status >> vm_kb;
+  const rlim_t limit = vm_kb * 1024 + (rlim_t{3} << 29);
+  const rlimit as{limit, limit};
+  setrlimit(RLIMIT_AS, &as);
+}
+
+// Exits with 7 and the run's error when its second decode thread cannot start.
+[[noreturn]] void run_where_one_decode_thread_can_start() {
+  FakeRun r(3);
+  r.opts.decode_workers = 3;
+  room_for_one_more_thread();
+  try {
+    r.go();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::_Exit(7);
+  }
+  std::_Exit(0);
+}
+
+// The threads already started are stopped and joined, and the run fails with an error; before,
+// the started threads were destroyed joinable: std::terminate.
+TEST(BatchRunDeathTest, ADecodeThreadThatCannotStartIsAnError) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: only this test's threads
+  EXPECT_EXIT(run_where_one_decode_thread_can_start(), testing::ExitedWithCode(7),
+              "cannot start decode worker 2 of 3");
 }
 
 // -b 4096 let 2 x 4096 + W clips wait for the model: ~20 GB of 16-frame clips.

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -65,11 +66,20 @@ class ClipQueue {
     not_empty_.notify_all();
   }
 
+  // A producer that cannot go on (no memory, say): its inputs would be missing from a run that
+  // ended as if complete, so the consumer's next pop() throws `error` instead.
+  void fail(std::exception_ptr error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = error;
+    not_empty_.notify_all();
+  }
+
   // Waits at most `wait` (so the caller can poll the stop flag: a signal handler cannot notify
   // a condition variable) and then takes up to `max` items that are ready.
   std::vector<Item> pop(size_t max, std::chrono::milliseconds wait) {
     std::unique_lock<std::mutex> lock(mu_);
-    not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || producers_ == 0; });
+    not_empty_.wait_for(lock, wait, [&] { return error_ || !items_.empty() || producers_ == 0; });
+    if (error_) std::rethrow_exception(error_);
     std::vector<Item> out;
     while (!items_.empty() && out.size() < max) {
       bytes_ -= bytes_of(items_.front());
@@ -99,6 +109,7 @@ class ClipQueue {
   int64_t bytes_ = 0;  // of the clips' pixels
   int producers_;
   bool closed_ = false;
+  std::exception_ptr error_;  // a producer's, see fail()
 };
 
 Item prepare_one(const Preparer& prepare, const std::string& input) {
@@ -122,30 +133,51 @@ Item prepare_leased(const Preparer& prepare, const std::string& input) {
 }
 
 // W threads pulling the next input index and pushing decoded clips. Joined on destruction, also
-// when the run unwinds with an exception.
+// when the run unwinds with an exception or a thread cannot be started.
 class DecodePool {
  public:
   DecodePool(const Preparer& prepare, const std::vector<std::string>& work, int workers,
              ClipQueue& queue, Progress& progress)
-      : prepare_(prepare), queue_(queue) {
-    for (int i = 0; i < workers; ++i)
-      threads_.emplace_back([this, &work, &progress] {
-        lower_thread_priority();
-        for (size_t k; !stop_requested() && (k = next_++) < work.size();) {
-          progress.decoding(work[k]);
-          if (!queue_.push(prepare_leased(prepare_, work[k]))) break;
-        }
-        queue_.producer_done();
-      });
+      : prepare_(prepare), work_(work), queue_(queue), progress_(progress) {
+    try {
+      while (threads_.size() < static_cast<size_t>(workers))
+        threads_.emplace_back([this] { run(); });
+    } catch (const std::exception& e) {
+      stop();  // a started thread destroyed unjoined is std::terminate
+      throw Error(
+          Exit::kInternal,
+          fmt::format("cannot start decode worker {} of {} ({}): try fewer --decode-workers",
+                      threads_.size() + 1, workers, e.what()));
+    }
   }
-  ~DecodePool() {
+  ~DecodePool() { stop(); }
+
+ private:
+  // Nothing may leave a thread (std::terminate). prepare_one makes a failed decode the input's
+  // error record; a failure around it (no memory for the queue or the progress line) goes to
+  // the queue, whose consumer stops the run with it.
+  void run() {
+    try {
+      lower_thread_priority();
+      for (size_t k; !stop_requested() && (k = next_++) < work_.size();) {
+        progress_.decoding(work_[k]);
+        if (!queue_.push(prepare_leased(prepare_, work_[k]))) break;
+      }
+    } catch (...) {
+      queue_.fail(std::current_exception());
+    }
+    queue_.producer_done();
+  }
+
+  void stop() {
     queue_.close();
     for (auto& t : threads_) t.join();
   }
 
- private:
   Preparer prepare_;
+  const std::vector<std::string>& work_;
   ClipQueue& queue_;
+  Progress& progress_;
   std::atomic<size_t> next_{0};
   std::vector<std::thread> threads_;
 };
@@ -393,7 +425,7 @@ class Runner {
       // never idles waiting to fill a batch; batches fill up by themselves when it is the
       // bottleneck.
       std::vector<Clip> clips;
-      for (auto& item : queue.pop(batch, std::chrono::milliseconds(100))) {
+      for (auto& item : next_items(queue, batch)) {
         if (item.clip)
           clips.push_back(std::move(*item.clip));
         else
@@ -406,6 +438,17 @@ class Runner {
         else
           record_error(outcome.input, outcome.error);
       }
+    }
+  }
+
+  // Up to `batch` decoded clips. A decode worker that failed ends the run: the inputs it held
+  // have no record, and a rerun with --resume does them.
+  std::vector<Item> next_items(ClipQueue& queue, size_t batch) {
+    try {
+      return queue.pop(batch, std::chrono::milliseconds(100));
+    } catch (const std::exception& e) {
+      progress_->clear();
+      throw Error(Exit::kInternal, std::string("decoding failed: ") + e.what() + resume_advice());
     }
   }
 
@@ -423,8 +466,7 @@ class Runner {
       output_.file().append(line);
     } catch (const Error& e) {
       progress_->clear();
-      throw Error(e.code(), std::string(e.what()) + "\nonce the cause is fixed, resume with:\n  " +
-                                resume_hint());
+      throw Error(e.code(), e.what() + resume_advice());
     }
     ++(ok ? s_.labelled : s_.failed);
     const double t = now_s();
@@ -442,6 +484,10 @@ class Runner {
 
   std::string resume_hint() const {
     return o_.resume_command.empty() ? resume_command() : o_.resume_command;
+  }
+
+  std::string resume_advice() const {
+    return "\nonce the cause is fixed, resume with:\n  " + resume_hint();
   }
 
   const Options& o_;
