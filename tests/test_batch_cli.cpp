@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -362,6 +363,37 @@ TEST(BatchCli, ProgressBarShowsAtOnceWithTheFileBeingDecoded) {
   // Decoding starts while the model loads: by the first draw it may be past the first file.
   const std::string first_bar = r.out.substr(first, r.out.find('\x1b', first) - first);
   EXPECT_NE(first_bar.find("decoding clip1"), std::string::npos) << r.out;
+}
+
+// Whether what starts at `at` starts a terminal line: after a line end or a carriage return,
+// with at most erase-line sequences between.
+bool starts_a_line(const std::string& tty, size_t at) {
+  const std::string erase = "\x1b[K";
+  while (at >= erase.size() && tty.compare(at - erase.size(), erase.size(), erase) == 0)
+    at -= erase.size();
+  return at == 0 || tty[at - 1] == '\n' || tty[at - 1] == '\r';
+}
+
+TEST(BatchCli, WarningsFromDecodeThreadsGetALineOfTheirOwnBesideTheBar) {
+  TempDir t;
+  for (int i = 0; i < 6; ++i)
+    link_video("short_32frames_30fps.mp4", t.file("in/clip" + std::to_string(i) + ".mp4"));
+  // 40 frames from 32: each clip's decode worker warns, mostly while the bar is on screen.
+  const std::string run = shell_quote(stam_binary()) + " batch " + shell_quote(t.file("in")) +
+                          " -o " + shell_quote(t.file("o.jsonl")) + " -j 1 -f 40 -w " +
+                          shell_quote(fixture_path("tiny_stam.pth"));
+  auto r = run_command("script -qec " + shell_quote(run) + " /dev/null");  // a terminal: the bar
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_NE(r.out.find("1/6"), std::string::npos) << "no bar: " << r.out;
+  const std::regex log_line(R"(\[\d\d:\d\d:\d\d\.\d{3}\] )");
+  int warnings = 0;
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), log_line), end; it != end; ++it) {
+    const size_t at = static_cast<size_t>(it->position());
+    const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    warnings += line.find("too short for 40 samples") != std::string::npos;
+    EXPECT_TRUE(starts_a_line(r.out, at)) << "on the bar's line: " << line;
+  }
+  EXPECT_EQ(warnings, 6) << r.out;
 }
 
 TEST(BatchCli, ListTakesOneFileAndCombinesWithInputs) {

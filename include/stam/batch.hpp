@@ -29,6 +29,13 @@
 #include "stam/output.hpp"
 #include "stam/pipeline.hpp"
 
+namespace spdlog {
+class logger;
+namespace sinks {
+class sink;
+}  // namespace sinks
+}  // namespace spdlog
+
 namespace stam::batch {
 
 // ---------------------------------------------------------------- inputs
@@ -244,16 +251,21 @@ class Progress {
   enum class Mode { kOff, kBar, kLines };
   // kOff when quiet, a redrawn bar when stderr is a terminal, else a line every `line_every_s`.
   static Mode choose(bool quiet, bool terminal);
+  // A bar takes the default logger's sinks over while it lives, so that a message logged by any
+  // thread (a decode worker's warning) erases the bar, gets its own line, and the bar is drawn
+  // again below it. Create and destroy one while no other thread logs.
   Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s = 10.0);
+  ~Progress();  // erases a bar left on screen (a run that ends with an error), restores the sinks
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
 
+  // All members are thread-safe.
   // Counts anew from now, for `total` inputs: once the model has loaded and the work is known.
   void restart(int64_t total);
   void update(int64_t done, int64_t failed);  // throttled; call after every record
   void refresh();                             // throttled redraw, e.g. to show decoding()
-  void clear();                               // erase the bar before other output
   void finish();                              // final redraw and newline for the bar
-  // The input a decoder has started on; thread-safe (the decode workers call it). Shown by the
-  // next draw, which stays on the thread that calls the other members.
+  // The input a decoder has started on (the decode workers call it), shown by the next draw.
   void decoding(const std::string& input);
 
   // "[#####.....]  37/120  4.1 videos/s  ETA 0:20  2 failed  decoding clip.mp4" (no bar when
@@ -262,9 +274,12 @@ class Progress {
                             int width, const std::string& current = "");
 
  private:
+  class BarSink;  // progress.cpp
+  // With mu_ held:
   void draw(bool force);
-  std::mutex current_mu_;
-  std::string current_;  // guarded by current_mu_
+  void erase();
+  std::mutex mu_;        // guards all below
+  std::string current_;  // the file being decoded
   std::string shown_;    // the file named by the last draw
   Mode mode_;
   int64_t total_, done_ = 0, failed_ = 0;
@@ -272,6 +287,8 @@ class Progress {
   double line_every_s_;
   double start_s_, last_draw_s_ = -1e9;
   bool drawn_ = false;
+  std::shared_ptr<spdlog::logger> logger_;                          // whose sinks a bar took over
+  std::vector<std::shared_ptr<spdlog::sinks::sink>> logger_sinks_;  // given back at the end
 };
 
 // "1:02:03" / "2:03"; "?" for a non-finite or negative value.

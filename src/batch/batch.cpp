@@ -447,13 +447,11 @@ class Runner {
     try {
       return queue.pop(batch, std::chrono::milliseconds(100));
     } catch (const std::exception& e) {
-      progress_->clear();
       throw Error(Exit::kInternal, std::string("decoding failed: ") + e.what() + resume_advice());
     }
   }
 
   void record_error(const std::string& input, const std::string& error) {
-    progress_->clear();
     if (error.find(input) != std::string::npos)  // most errors already name the file
       spdlog::warn("{}", error);
     else
@@ -465,7 +463,6 @@ class Runner {
     try {
       output_.file().append(line);
     } catch (const Error& e) {
-      progress_->clear();
       throw Error(e.code(), e.what() + resume_advice());
     }
     ++(ok ? s_.labelled : s_.failed);

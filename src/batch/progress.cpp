@@ -1,4 +1,7 @@
 // Progress of a batch run on stderr: a redrawn bar on a terminal, a periodic plain line in logs.
+#include <spdlog/sinks/dist_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -52,25 +55,60 @@ Progress::Mode Progress::choose(bool quiet, bool terminal) {
   return terminal ? Mode::kBar : Mode::kLines;
 }
 
+// The logger's own sinks behind the bar: a message erases the bar, is written, and the bar is
+// drawn again below it. Without it a decode thread's warning landed on the end of the bar's line.
+class Progress::BarSink final : public spdlog::sinks::dist_sink<std::mutex> {
+ public:
+  BarSink(Progress& bar, std::vector<spdlog::sink_ptr> sinks)
+      : dist_sink(std::move(sinks)), bar_(bar) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::lock_guard<std::mutex> lock(bar_.mu_);
+    const bool shown = bar_.drawn_;
+    bar_.erase();
+    dist_sink::sink_it_(msg);
+    dist_sink::flush_();  // before the bar is drawn again, should a sink buffer
+    if (shown) bar_.draw(true);
+  }
+
+ private:
+  Progress& bar_;
+};
+
 Progress::Progress(Mode mode, int64_t total, std::FILE* out, double line_every_s)
-    : mode_(mode), total_(total), out_(out), line_every_s_(line_every_s), start_s_(now_s()) {}
+    : mode_(mode), total_(total), out_(out), line_every_s_(line_every_s), start_s_(now_s()) {
+  if (mode_ != Mode::kBar) return;
+  logger_ = spdlog::default_logger();
+  logger_sinks_ = logger_->sinks();
+  logger_->sinks() = {std::make_shared<BarSink>(*this, logger_sinks_)};
+}
+
+Progress::~Progress() {
+  std::lock_guard<std::mutex> lock(mu_);
+  erase();
+  if (logger_) logger_->sinks() = logger_sinks_;
+}
 
 void Progress::restart(int64_t total) {
+  std::lock_guard<std::mutex> lock(mu_);
   total_ = total;
   done_ = failed_ = 0;
   start_s_ = now_s();
 }
 
 void Progress::decoding(const std::string& input) {
-  std::lock_guard<std::mutex> lock(current_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   current_ = input;
 }
 
 void Progress::refresh() {
+  std::lock_guard<std::mutex> lock(mu_);
   draw(false);
 }
 
 void Progress::update(int64_t done, int64_t failed) {
+  std::lock_guard<std::mutex> lock(mu_);
   done_ = done;
   failed_ = failed;
   draw(false);
@@ -79,11 +117,7 @@ void Progress::update(int64_t done, int64_t failed) {
 void Progress::draw(bool force) {
   const double t = now_s();
   if (mode_ == Mode::kOff) return;
-  std::string current;
-  if (mode_ == Mode::kBar && done_ < total_) {
-    std::lock_guard<std::mutex> lock(current_mu_);
-    current = current_;
-  }
+  const std::string current = mode_ == Mode::kBar && done_ < total_ ? current_ : "";
   // A new file being decoded is worth a redraw: the first one may take the model's whole turn.
   force = force || current != shown_;
   const double every = mode_ == Mode::kBar ? kRedrawEvery : line_every_s_;
@@ -105,7 +139,7 @@ void Progress::draw(bool force) {
   std::fflush(out_);
 }
 
-void Progress::clear() {
+void Progress::erase() {
   if (mode_ != Mode::kBar || !drawn_) return;
   std::fprintf(out_, "\r\x1b[K");
   std::fflush(out_);
@@ -114,6 +148,7 @@ void Progress::clear() {
 }
 
 void Progress::finish() {
+  std::lock_guard<std::mutex> lock(mu_);
   if (mode_ != Mode::kBar) return;
   draw(true);
   std::fprintf(out_, "\n");
