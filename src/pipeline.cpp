@@ -295,9 +295,10 @@ std::vector<Result> Classifier::infer(const std::vector<Clip>& clips) {
   const auto b = static_cast<int64_t>(clips.size());
 
   auto t0 = Clock::now();
-  // One host buffer, so the upload can be asynchronous; the synchronize() below keeps it alive
-  // until the copy is done.
-  auto frame_emb = encode_frames(join_frames(pixels));
+  // One host buffer, so the upload can be asynchronous; named, so that it lives until the
+  // synchronize() below, when the copy is done.
+  const torch::Tensor host_frames = join_frames(pixels);
+  auto frame_emb = encode_frames(host_frames);
   stam::synchronize(m.device);
   const double spatial_ms = ms_since(t0);
 
