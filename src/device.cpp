@@ -187,10 +187,7 @@ PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n) {
 
 PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
                                  const StamConfig& config) {
-  if (requested != Precision::kAuto) {
-    check_precision(device, requested);
-    return {requested, "requested", 0, 0};
-  }
+  if (requested != Precision::kAuto) return {requested, "requested", 0, 0};
   if (!device.is_cpu()) return {Precision::kFp16, "auto: on " + device.str(), 0, 0};
   if (!cpu_info().has("avx512_bf16") && !cpu_info().has("amx_bf16"))
     return {Precision::kFp32, "auto: this CPU has no bf16 instructions", 0, 0};

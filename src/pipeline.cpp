@@ -223,7 +223,7 @@ Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_re
   m.opts = options;
   configure_cpu_runtime(options.threads);
   m.device = resolve_device(options.device);
-  check_precision(m.device, options.precision);
+  check_precision(m.device, options.precision);  // before the weights are looked for; only here
 
   const std::string weights = resolve_weights(options.weights);
   Checkpoint ckpt = Checkpoint::open(weights);

@@ -138,7 +138,7 @@ TEST(Precision, ExplicitIsKeptAndAutoIsResolved) {
     EXPECT_EQ(c.precision, p);
     EXPECT_EQ(c.reason, "requested");
   }
-  EXPECT_THROW(stam::choose_precision(cpu, stam::Precision::kFp16, config), stam::DeviceError);
+  EXPECT_THROW(stam::check_precision(cpu, stam::Precision::kFp16), stam::DeviceError);
   const auto c = stam::choose_precision(cpu, stam::Precision::kAuto, config);
   EXPECT_NE(c.precision, stam::Precision::kAuto);
   EXPECT_NE(c.precision, stam::Precision::kFp16);

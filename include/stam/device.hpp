@@ -29,11 +29,12 @@ struct PrecisionChoice {
   double fp32_gflops = 0, bf16_gflops = 0;  // the rates measured, when measured
 };
 
-// The precision a run uses. An explicit one is checked and kept. kAuto is fp16 on CUDA. On CPU it
-// is fp32 when the CPU has no bf16 instructions (bf16 is then emulated, always slower), and
-// otherwise the faster of fp32 and bf16 (see faster_precision) at the model's first MLP product
-// for one frame, on one thread, measured now (~0.1 s): native bf16 is 2-5x faster on some CPUs and
-// slower on others.
+// The precision a run uses. An explicit one is kept as it is: callers check_precision() it
+// first, before they load anything, so the check (on CUDA a bf16 product) is not repeated here.
+// kAuto is fp16 on CUDA. On CPU it is fp32 when the CPU has no bf16 instructions (bf16 is then
+// emulated, always slower), and otherwise the faster of fp32 and bf16 (see faster_precision) at
+// the model's first MLP product for one frame, on one thread, measured now (~0.1 s): native bf16
+// is 2-5x faster on some CPUs and slower on others.
 PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
                                  const StamConfig& config);
 // The CPU measurement alone, whatever the CPU's instructions: the two precisions take turns, so
