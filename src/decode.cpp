@@ -336,7 +336,7 @@ std::string header_count_warning(int64_t header, int64_t decoded) {
   return said + "the file has " + std::to_string(decoded);
 }
 
-VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture cap,
+VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture& cap,
                                   const Chooser& choose, Watchdog& watchdog, FrameKeeper& keep) {
   VideoFrames out;
   out.fps = stream_fps(cap);
@@ -423,7 +423,7 @@ VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek
   if (watchdog.expired()) throw_stalled(path, watchdog);
   if (!out) {
     spdlog::debug("{}: read sequentially: {}", path, refused);
-    out = read_video_sequential(path, std::move(cap), choose, watchdog, keep);
+    out = read_video_sequential(path, cap, choose, watchdog, keep);
     if (seek == Seek::kKeyframe) {
       out->warnings.push_back("no usable key-frame index (" + refused +
                               "): the exact sampled frames were read instead");
