@@ -2,6 +2,8 @@
 // folder (a configure takes about a second).
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.hpp"
 
 using stam::test::read_file;
@@ -30,4 +32,27 @@ TEST(Packaging, BuildTestingOffBuildsWithoutGoogleTest) {
   const auto r = configure(build, "-DBUILD_TESTING=OFF -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(read_file(build.file("CMakeCache.txt")), "STAM_BUILD_TESTS:BOOL=OFF"));
+}
+
+// With STAM_SEARCH_SOURCE_TREE=OFF the source tree's path is not compiled into the binary: the
+// one source file that gets the model folders is given an empty one.
+TEST(Packaging, TheSourceTreeSearchCanBeLeftOut) {
+  const auto pipeline_command = [](const std::string& options) {
+    TempDir build;
+    const auto r =
+        configure(build, "-DSTAM_BUILD_TESTS=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON " + options);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& entry :
+         nlohmann::json::parse(read_file(build.file("compile_commands.json")))) {
+      if (entry["file"] == source_path("src/pipeline.cpp"))
+        return entry["command"].get<std::string>();
+    }
+    ADD_FAILURE() << "no compile command for src/pipeline.cpp";
+    return std::string();
+  };
+  const std::string source_models = source_path("models");
+  EXPECT_TRUE(contains(pipeline_command(""), "STAM_SOURCE_MODELS_DIR=\\\"" + source_models));
+  const std::string off = pipeline_command("-DSTAM_SEARCH_SOURCE_TREE=OFF");
+  EXPECT_TRUE(contains(off, "STAM_SOURCE_MODELS_DIR=\\\"\\\"")) << off;
+  EXPECT_FALSE(contains(off, source_models)) << off;
 }
