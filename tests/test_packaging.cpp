@@ -1,11 +1,13 @@
 // What a packager's build gets: the CMake switches packagers use, configured in a temporary
-// folder (a configure takes about a second).
+// folder (a configure takes about a second), and what `cmake --install` puts in place.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
 
+namespace fs = std::filesystem;
 using stam::test::read_file;
 using stam::test::run_command;
 using stam::test::shell_quote;
@@ -55,4 +57,26 @@ TEST(Packaging, TheSourceTreeSearchCanBeLeftOut) {
   const std::string off = pipeline_command("-DSTAM_SEARCH_SOURCE_TREE=OFF");
   EXPECT_TRUE(contains(off, "STAM_SOURCE_MODELS_DIR=\\\"\\\"")) << off;
   EXPECT_FALSE(contains(off, source_models)) << off;
+}
+
+// README presents the cluster scripts as tools: an install has them, runnable, and the licence.
+TEST(Packaging, InstallHasTheScriptsAndTheLicence) {
+  TempDir prefix;
+  // This build's folder: the one stam is built in.
+  const std::string build = fs::path(stam::test::stam_binary()).parent_path().string();
+  const auto r = run_command("cmake --install " + shell_quote(build) + " --prefix " +
+                             shell_quote(prefix.path().string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* program :
+       {"bin/stam", "share/stam/models/download_models.sh", "share/stam/scripts/merge_outputs.sh",
+        "share/stam/scripts/slurm_batch.sh"}) {
+    const auto perms = fs::status(prefix.file(program)).permissions();
+    EXPECT_TRUE(fs::is_regular_file(prefix.file(program)) &&
+                (perms & fs::perms::others_exec) != fs::perms::none)
+        << program;
+  }
+  EXPECT_EQ(read_file(prefix.file("share/stam/scripts/k8s_indexed_job.yaml")),
+            read_file(source_path("scripts/k8s_indexed_job.yaml")));
+  EXPECT_EQ(read_file(prefix.file("share/doc/stam/LICENSE")), read_file(source_path("LICENSE")));
+  EXPECT_TRUE(fs::exists(prefix.file("share/stam/models/kinetics400_labels.txt")));
 }
