@@ -176,3 +176,51 @@ TEST(SlurmBatch, ShardsFollowTheArrayOrStamShards) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(contains(r.err, "set STAM=/path/to/build/stam")) << r.err;
 }
+
+namespace {
+
+// A folder of stand-ins for the system's tools, to run a script with it as the whole PATH: the
+// script reaches only the real tools linked in and the fakes written here.
+class FakeTools {
+ public:
+  explicit FakeTools(const std::vector<std::string>& real) {
+    std::filesystem::create_directories(bin());
+    for (const auto& tool : real) {
+      const auto where = run_command("command -v " + tool);
+      std::filesystem::create_symlink(where.out.substr(0, where.out.find('\n')),
+                                      bin() + "/" + tool);
+    }
+  }
+  // A shell script `name` running `body`.
+  void fake(const std::string& name, const std::string& body) const {
+    write_file(bin() + "/" + name, "#!/bin/sh\n" + body + "\n");
+    std::filesystem::permissions(bin() + "/" + name, std::filesystem::perms::owner_all);
+  }
+  std::string bin() const { return dir_.file("bin"); }
+  std::string log() const { return dir_.file("log"); }  // where fakes write what they were asked
+  stam::test::CommandResult run(const std::string& script, const std::string& env = "") const {
+    return run_command("env PATH=" + shell_quote(bin()) + " " + env + " " +
+                       shell_quote(source_path(script)));
+  }
+
+ private:
+  TempDir dir_;
+};
+
+}  // namespace
+
+// A build/ configured without the tests (BUILD_TESTING=OFF) gets them back, and a run that finds
+// no test fails instead of passing.
+TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
+  FakeTools tools({"bash", "dirname"});
+  tools.fake("cmake", "echo cmake \"$@\" >>" + shell_quote(tools.log()));
+  tools.fake("ctest", "echo ctest \"$@\" >>" + shell_quote(tools.log()));
+  const auto r = tools.run("scripts/test.sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string asked = read_file(tools.log());
+  EXPECT_TRUE(
+      contains(asked, "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTAM_BUILD_TESTS=ON\n"))
+      << asked;
+  EXPECT_TRUE(contains(asked, "ctest --test-dir build --output-on-failure --no-tests=error "))
+      << asked;
+}
