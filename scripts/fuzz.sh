@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer under ASan + UBSan.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+# Needs clang-14, libclang-rt-14-dev and llvm-14: STAM_DEV_DEPS=1 scripts/setup.sh.
 # Builds the fuzz targets into build-asan/ with clang++-14 (-DSTAM_FUZZ=ON), then runs each
 # TARGET (default: all of checkpoint, labels, batch_output) for SECONDS (default 60), all at once,
 # starting from its committed corpus in fuzz/corpus/TARGET. New inputs go to

@@ -2,6 +2,7 @@
 # Builds the library, the tests and the fuzz targets with clang under ASan + UBSan into
 # build-asan/, then runs the fast tests there and replays every committed fuzz corpus.
 #   scripts/sanitize.sh [extra ctest arguments]
+# Needs clang-14, libclang-rt-14-dev, llvm-14 and python3-numpy: STAM_DEV_DEPS=1 scripts/setup.sh.
 # The slow suites (the CLI end to end, long decodes, parity and benchmarks) are left to the
 # normal build: under ASan they would take several times as long and cover no other reader code.
 # BatchRunDeathTest limits the address space to make a thread fail to start; ASan reserves

@@ -209,6 +209,39 @@ class FakeTools {
 
 }  // namespace
 
+// Nothing is installed (dpkg-query finds no package) and apt-get only writes down its arguments.
+TEST(SetupScript, DeveloperPackagesAreOptIn) {
+  FakeTools tools({"bash", "dirname", "grep", "env"});
+  tools.fake("dpkg-query", "exit 1");
+  tools.fake("id", "echo 0");
+  tools.fake("apt-get", "echo \"$@\" >>" + shell_quote(tools.log()));
+  tools.fake("cmake", "true");
+  const char* const dev[] = {"clang-14", "libclang-rt-14-dev", "llvm-14", "python3-numpy"};
+
+  auto r = tools.run("scripts/setup.sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string asked = read_file(tools.log());
+  EXPECT_TRUE(contains(asked, "install -y --no-install-recommends build-essential ")) << asked;
+  for (const char* p : dev) EXPECT_FALSE(contains(asked, std::string(" ") + p)) << p;
+
+  std::filesystem::remove(tools.log());
+  r = tools.run("scripts/setup.sh", "STAM_DEV_DEPS=1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  asked = read_file(tools.log());
+  for (const char* p : dev)
+    EXPECT_TRUE(contains(asked, std::string(" ") + p)) << p << "\n" << asked;
+}
+
+// Not root and no sudo: say what to do, rather than bash's "sudo: command not found" (127).
+TEST(SetupScript, WithoutRootOrSudoItSaysWhatToDo) {
+  FakeTools tools({"bash", "dirname", "grep"});
+  tools.fake("dpkg-query", "exit 1");
+  tools.fake("id", "echo 1000");
+  const auto r = tools.run("scripts/setup.sh");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "run as root or install sudo")) << r.err;
+}
+
 // A build/ configured without the tests (BUILD_TESTING=OFF) gets them back, and a run that finds
 // no test fails instead of passing.
 TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
