@@ -1,7 +1,10 @@
 // scripts/merge_outputs.sh and scripts/slurm_batch.sh, on outputs and settings written here
-// (stam batch's own outputs go through them in test_batch_cli.cpp).
+// (stam batch's own outputs go through them in test_batch_cli.cpp); scripts/setup.sh, test.sh
+// and download_models.sh, against stand-ins for the tools they call.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
@@ -179,32 +182,42 @@ TEST(SlurmBatch, ShardsFollowTheArrayOrStamShards) {
 
 namespace {
 
-// A folder of stand-ins for the system's tools, to run a script with it as the whole PATH: the
-// script reaches only the real tools linked in and the fakes written here.
+// A folder of stand-ins for the system's tools, put first on the PATH of the scripts it runs.
+// With `only` named, the PATH is that folder alone: the script reaches the fakes written here
+// and the real tools in `only`, never the system's package manager or build tools.
 class FakeTools {
  public:
-  explicit FakeTools(const std::vector<std::string>& real) {
+  explicit FakeTools(const std::vector<std::string>& only = {}) {
     std::filesystem::create_directories(bin());
-    for (const auto& tool : real) {
+    for (const auto& dir : {dir_.path().string(), bin()})
+      std::filesystem::permissions(dir, kEveryoneRuns);
+    path_ = bin();
+    if (only.empty()) path_ += std::string(":") + std::getenv("PATH");
+    for (const auto& tool : only) {
       const auto where = run_command("command -v " + tool);
       std::filesystem::create_symlink(where.out.substr(0, where.out.find('\n')),
                                       bin() + "/" + tool);
     }
   }
-  // A shell script `name` running `body`.
+  // A shell script `name` running `body`, which anyone may run.
   void fake(const std::string& name, const std::string& body) const {
     write_file(bin() + "/" + name, "#!/bin/sh\n" + body + "\n");
-    std::filesystem::permissions(bin() + "/" + name, std::filesystem::perms::owner_all);
+    std::filesystem::permissions(bin() + "/" + name, kEveryoneRuns);
   }
   std::string bin() const { return dir_.file("bin"); }
   std::string log() const { return dir_.file("log"); }  // where fakes write what they were asked
-  stam::test::CommandResult run(const std::string& script, const std::string& env = "") const {
-    return run_command("env PATH=" + shell_quote(bin()) + " " + env + " " +
-                       shell_quote(source_path(script)));
+  // `command` (through env, so it may start with another command that runs the script).
+  stam::test::CommandResult run(const std::string& command, const std::string& env = "") const {
+    return run_command("env PATH=" + shell_quote(path_) + " " + env + " " + command);
   }
+  static constexpr auto kEveryoneRuns =
+      std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+      std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+      std::filesystem::perms::others_exec;
 
  private:
   TempDir dir_;
+  std::string path_;
 };
 
 }  // namespace
@@ -218,14 +231,14 @@ TEST(SetupScript, DeveloperPackagesAreOptIn) {
   tools.fake("cmake", "true");
   const char* const dev[] = {"clang-14", "libclang-rt-14-dev", "llvm-14", "python3-numpy"};
 
-  auto r = tools.run("scripts/setup.sh");
+  auto r = tools.run(shell_quote(source_path("scripts/setup.sh")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string asked = read_file(tools.log());
   EXPECT_TRUE(contains(asked, "install -y --no-install-recommends build-essential ")) << asked;
   for (const char* p : dev) EXPECT_FALSE(contains(asked, std::string(" ") + p)) << p;
 
   std::filesystem::remove(tools.log());
-  r = tools.run("scripts/setup.sh", "STAM_DEV_DEPS=1");
+  r = tools.run(shell_quote(source_path("scripts/setup.sh")), "STAM_DEV_DEPS=1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   asked = read_file(tools.log());
   for (const char* p : dev)
@@ -237,7 +250,7 @@ TEST(SetupScript, WithoutRootOrSudoItSaysWhatToDo) {
   FakeTools tools({"bash", "dirname", "grep"});
   tools.fake("dpkg-query", "exit 1");
   tools.fake("id", "echo 1000");
-  const auto r = tools.run("scripts/setup.sh");
+  const auto r = tools.run(shell_quote(source_path("scripts/setup.sh")));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(contains(r.err, "run as root or install sudo")) << r.err;
 }
@@ -248,7 +261,7 @@ TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
   FakeTools tools({"bash", "dirname"});
   tools.fake("cmake", "echo cmake \"$@\" >>" + shell_quote(tools.log()));
   tools.fake("ctest", "echo ctest \"$@\" >>" + shell_quote(tools.log()));
-  const auto r = tools.run("scripts/test.sh");
+  const auto r = tools.run(shell_quote(source_path("scripts/test.sh")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string asked = read_file(tools.log());
   EXPECT_TRUE(
@@ -256,4 +269,124 @@ TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
       << asked;
   EXPECT_TRUE(contains(asked, "ctest --test-dir build --output-on-failure --no-tests=error "))
       << asked;
+}
+
+namespace {
+
+const char* const kUrl16 =
+    "https://miil-public-eu.oss-eu-central-1.aliyuncs.com/model-zoo/STAM/v2/stam_16.pth";
+
+std::string download_script() {
+  return shell_quote(source_path("scripts/download_models.sh"));
+}
+
+// A curl that "downloads" $DOWNLOAD (as `curl -fL --retry 3 -o OUT URL`), and writes down URL.
+void fake_curl(const FakeTools& tools) {
+  tools.fake("curl", "for a; do [ \"$prev\" = -o ] && out=$a; prev=$a; done\necho \"$a\" >>" +
+                         shell_quote(tools.log()) + "\ncp \"$DOWNLOAD\" \"$out\"");
+}
+
+}  // namespace
+
+// A download is checked before it takes the file's name: one that does not load is deleted, so
+// the next run downloads it again instead of calling it present.
+TEST(DownloadModels, OnlyADownloadThatLoadsIsKept) {
+  FakeTools tools;
+  fake_curl(tools);
+  TempDir models;
+  write_file(models.file("truncated"), "truncated download");
+  const std::string env = "STAM=" + shell_quote(stam::test::stam_binary()) +
+                          " STAM_MODELS_DIR=" + shell_quote(models.file("dir"));
+  for (int run = 0; run < 2; ++run) {
+    auto r = tools.run(download_script() + " 16",
+                       env + " DOWNLOAD=" + shell_quote(models.file("truncated")));
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(contains(r.out, "downloading from " + std::string(kUrl16))) << r.out;
+    EXPECT_TRUE(contains(r.err, "does not load (deleted)")) << r.err;
+    EXPECT_TRUE(contains(r.err, "hand and save it as " + models.file("dir/stam_16.pth"))) << r.err;
+    EXPECT_TRUE(std::filesystem::is_empty(models.file("dir"))) << "neither the file nor its .part";
+  }
+
+  auto r = tools.run(download_script() + " 16",
+                     env + " DOWNLOAD=" + shell_quote(stam::test::fixture_path("tiny_stam.pth")));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "stam_16.pth: loads")) << r.out;
+  EXPECT_EQ(read_file(models.file("dir/stam_16.pth")),
+            read_file(stam::test::fixture_path("tiny_stam.pth")));
+  EXPECT_FALSE(std::filesystem::exists(models.file("dir/stam_16.pth.part")));
+}
+
+// A failed download names what it tried and where a copy fetched some other way belongs.
+TEST(DownloadModels, AFailedDownloadSaysWhereAHandDownloadedCopyGoes) {
+  FakeTools tools;
+  tools.fake("curl", "echo 'curl: (6) Could not resolve host' >&2; exit 6");
+  TempDir models;
+  const auto r = tools.run(download_script() + " 16",
+                           "STAM_MODELS_DIR=" + shell_quote(models.path().string()));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "download of " + std::string(kUrl16) +
+                                  " failed; download it by hand and save it as " +
+                                  models.file("stam_16.pth")))
+      << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(models.path()));
+}
+
+TEST(DownloadModels, HelpIsUsageNotAModelSize) {
+  FakeTools tools;
+  fake_curl(tools);
+  for (const char* flag : {"-h", "--help", "16 --help"}) {
+    const auto r = tools.run(download_script() + " " + flag);
+    EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+    EXPECT_TRUE(contains(r.out, "usage: ")) << flag << ": " << r.out;
+    EXPECT_EQ(r.err, "") << flag;
+  }
+  EXPECT_FALSE(std::filesystem::exists(tools.log())) << "nothing downloaded";
+}
+
+// An installed share/stam/models belongs to root: a user's downloads go to their own folder,
+// while a file already in the shared one counts as present.
+TEST(DownloadModels, AFolderTheUserCannotWriteGivesWayToTheirOwn) {
+  namespace fs = std::filesystem;
+  FakeTools tools;
+  fake_curl(tools);
+  tools.fake("stam", "exit 0");  // every file loads
+  TempDir d;
+  fs::permissions(d.path(), FakeTools::kEveryoneRuns);
+
+  // Where STAM_MODELS_DIR says is where the user wants the files: no other folder is taken.
+  write_file(d.file("file"), "");
+  auto r =
+      tools.run(download_script() + " 16", "STAM_MODELS_DIR=" + shell_quote(d.file("file/models")));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "cannot write to STAM_MODELS_DIR=" + d.file("file/models"))) << r.err;
+
+  std::string as_user;  // root writes anywhere: the script then runs as nobody
+  if (::geteuid() == 0) {
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    if (run_command(as_user + "true").exit_code != 0) GTEST_SKIP() << "cannot run as nobody";
+  }
+  const std::string share = d.file("share/stam/models"), home = d.file("home");
+  fs::create_directories(share);
+  fs::create_directories(home);
+  for (const auto& dir : {d.file("share"), d.file("share/stam"), share})
+    fs::permissions(dir, FakeTools::kEveryoneRuns);
+  fs::permissions(home, fs::perms::all);
+  fs::copy_file(source_path("scripts/download_models.sh"), share + "/download_models.sh");
+  write_file(share + "/stam_8.pth", "weights");
+  write_file(d.file("download"), "weights");
+  const auto read_only = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                         fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(share, read_only);
+
+  r = tools.run(as_user + shell_quote(share + "/download_models.sh") + " 8 16",
+                "HOME=" + shell_quote(home) +
+                    " XDG_DATA_HOME= STAM_MODELS_DIR= STAM=" + shell_quote(tools.bin() + "/stam") +
+                    " DOWNLOAD=" + shell_quote(d.file("download")));
+  fs::permissions(share, fs::perms::owner_all | read_only);  // so that it can be deleted
+  const std::string own = home + "/.local/share/stam/models";
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, share + " is not writable: downloading into " + own)) << r.out;
+  EXPECT_TRUE(contains(r.out, "stam_8.pth: already present")) << r.out;
+  EXPECT_EQ(read_file(own + "/stam_16.pth"), "weights");
+  EXPECT_FALSE(fs::exists(own + "/stam_8.pth"));
 }
