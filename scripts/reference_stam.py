@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Reference STAM in PyTorch, written from ../shared/docs/STAM_SPEC.md, and the test fixtures
-it produces for the C++ parity tests.
+"""Reference STAM in PyTorch, written from the paper (arXiv 2103.13915) and the reference
+implementation (github.com/Alibaba-MIIL/STAM), and the test fixtures it produces for the C++
+parity tests.
 
 Run with Debian's python3-torch:  /usr/bin/python3 scripts/reference_stam.py [--out tests/fixtures]
 

@@ -1,9 +1,10 @@
 // PIL-exact BILINEAR resizing, torchvision Resize(int) / CenterCrop arithmetic.
 //
-// The resampling follows the arithmetic written down in ../shared/docs/PREPROCESSING.md, which
-// matches Pillow 9.4 bit for bit: per-axis triangle filter widened by the scale when shrinking,
-// normalised double weights turned into 22-bit fixed point, accumulation from a 2^21 bias,
-// horizontal pass first with 8-bit rounding in between.
+// The resampling reproduces Pillow's own BILINEAR resize (libImaging/Resample.c) as Pillow 9.4,
+// Debian 12's, computes it, bit for bit (the tests compare with frames Pillow resized:
+// tests/fixtures/pre_*, from scripts/make_preprocess_fixtures.py): per-axis triangle filter
+// widened by the scale when shrinking, normalised double weights turned into 22-bit fixed point,
+// accumulation from a 2^21 bias, horizontal pass first with 8-bit rounding in between.
 //
 // Every output pixel of a pass depends only on its own window of input samples, so computing
 // only a sub-rectangle of the output (the part a centre crop keeps) gives the same bits as

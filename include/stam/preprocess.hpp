@@ -1,7 +1,7 @@
 #pragma once
 // The reference evaluation transform, to the bit: torchvision Resize(int(crop / 0.875)) over a
 // PIL image with BILINEAR resampling (antialiased when shrinking, 8-bit rounding between the two
-// passes), then CenterCrop(crop). See ../shared/docs/PREPROCESSING.md.
+// passes), then CenterCrop(crop). src/preprocess.cpp says how the resampling is computed.
 //
 // All functions take and return 8-bit RGB images (CV_8UC3) and are thread-safe.
 #include <opencv2/core.hpp>
