@@ -19,7 +19,7 @@
 #include <sstream>
 #include <string>
 
-#include "../src/indexed_reader.hpp"
+#include "../src/decode/indexed_reader.hpp"
 #include "stam/decode.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
