@@ -19,10 +19,6 @@ using namespace stam::test;
 
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
 void link_video(const std::string& video, const fs::path& at) {
   fs::create_directories(at.parent_path());
   fs::create_symlink(video_path(video), at);

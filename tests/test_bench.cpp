@@ -10,6 +10,7 @@
 #include "stam/error.hpp"
 #include "test_util.hpp"
 
+using stam::test::contains;
 using stam::test::fixture_path;
 using stam::test::lines_of;
 using stam::test::run_command;
@@ -20,10 +21,6 @@ namespace {
 std::string bench_cmd(const std::string& args) {
   return shell_quote(stam::test::stam_binary()) + " bench --weights " +
          shell_quote(fixture_path("tiny_stam.pth")) + " --iters 2 --warmup 0 " + args;
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "stam/device.hpp"
 #include "test_util.hpp"
 
+using stam::test::contains;
 using stam::test::fixture_path;
 using stam::test::run_command;
 using stam::test::shell_quote;
@@ -33,10 +34,6 @@ std::string tiny() {
 
 std::string video(const std::string& name) {
   return shell_quote(video_path(name));
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
 }
 
 // One JSON value per line, as `classify --format json` prints them when not at a terminal.

@@ -8,6 +8,7 @@
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
+using stam::test::contains;
 using stam::test::read_file;
 using stam::test::run_command;
 using stam::test::shell_quote;
@@ -15,10 +16,6 @@ using stam::test::source_path;
 using stam::test::TempDir;
 
 namespace {
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
 
 stam::test::CommandResult configure(const TempDir& build, const std::string& options) {
   return run_command("cmake -S " + shell_quote(source_path("")) + " -B " +

@@ -9,6 +9,7 @@
 
 #include "test_util.hpp"
 
+using stam::test::contains;
 using stam::test::read_file;
 using stam::test::run_command;
 using stam::test::shell_quote;
@@ -17,10 +18,6 @@ using stam::test::TempDir;
 using stam::test::write_file;
 
 namespace {
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
 
 stam::test::CommandResult merge(const std::string& merged, const std::vector<std::string>& parts) {
   std::string cmd =

@@ -94,6 +94,10 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
 CommandResult run_command(const std::string& command) {
   TempDir tmp;
   const std::string out = tmp.file("stdout"), err = tmp.file("stderr");

@@ -40,6 +40,8 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
 // The lines of `text`, without their newlines.
 std::vector<std::string> lines_of(const std::string& text);
+// Whether `needle` occurs in `hay`.
+bool contains(const std::string& hay, const std::string& needle);
 
 // max |got - want| / max |want|: the parity measure the issues set (e.g. <= 1e-5).
 double relative_error(const std::vector<double>& got, const std::vector<double>& want);
