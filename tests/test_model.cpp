@@ -9,6 +9,7 @@
 
 #include "stam/checkpoint.hpp"
 #include "stam/device.hpp"
+#include "model/precision.hpp"
 #include "stam/error.hpp"
 #include "stam/model.hpp"
 #include "test_util.hpp"

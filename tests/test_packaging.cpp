@@ -36,22 +36,22 @@ TEST(Packaging, BuildTestingOffBuildsWithoutGoogleTest) {
 // With STAM_SEARCH_SOURCE_TREE=OFF the source tree's path is not compiled into the binary: the
 // one source file that gets the model folders is given an empty one.
 TEST(Packaging, TheSourceTreeSearchCanBeLeftOut) {
-  const auto pipeline_command = [](const std::string& options) {
+  const auto files_command = [](const std::string& options) {
     TempDir build;
     const auto r =
         configure(build, "-DSTAM_BUILD_TESTS=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON " + options);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     for (const auto& entry :
          nlohmann::json::parse(read_file(build.file("compile_commands.json")))) {
-      if (entry["file"] == source_path("src/pipeline.cpp"))
+      if (entry["file"] == source_path("src/model/files.cpp"))
         return entry["command"].get<std::string>();
     }
-    ADD_FAILURE() << "no compile command for src/pipeline.cpp";
+    ADD_FAILURE() << "no compile command for src/model/files.cpp";
     return std::string();
   };
   const std::string source_models = source_path("models");
-  EXPECT_TRUE(contains(pipeline_command(""), "STAM_SOURCE_MODELS_DIR=\\\"" + source_models));
-  const std::string off = pipeline_command("-DSTAM_SEARCH_SOURCE_TREE=OFF");
+  EXPECT_TRUE(contains(files_command(""), "STAM_SOURCE_MODELS_DIR=\\\"" + source_models));
+  const std::string off = files_command("-DSTAM_SEARCH_SOURCE_TREE=OFF");
   EXPECT_TRUE(contains(off, "STAM_SOURCE_MODELS_DIR=\\\"\\\"")) << off;
   EXPECT_FALSE(contains(off, source_models)) << off;
 }

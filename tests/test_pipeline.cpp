@@ -11,6 +11,7 @@
 
 #include "stam/cpu.hpp"
 #include "stam/device.hpp"
+#include "model/precision.hpp"
 #include "stam/error.hpp"
 #include "stam/pipeline.hpp"
 #include "test_util.hpp"

@@ -101,9 +101,6 @@ class RecordWriter {
   bool warnings_column_;
 };
 
-// RFC 4180 quoting, made stricter so any consumer is safe: a field is quoted when it holds a
-// comma, quote, CR, LF, space/tab or any non-ASCII byte, and inner quotes are doubled.
-std::string csv_field(std::string_view field);
 std::string csv_header(int64_t top_k, bool warnings_column = true);
 
 // A strict RFC 4180 reader. `complete_bytes` is where the last row ended with a line break

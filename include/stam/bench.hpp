@@ -11,6 +11,7 @@
 
 #include "stam/device.hpp"
 #include "stam/model.hpp"
+#include "model/precision.hpp"
 
 namespace stam {
 

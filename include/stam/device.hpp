@@ -1,50 +1,15 @@
 #pragma once
-// Device and numeric precision selection, kept out of the model's code paths.
+// The device a run uses, and the CPU runtime under the model: threads, allocator, priorities,
+// and decoding beside the model. Precision is chosen in model/precision.hpp.
 #include <torch/types.h>
 
 #include <string>
 
 namespace stam {
 
-struct StamConfig;
-
-// kAuto is resolved by choose_precision() before a model is built.
-enum class Precision { kFp32, kBf16, kFp16, kAuto };
-
-Precision parse_precision(const std::string& name);  // throws UsageError
-std::string to_string(Precision p);
-c10::ScalarType scalar_type(Precision p);
-
 // "auto" -> CUDA when available else CPU; "cpu"; "cuda" or "cuda:N". Throws DeviceError with a
 // clear message when CUDA is asked for and not there, UsageError for unknown names.
 torch::Device resolve_device(const std::string& name);
-
-// Throws DeviceError when `p` cannot run on `device` with this LibTorch build.
-void check_precision(const torch::Device& device, Precision p);
-
-struct PrecisionChoice {
-  Precision precision = Precision::kFp32;
-  // Why, said after the precision, e.g. "auto: bf16 measured 2.60x the fp32 rate (...)".
-  std::string reason;
-  double fp32_gflops = 0, bf16_gflops = 0;  // the rates measured, when measured
-};
-
-// The precision a run uses. An explicit one is kept as it is: callers check_precision() it
-// first, before they load anything, so the check (on CUDA a bf16 product) is not repeated here.
-// kAuto is fp16 on CUDA. On CPU it is fp32 when the CPU has no bf16 instructions (bf16 is then
-// emulated, always slower), and otherwise the faster of fp32 and bf16 (see faster_precision) at
-// the model's first MLP product for one frame, on one thread, measured now (~0.1 s): native bf16
-// is 2-5x faster on some CPUs and slower on others.
-PrecisionChoice choose_precision(const torch::Device& device, Precision requested,
-                                 const StamConfig& config);
-// The CPU measurement alone, whatever the CPU's instructions: the two precisions take turns, so
-// that a disturbance (another process on the cores) slows both alike, and each keeps its best.
-PrecisionChoice measure_cpu_precision(int64_t m, int64_t k, int64_t n);
-// bf16 when its measured rate is at least kBf16Margin times fp32's, else fp32. bf16 rounds the
-// products, so it has to be clearly faster; and with rates that close (1.1x, say) the choice
-// would flip between runs of one command on a busy machine, and their results with it.
-constexpr double kBf16Margin = 1.2;
-Precision faster_precision(double fp32_gflops, double bf16_gflops);
 
 // CPU cores this process may run on (the affinity mask that Slurm and container runtimes set,
 // which hardware_concurrency() ignores); at least 1.
@@ -81,6 +46,20 @@ class DecodeLease {
 // The threads asked for while nothing decodes; while something does, no more than the cores the
 // leases leave, and at least one.
 int model_threads(int asked, int cores, int leases);
+
+// The calling thread's OpenMP thread count (which oneDNN reads too) set to `n` for the object's
+// lifetime; at::set_num_threads would also drop LibTorch's oneDNN primitive cache and rebuild a
+// thread pool (~4 ms).
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int before_;
+};
 
 // Sets the calling thread's OpenMP thread count for the leases held now; does nothing before
 // configure_cpu_runtime().

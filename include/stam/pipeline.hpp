@@ -13,6 +13,8 @@
 #include "stam/decode.hpp"
 #include "stam/device.hpp"
 #include "stam/model.hpp"
+#include "model/files.hpp"
+#include "model/precision.hpp"
 #include "stam/prefetch.hpp"
 #include "stam/sample.hpp"
 
@@ -30,17 +32,6 @@ struct ModelOptions {
   Sampling sampling = Sampling::kUniform;
   Seek seek = Seek::kExact;
 };
-
-// Where the model files are looked for by default: $STAM_MODELS_DIR, models/ in the working
-// directory, the user's ${XDG_DATA_HOME:-~/.local/share}/stam/models, models/ beside the binary,
-// <prefix>/share/stam/models, the source tree's models/.
-std::vector<std::string> default_model_dirs();
-// First existing `name` in default_model_dirs(), else "" .
-std::string find_model_file(const std::string& name);
-// The weights / labels file a run uses: the flag when given, else the default file found in
-// default_model_dirs(). Throws ModelError saying where it looked and how to get the file.
-std::string resolve_weights(const std::string& flag);
-std::string resolve_labels(const std::string& flag);
 
 struct Timings {
   double decode_ms = 0, preprocess_ms = 0, spatial_ms = 0, temporal_ms = 0, total_ms = 0;

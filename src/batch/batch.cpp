@@ -22,6 +22,7 @@
 
 #include "stam/checkpoint.hpp"
 #include "stam/device.hpp"
+#include "model/precision.hpp"
 #include "stam/error.hpp"
 #include "stam/model.hpp"
 #include "stam/zip_directory.hpp"

@@ -18,15 +18,6 @@ std::string dump_line(const nlohmann::ordered_json& j) {
   return dump_json(j) + "\n";
 }
 
-bool needs_quotes(std::string_view f) {
-  for (char c : f) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == ',' || c == '"' || c == '\r' || c == '\n' || c == ' ' || c == '\t' || u >= 0x80)
-      return true;
-  }
-  return false;
-}
-
 std::string score_text(double score) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", score);
@@ -161,16 +152,6 @@ std::string RecordWriter::error(const std::string& input, const std::string& mes
   fields.front() = path_text(input);
   fields.back() = message.empty() ? "error" : path_text(message);  // empty would mean success
   return csv_line(fields);
-}
-
-std::string csv_field(std::string_view field) {
-  if (!needs_quotes(field)) return std::string(field);
-  std::string q = "\"";
-  for (char c : field) {
-    if (c == '"') q += '"';
-    q += c;
-  }
-  return q + "\"";
 }
 
 std::string csv_header(int64_t top_k, bool warnings_column) {

@@ -34,7 +34,7 @@
 
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
+#include "util/text.hpp"
 
 namespace fs = std::filesystem;
 

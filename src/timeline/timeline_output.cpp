@@ -1,6 +1,5 @@
 #include <sstream>
 
-#include "stam/batch.hpp"
 #include "stam/output.hpp"
 #include "stam/timeline.hpp"
 
@@ -74,7 +73,7 @@ std::string timeline_csv(const Timeline& t) {
   for (const auto& w : t.windows) {
     out += format_number("%.3f", w.start_s) + "," + format_number("%.3f", w.end_s);
     for (const auto& p : w.top_k)
-      out += "," + batch::csv_field(p.label) + "," + format_number("%.6g", p.score);
+      out += "," + csv_field(p.label) + "," + format_number("%.6g", p.score);
     out += '\n';
   }
   return out;
