@@ -4,8 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "batch/batch.hpp"
 #include "scratch_file.hpp"
-#include "stam/batch.hpp"
 #include "stam/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,9 +2,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "labels.hpp"
 #include "scratch_file.hpp"
 #include "stam/error.hpp"
-#include "stam/labels.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static stam::fuzz::ScratchFile file;

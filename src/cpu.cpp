@@ -1,4 +1,4 @@
-#include "stam/cpu.hpp"
+#include "cpu.hpp"
 
 #include <cpuid.h>
 #include <dlfcn.h>

@@ -1,4 +1,4 @@
-#include "stam/device.hpp"
+#include "device.hpp"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>

@@ -1,4 +1,4 @@
-#include "stam/embed.hpp"
+#include "embed.hpp"
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -9,8 +9,8 @@
 #include <fstream>
 #include <numeric>
 
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,5 +1,5 @@
 // Accuracy from ground truth and batch records: the metrics behind `stam eval`.
-#include "stam/eval.hpp"
+#include "eval.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -13,9 +13,9 @@
 #include <unordered_map>
 #include <utility>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace fs = std::filesystem;
 

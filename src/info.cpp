@@ -1,5 +1,5 @@
 // stam info: the checkpoint, the architecture and the machine, as JSON sections and as text.
-#include "stam/info.hpp"
+#include "info.hpp"
 
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -8,11 +8,12 @@
 #include <map>
 #include <sstream>
 
-#include "stam/cpu.hpp"
-#include "stam/device.hpp"
+#include "cpu.hpp"
+#include "device.hpp"
+#include "model/linear.hpp"
+#include "model/load.hpp"
 #include "stam/error.hpp"
-#include "stam/linear.hpp"
-#include "stam/output.hpp"
+#include "util/text.hpp"
 
 namespace stam {
 
@@ -117,6 +118,19 @@ nlohmann::ordered_json system_info() {
           {"opencv", CV_VERSION},
           {"gemm_backend", linear_backend(device, torch::kFloat)},
           {"blas", gemm_backend().describe()}};
+}
+
+nlohmann::ordered_json describe_checkpoint(const std::string& weights) {
+  ModelOptions options;
+  options.weights = weights;
+  options.with_labels = false;
+  options.device = "cpu";
+  options.precision = Precision::kFp32;
+  const LoadedModel loaded = load_model(options);
+  check_finite(*loaded.checkpoint);
+  return {{"checkpoint", checkpoint_info(*loaded.checkpoint)},
+          {"model", model_info(loaded.config)},
+          {"system", system_info()}};
 }
 
 std::string info_text(const nlohmann::ordered_json& sections) {

@@ -1,4 +1,4 @@
-#include "stam/labels.hpp"
+#include "labels.hpp"
 
 #include <filesystem>
 #include <fstream>

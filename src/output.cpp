@@ -1,4 +1,4 @@
-#include "stam/output.hpp"
+#include "output.hpp"
 
 #include "stam/error.hpp"
 

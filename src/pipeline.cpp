@@ -1,4 +1,4 @@
-#include "stam/pipeline.hpp"
+#include "pipeline.hpp"
 
 #include <ATen/Parallel.h>
 #include <c10/core/DeviceGuard.h>
@@ -10,15 +10,14 @@
 #include <chrono>
 #include <optional>
 
-#include "stam/checkpoint.hpp"
-#include "stam/cpu.hpp"
-#include "stam/decode.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "cpu.hpp"
+#include "decode/decode.hpp"
+#include "labels.hpp"
+#include "model/linear.hpp"
+#include "preprocess.hpp"
 #include "stam/error.hpp"
-#include "stam/labels.hpp"
-#include "stam/linear.hpp"
 #include "util/text.hpp"
-#include "stam/preprocess.hpp"
-
 
 namespace stam {
 
@@ -135,45 +134,29 @@ struct Classifier::Impl {
 
 Classifier::Classifier(const ModelOptions& options, const ReaderReady& reader_ready)
     : impl_(std::make_unique<Impl>()) {
-  const auto t0 = Clock::now();
   Impl& m = *impl_;
   m.opts = options;
-  configure_cpu_runtime(options.threads);
-  m.device = resolve_device(options.device);
-  check_precision(m.device, options.precision);  // before the weights are looked for; only here
-
-  const std::string weights = resolve_weights(options.weights);
-  Checkpoint ckpt = Checkpoint::open(weights);
-  m.config = StamConfig::from_checkpoint(ckpt);
-  if (options.frames > 0 && options.frames != m.config.frames) m.config.frames = options.frames;
-  const PrecisionChoice precision = choose_precision(m.device, options.precision, m.config);
+  LoadedModel loaded = load_model(options, [&](const LoadedModel& known) {
+    m.reader.emplace(known.config.frames, known.config.image_size, options.sampling, options.seek,
+                     known.device);
+    if (reader_ready) reader_ready(*m.reader);
+  });
+  const PrecisionChoice& precision = loaded.precision;
+  const std::string& weights = loaded.weights;
   m.opts.precision = precision.precision;
   m.opts.weights = weights;  // resolved: named when the scores it gives are not numbers
   m.dtype = scalar_type(precision.precision);
-
-  if (options.with_labels) {
-    const std::string labels_path = resolve_labels(options.labels);
-    m.labels = read_labels(labels_path);
-    if (static_cast<int64_t>(m.labels.size()) != m.config.num_classes)
-      throw ModelError(labels_path + " has " + std::to_string(m.labels.size()) + " labels but " +
-                       weights + " has " + std::to_string(m.config.num_classes) + " classes");
-  }
-
-  m.reader.emplace(m.config.frames, m.config.image_size, m.opts.sampling, m.opts.seek, m.device);
-  if (reader_ready) reader_ready(*m.reader);
-
-  // Give the parameters their device and dtype first, so that loading converts each tensor into
-  // its place and no second full copy of the weights ever exists.
-  m.model = Stam(m.config);
-  place(m.model, m.device, m.dtype);
-  load_weights(m.model, ckpt);
-  m.model->eval();
-  m.load_ms = ms_since(t0);
+  m.device = loaded.device;
+  m.config = loaded.config;
+  m.labels = std::move(loaded.labels);
+  m.model = loaded.model;
+  m.load_ms = loaded.load_ms;
   spdlog::info("loaded {} ({}) on {} {} in {:.0f} ms, {} threads", weights, m.config.describe(),
                device_name(), to_string(m.opts.precision), m.load_ms, at::get_num_threads());
   spdlog::debug("precision: {} ({})", to_string(m.opts.precision), precision.reason);
-  spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt.format(),
-                ckpt.location(), ckpt.entries().size());
+  if (const auto& ckpt = loaded.checkpoint)
+    spdlog::debug("checkpoint: {} container, state dict at '{}', {} tensors", ckpt->format(),
+                  ckpt->location(), ckpt->entries().size());
   spdlog::debug("products: {}; LibTorch's BLAS: {}", linear_backend(m.device, m.dtype),
                 gemm_backend().describe());
   spdlog::debug("cpu: {} ({}), {} threads of {} usable cores", cpu_info().model,

@@ -9,7 +9,7 @@
 // Every output pixel of a pass depends only on its own window of input samples, so computing
 // only a sub-rectangle of the output (the part a centre crop keeps) gives the same bits as
 // resizing everything and cropping afterwards. preprocess_frame relies on that.
-#include "stam/preprocess.hpp"
+#include "preprocess.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "stam/sample.hpp"
+#include "sample.hpp"
 
 #include <algorithm>
 #include <cmath>

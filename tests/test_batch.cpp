@@ -17,7 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stam/bench.hpp"
+#include "bench/bench.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 

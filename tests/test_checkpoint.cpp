@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "stam/checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/pickle/pickle.hpp"
 #include "stam/error.hpp"
-#include "stam/pickle.hpp"
 #include "test_util.hpp"
 
 namespace stam {

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <vector>
 
-#include "stam/cpu.hpp"
+#include "cpu.hpp"
 
-#include "stam/device.hpp"
+#include "device.hpp"
 #include "test_util.hpp"
 
 using stam::test::contains;

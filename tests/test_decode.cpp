@@ -20,7 +20,7 @@
 #include <string>
 
 #include "../src/decode/indexed_reader.hpp"
-#include "stam/decode.hpp"
+#include "decode/decode.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "stam/embed.hpp"
+#include "embed.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 

@@ -8,9 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "eval.hpp"
+#include "labels.hpp"
 #include "stam/error.hpp"
-#include "stam/eval.hpp"
-#include "stam/labels.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;

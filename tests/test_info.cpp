@@ -4,10 +4,10 @@
 
 #include <algorithm>
 
-#include "stam/checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "info.hpp"
+#include "model/model.hpp"
 #include "stam/error.hpp"
-#include "stam/info.hpp"
-#include "stam/model.hpp"
 #include "test_util.hpp"
 
 using stam::test::fixture_path;

@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "stam/attention.hpp"
-#include "stam/cpu.hpp"
-#include "stam/linear.hpp"
+#include "cpu.hpp"
+#include "model/attention.hpp"
+#include "model/linear.hpp"
 #include "test_util.hpp"
 
 namespace {

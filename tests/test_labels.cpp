@@ -4,8 +4,8 @@
 #include <fstream>
 #include <string>
 
+#include "labels.hpp"
 #include "stam/error.hpp"
-#include "stam/labels.hpp"
 #include "test_util.hpp"
 
 namespace {

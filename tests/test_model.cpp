@@ -7,11 +7,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "stam/checkpoint.hpp"
-#include "stam/device.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "device.hpp"
+#include "model/model.hpp"
 #include "model/precision.hpp"
 #include "stam/error.hpp"
-#include "stam/model.hpp"
 #include "test_util.hpp"
 
 using stam::test::fixture_path;

@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "stam/cpu.hpp"
-#include "stam/device.hpp"
+#include "cpu.hpp"
+#include "device.hpp"
 #include "model/precision.hpp"
+#include "pipeline.hpp"
 #include "stam/error.hpp"
-#include "stam/pipeline.hpp"
 #include "test_util.hpp"
 
 using stam::test::fixture_path;

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "stam/prefetch.hpp"
+#include "prefetch.hpp"
 
 using stam::Prefetcher;
 

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include "stam/decode.hpp"
-#include "stam/preprocess.hpp"
+#include "decode/decode.hpp"
+#include "preprocess.hpp"
 #include "test_util.hpp"
 
 namespace stam {

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sample.hpp"
 #include "stam/error.hpp"
-#include "stam/sample.hpp"
 #include "test_util.hpp"
 
 namespace stam {

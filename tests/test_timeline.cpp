@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "stam/error.hpp"
-#include "stam/timeline.hpp"
 #include "test_util.hpp"
+#include "timeline/timeline.hpp"
 
 using stam::test::fixture_path;
 using stam::test::shell_quote;

@@ -1,6 +1,6 @@
 // stam batch, the run itself: decode workers -> bounded queue -> batched inference -> one record
 // per input appended to the output as soon as it is known.
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -20,12 +20,12 @@
 #include <optional>
 #include <thread>
 
-#include "stam/checkpoint.hpp"
-#include "stam/device.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/zip_directory.hpp"
+#include "device.hpp"
+#include "model/model.hpp"
 #include "model/precision.hpp"
 #include "stam/error.hpp"
-#include "stam/model.hpp"
-#include "stam/zip_directory.hpp"
 
 namespace stam::batch {
 
@@ -575,9 +575,9 @@ Settings model_settings(const ModelOptions& model, bool logits) {
   const std::string labels_path = resolve_labels(model.labels);
   const auto [weights, weights_bytes] = file(weights_path);
   const auto [labels, labels_bytes] = file(labels_path);
-  const Checkpoint checkpoint = Checkpoint::open(weights_path);  // its index: nothing is read
-  const int64_t frames =
-      model.frames > 0 ? model.frames : StamConfig::from_checkpoint(checkpoint).frames;
+  const ModelSource source = open_model(model);  // the checkpoint's index: no tensor is read
+  const Checkpoint& checkpoint = *source.checkpoint;
+  const int64_t frames = source.config.frames;
   Settings s = Settings::object();
   s["weights"] = weights;
   s["weights_bytes"] = weights_bytes;

@@ -8,9 +8,9 @@
 #include <string_view>
 #include <system_error>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace fs = std::filesystem;
 

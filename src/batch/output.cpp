@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
 #include "stam/error.hpp"
 
 namespace fs = std::filesystem;

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "stam/batch.hpp"
-#include "stam/output.hpp"
+#include "batch/batch.hpp"
+#include "output.hpp"
 
 namespace stam::batch {
 

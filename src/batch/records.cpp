@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace stam::batch {
 

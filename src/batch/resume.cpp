@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <unordered_set>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace stam::batch {
 

@@ -11,13 +11,12 @@
 #include <set>
 #include <sstream>
 
-#include "stam/bench.hpp"
-#include "stam/checkpoint.hpp"
-#include "stam/cpu.hpp"
-#include "stam/decode.hpp"
+#include "bench/bench.hpp"
+#include "cpu.hpp"
+#include "decode/decode.hpp"
+#include "model/linear.hpp"
+#include "pipeline.hpp"
 #include "stam/error.hpp"
-#include "stam/linear.hpp"
-#include "stam/pipeline.hpp"
 
 namespace stam {
 
@@ -34,20 +33,6 @@ double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
   return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
-}
-
-// The model with its weights (random without --weights), in the precision chosen for it.
-Stam build_model(const BenchOptions& o, const torch::Device& device, PrecisionChoice& precision) {
-  std::optional<Checkpoint> ckpt;
-  if (!o.weights.empty()) ckpt.emplace(Checkpoint::open(o.weights));
-  Stam model(ckpt ? StamConfig::from_checkpoint(*ckpt) : StamConfig{});
-  precision = choose_precision(device, o.precision, model->config);
-  place(model, device, scalar_type(precision.precision));
-  if (ckpt)
-    load_weights(model, *ckpt);
-  else
-    init_random(model, 0);
-  return model;
 }
 
 // The model's largest product of a 16-frame forward: every token through the first MLP layer.
@@ -240,14 +225,21 @@ std::vector<int64_t> parse_frame_list(const std::string& text) {
 BenchReport run_bench(const BenchOptions& o, const std::function<void(const BenchRow&)>& progress) {
   if (o.iters < 1 || o.warmup < 0 || o.batch < 1 || o.frames.empty())
     throw UsageError("bench needs --iters >= 1, --warmup >= 0, --batch >= 1 and frame counts");
-  configure_cpu_runtime(o.threads);
-  const torch::Device device = resolve_device(o.device);
-  check_precision(device, o.precision);
+  check_precision(resolve_device(o.device), o.precision);
   if (!o.video.empty()) read_frames(o.video, 1, Sampling::kUniform);  // fail before the work
 
-  PrecisionChoice precision;
-  Stam model = build_model(o, device, precision);
-  model->eval();
+  // The model with its weights (random without --weights), in the precision chosen for it.
+  ModelOptions options;
+  options.weights = o.weights;
+  options.with_weights = !o.weights.empty();
+  options.with_labels = false;
+  options.device = o.device;
+  options.precision = o.precision;
+  options.threads = o.threads;
+  const LoadedModel loaded = load_model(options);
+  Stam model = loaded.model;
+  const torch::Device device = loaded.device;
+  const PrecisionChoice& precision = loaded.precision;
   const c10::ScalarType dtype = scalar_type(precision.precision);
   BenchReport report;
   report.system = probe_system(model, device, dtype, precision);

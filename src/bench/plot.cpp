@@ -9,9 +9,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "stam/bench.hpp"
+#include "bench/bench.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace stam {
 

@@ -1,8 +1,8 @@
 // Rendering a bench report as JSON, a text table and CSV.
 #include <sstream>
 
-#include "stam/bench.hpp"
-#include "stam/output.hpp"
+#include "bench/bench.hpp"
+#include "output.hpp"
 
 namespace stam {
 

@@ -7,7 +7,7 @@
 // cannot be mapped) is read when one of its tensors is loaded. Legacy
 // files are a run of pickles followed by the raw storages; open() reads the pickles and walks the
 // storage section with seeks only, remembering where each storage's bytes start.
-#include "stam/checkpoint.hpp"
+#include "checkpoint/checkpoint.hpp"
 
 #include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
@@ -22,9 +22,9 @@
 #include <optional>
 #include <unordered_map>
 
+#include "checkpoint/pickle/pickle.hpp"
+#include "checkpoint/zip_directory.hpp"
 #include "stam/error.hpp"
-#include "stam/pickle.hpp"
-#include "stam/zip_directory.hpp"
 
 // Storage bytes are little-endian on disk and are used in place.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "big-endian hosts are not supported");

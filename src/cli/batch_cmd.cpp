@@ -5,11 +5,11 @@
 #include <iostream>
 #include <memory>
 
+#include "batch/batch.hpp"
 #include "commands.hpp"
+#include "decode/decode.hpp"
+#include "device.hpp"
 #include "options.hpp"
-#include "stam/batch.hpp"
-#include "stam/decode.hpp"
-#include "stam/device.hpp"
 
 namespace stam::cli {
 

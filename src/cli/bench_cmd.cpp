@@ -5,11 +5,11 @@
 #include <iostream>
 #include <memory>
 
+#include "bench/bench.hpp"
 #include "commands.hpp"
 #include "options.hpp"
-#include "stam/bench.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace stam::cli {
 

@@ -9,12 +9,12 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "decode/decode.hpp"
 #include "options.hpp"
-#include "stam/decode.hpp"
+#include "output.hpp"
+#include "pipeline.hpp"
+#include "prefetch.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
-#include "stam/pipeline.hpp"
-#include "stam/prefetch.hpp"
 
 namespace stam::cli {
 

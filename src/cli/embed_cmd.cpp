@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "decode/decode.hpp"
+#include "embed.hpp"
 #include "options.hpp"
-#include "stam/decode.hpp"
-#include "stam/embed.hpp"
-#include "stam/output.hpp"
+#include "output.hpp"
 
 namespace stam::cli {
 

@@ -8,14 +8,14 @@
 #include <memory>
 #include <sstream>
 
+#include "batch/batch.hpp"
 #include "commands.hpp"
+#include "decode/decode.hpp"
+#include "device.hpp"
+#include "eval.hpp"
+#include "labels.hpp"
 #include "options.hpp"
-#include "stam/batch.hpp"
-#include "stam/decode.hpp"
-#include "stam/device.hpp"
-#include "stam/eval.hpp"
-#include "stam/labels.hpp"
-#include "stam/output.hpp"
+#include "output.hpp"
 
 namespace stam::cli {
 

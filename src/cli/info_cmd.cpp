@@ -6,13 +6,10 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "info.hpp"
 #include "options.hpp"
-#include "stam/checkpoint.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/info.hpp"
-#include "stam/model.hpp"
-#include "stam/output.hpp"
-#include "stam/pipeline.hpp"
 
 namespace stam::cli {
 
@@ -27,15 +24,8 @@ struct InfoArgs {
 int run_info(const InfoArgs& a) {
   if (!a.positional.empty() && !a.weights.empty() && a.positional != a.weights)
     throw UsageError("give the checkpoint once: as PATH or as --weights, not both");
-  const std::string path = resolve_weights(a.positional.empty() ? a.weights : a.positional);
-  Checkpoint ckpt = Checkpoint::open(path);
-  StamConfig cfg = StamConfig::from_checkpoint(ckpt);
-  // Build on the meta-free CPU path and load for real: this proves every tensor is readable.
-  Stam model(cfg);
-  load_weights(model, ckpt);
-  check_finite(ckpt);
-  const nlohmann::ordered_json info{
-      {"checkpoint", checkpoint_info(ckpt)}, {"model", model_info(cfg)}, {"system", system_info()}};
+  const nlohmann::ordered_json info =
+      describe_checkpoint(a.positional.empty() ? a.weights : a.positional);
   if (a.format == "json")  // as classify's: indented at a terminal, one line for a program
     std::cout << dump_json(info, ::isatty(STDOUT_FILENO) ? 2 : -1) << "\n";
   else

@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "stam/labels.hpp"
+#include "labels.hpp"
 
 namespace stam::cli {
 

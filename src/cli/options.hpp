@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "pipeline.hpp"
 #include "stam/error.hpp"
-#include "stam/pipeline.hpp"
 
 namespace stam::cli {
 

@@ -7,10 +7,10 @@
 #include <utility>
 
 #include "commands.hpp"
+#include "decode/decode.hpp"
 #include "options.hpp"
-#include "stam/decode.hpp"
-#include "stam/output.hpp"
-#include "stam/timeline.hpp"
+#include "output.hpp"
+#include "timeline/timeline.hpp"
 
 namespace stam::cli {
 

@@ -11,7 +11,7 @@
 // frame count and the key frames; each target is decoded from the key frame at or before it,
 // every decoded frame's timestamp is checked against its position, and any inconsistency
 // discards the attempt and falls back to the sequential read.
-#include "stam/decode.hpp"
+#include "decode/decode.hpp"
 
 #include <spdlog/spdlog.h>
 #include <opencv2/imgcodecs.hpp>

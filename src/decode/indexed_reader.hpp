@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "stam/decode.hpp"
+#include "decode/decode.hpp"
 
 namespace stam {
 

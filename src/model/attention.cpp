@@ -1,4 +1,4 @@
-#include "stam/attention.hpp"
+#include "model/attention.hpp"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "stam/linear.hpp"
+#include "model/linear.hpp"
 
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/gelu.h>
@@ -6,8 +6,8 @@
 
 #include <chrono>
 
+#include "device.hpp"
 #include "onednn.hpp"
-#include "stam/device.hpp"
 
 namespace stam {
 

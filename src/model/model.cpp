@@ -1,15 +1,15 @@
-#include "stam/model.hpp"
+#include "model/model.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <sstream>
 
-#include "stam/attention.hpp"
-#include "stam/checkpoint.hpp"
-#include "stam/device.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "device.hpp"
+#include "model/attention.hpp"
+#include "model/linear.hpp"
 #include "stam/error.hpp"
-#include "stam/linear.hpp"
 
 namespace stam {
 

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "stam/cpu.hpp"
-#include "stam/device.hpp"
+#include "cpu.hpp"
+#include "device.hpp"
+#include "model/linear.hpp"
+#include "model/model.hpp"
 #include "stam/error.hpp"
-#include "stam/linear.hpp"
-#include "stam/model.hpp"
 
 namespace stam {
 

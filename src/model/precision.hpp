@@ -6,15 +6,12 @@
 #include <cstdint>
 #include <string>
 
+#include "stam/stam.hpp"
+
 namespace stam {
 
 struct StamConfig;
 
-// kAuto is resolved by choose_precision() before a model is built.
-enum class Precision { kFp32, kBf16, kFp16, kAuto };
-
-Precision parse_precision(const std::string& name);  // throws UsageError
-std::string to_string(Precision p);
 c10::ScalarType scalar_type(Precision p);
 
 // Throws DeviceError when `p` cannot run on `device` with this LibTorch build.

@@ -1,4 +1,4 @@
-#include "stam/timeline.hpp"
+#include "timeline/timeline.hpp"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -8,9 +8,9 @@
 #include <cmath>
 #include <deque>
 
-#include "stam/decode.hpp"
+#include "decode/decode.hpp"
+#include "output.hpp"
 #include "stam/error.hpp"
-#include "stam/output.hpp"
 
 namespace stam {
 

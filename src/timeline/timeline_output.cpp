@@ -1,7 +1,7 @@
 #include <sstream>
 
-#include "stam/output.hpp"
-#include "stam/timeline.hpp"
+#include "output.hpp"
+#include "timeline/timeline.hpp"
 
 namespace stam {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "stam/pickle.hpp"
+#include "checkpoint/pickle/pickle.hpp"
 
 namespace stam::pickle::detail {
 

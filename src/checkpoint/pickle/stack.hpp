@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "checkpoint/pickle/pickle.hpp"
 #include "input.hpp"
-#include "stam/pickle.hpp"
 
 namespace stam::pickle::detail {
 

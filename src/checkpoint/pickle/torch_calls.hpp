@@ -5,7 +5,7 @@
 // inert Object that records the call. Nothing is ever imported or run.
 #include <cstdint>
 
-#include "stam/pickle.hpp"
+#include "checkpoint/pickle/pickle.hpp"
 
 namespace stam::pickle::detail {
 

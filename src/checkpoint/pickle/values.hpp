@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "stam/pickle.hpp"
+#include "checkpoint/pickle/pickle.hpp"
 
 namespace stam::pickle::detail {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "stam/pipeline.hpp"
+#include "pipeline.hpp"
 
 namespace stam {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "stam/device.hpp"
-#include "stam/model.hpp"
+#include "device.hpp"
+#include "model/model.hpp"
 #include "model/precision.hpp"
 
 namespace stam {

@@ -11,32 +11,13 @@
 #include <functional>
 #include <string>
 
-#include "stam/linear.hpp"
+#include "stam/stam.hpp"
+
+#include "model/linear.hpp"
 
 namespace stam {
 
 class Checkpoint;
-
-struct StamConfig {
-  int64_t image_size = 224;
-  int64_t patch_size = 16;
-  int64_t in_chans = 3;
-  int64_t embed_dim = 768;
-  int64_t depth = 12;
-  int64_t num_heads = 12;  // spatial heads; the checkpoint does not store it (head dim 64)
-  int64_t mlp_hidden = 3072;
-  int64_t frames = 16;  // temporal position embedding rows - 1
-  int64_t temporal_layers = 6;
-  int64_t temporal_heads = 8;  // the reference fixes nn.TransformerEncoderLayer(nhead=8)
-  int64_t temporal_ffn = 2048;
-  int64_t num_classes = 400;
-  double eps = 1e-5;
-
-  // Every dimension read from the checkpoint's tensor shapes. Throws ModelError if the
-  // checkpoint is not a STAM state dict.
-  static StamConfig from_checkpoint(const Checkpoint& ckpt);
-  std::string describe() const;
-};
 
 // ---- layers with uninitialised parameters: loading or init_random() fills them ----
 struct LinearImpl : torch::nn::Module {

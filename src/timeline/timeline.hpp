@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "stam/pipeline.hpp"
+#include "pipeline.hpp"
 
 namespace stam {
 

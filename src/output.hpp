@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "stam/pipeline.hpp"
+#include "pipeline.hpp"
 #include "util/text.hpp"
 
 namespace stam {

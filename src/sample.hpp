@@ -4,16 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "stam/stam.hpp"
+
 namespace stam {
-
-enum class Sampling {
-  kUniform,    // T frames at the centres of T equal segments of the whole video
-  kReference,  // the paper's evaluation protocol: T frames at T/10 fps from the start
-};
-
-// Parses "uniform" / "reference"; throws UsageError otherwise.
-Sampling parse_sampling(const std::string& name);
-std::string to_string(Sampling s);
 
 // i -> min(n-1, floor((2i+1) * n / (2t))), i = 0..t-1. Repeats frames when n < t. n >= 1.
 std::vector<int64_t> uniform_indices(int64_t n, int64_t t);

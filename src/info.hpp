@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "stam/checkpoint.hpp"
-#include "stam/model.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "model/model.hpp"
 
 namespace stam {
 
@@ -29,6 +29,12 @@ nlohmann::ordered_json model_info(const StamConfig& c);
 // threads a run uses by default, and the backends of the model's fp32 products and of
 // LibTorch's own BLAS.
 nlohmann::ordered_json system_info();
+
+// What `stam info` reports: loads the checkpoint at `weights` ("" = the default one) fully, on the
+// CPU in fp32 without labels, which proves every tensor is readable, checks it is finite, and
+// returns {"checkpoint": checkpoint_info(), "model": model_info(), "system": system_info()}.
+// Throws ModelError.
+nlohmann::ordered_json describe_checkpoint(const std::string& weights);
 
 // Sections ({"checkpoint": {...}, "model": {...}, ...}) as aligned "key: value" lines under each
 // section's name; lists are joined with spaces, booleans read yes/no.

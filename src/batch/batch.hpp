@@ -26,8 +26,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "stam/output.hpp"
-#include "stam/pipeline.hpp"
+#include "output.hpp"
+#include "pipeline.hpp"
 
 namespace spdlog {
 class logger;

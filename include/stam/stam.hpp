@@ -1,7 +1,18 @@
 #pragma once
-// From an input path to labelled scores: decode -> sample -> preprocess -> model -> top-k.
-// One Classifier holds the model; prepare() is thread-safe and can run on decode workers while
-// infer() runs the model.
+// stam's library: recognise human actions in videos with STAM (Kinetics-400), from C++.
+//
+// What a program calls, each documented here: fill ModelOptions, construct a Classifier (it finds,
+// checks and loads the weights and labels once), then classify() inputs, or run the model's
+// stages one at a time (encode_frames, encode_clips, logits, top_k) to reuse embeddings. Every
+// failure throws an stam::Error (stam/error.hpp) whose code() is the CLI's exit code.
+//
+//   stam::ModelOptions options;
+//   options.weights = "models/stam_16.pth";
+//   stam::Classifier model(options);
+//   for (const stam::Prediction& p : model.classify("clip.mp4").top_k)
+//     std::cout << p.label << " " << p.score << "\n";
+//
+// Everything else (decoding, the model's modules, batch, output formats) is internal, under src/.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -10,21 +21,78 @@
 #include <string>
 #include <vector>
 
-#include "stam/decode.hpp"
-#include "stam/device.hpp"
-#include "stam/model.hpp"
-#include "model/files.hpp"
-#include "model/precision.hpp"
-#include "stam/prefetch.hpp"
-#include "stam/sample.hpp"
+#include "stam/error.hpp"
+
+namespace cv {
+class Mat;
+}
 
 namespace stam {
 
+class Checkpoint;
+
+// ---------------------------------------------------------------- choices a run makes
+
+enum class Sampling {
+  kUniform,    // T frames at the centres of T equal segments of the whole video
+  kReference,  // the paper's evaluation protocol: T frames at T/10 fps from the start
+};
+
+// Parses "uniform" / "reference"; throws UsageError otherwise.
+Sampling parse_sampling(const std::string& name);
+std::string to_string(Sampling s);
+
+// How the sampled frames of a video file are reached.
+enum class Seek {
+  kExact,     // the sampled frames themselves, the pixels a sequential read gives
+  kKeyframe,  // for each sampled position the key frame at or before it, decoded alone (as
+              // MMAction2's "efficient" PyAV mode does); `indices` are the key frames' positions
+};
+
+// Parses "exact" / "keyframe"; throws UsageError otherwise.
+Seek parse_seek(const std::string& name);
+// The name parse_seek() takes.
+std::string to_string(Seek seek);
+
+// kAuto is resolved by choose_precision() before a model is built.
+enum class Precision { kFp32, kBf16, kFp16, kAuto };
+
+Precision parse_precision(const std::string& name);  // throws UsageError
+std::string to_string(Precision p);
+
+// ---------------------------------------------------------------- the model
+
+// The architecture, read from a checkpoint's tensor shapes (defaults: STAM-16, ViT-B/16).
+struct StamConfig {
+  int64_t image_size = 224;
+  int64_t patch_size = 16;
+  int64_t in_chans = 3;
+  int64_t embed_dim = 768;
+  int64_t depth = 12;
+  int64_t num_heads = 12;  // spatial heads; the checkpoint does not store it (head dim 64)
+  int64_t mlp_hidden = 3072;
+  int64_t frames = 16;  // temporal position embedding rows - 1
+  int64_t temporal_layers = 6;
+  int64_t temporal_heads = 8;  // the reference fixes nn.TransformerEncoderLayer(nhead=8)
+  int64_t temporal_ffn = 2048;
+  int64_t num_classes = 400;
+  double eps = 1e-5;
+
+  // Every dimension read from the checkpoint's tensor shapes. Throws ModelError if the
+  // checkpoint is not a STAM state dict.
+  static StamConfig from_checkpoint(const Checkpoint& ckpt);
+  std::string describe() const;
+};
+
+// What to load and how to run it. Empty paths mean the default files (models/stam_16.pth and
+// models/kinetics400_labels.txt, looked for in $STAM_MODELS_DIR, ./models, ~/.local/share/stam/
+// models, beside the binary, the install prefix).
 struct ModelOptions {
-  std::string weights;      // checkpoint path ("" = default location)
-  std::string labels;       // labels path ("" = default location)
-  bool with_labels = true;  // false (embed): no labels file is read; top_k() is then refused
-  int64_t frames = 0;       // 0 = the checkpoint's own T
+  std::string weights;       // checkpoint path ("" = default location)
+  bool with_weights = true;  // false (bench without --weights): STAM-16's architecture, random
+  std::string labels;        // labels path ("" = default location)
+  bool with_labels = true;   // false (embed): no labels file is read; top_k() is then refused
+  int64_t frames = 0;        // 0 = the checkpoint's own T
   int64_t top_k = 5;
   std::string device = "auto";
   Precision precision = Precision::kFp32;
@@ -32,6 +100,8 @@ struct ModelOptions {
   Sampling sampling = Sampling::kUniform;
   Seek seek = Seek::kExact;
 };
+
+// ---------------------------------------------------------------- inputs and results
 
 struct Timings {
   double decode_ms = 0, preprocess_ms = 0, spatial_ms = 0, temporal_ms = 0, total_ms = 0;
@@ -139,10 +209,5 @@ class Classifier {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Reads `inputs` in order on a background thread, one ahead of the caller (see Prefetcher): the
-// caller runs the model on one clip while the next is decoded.
-std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
-                                                 std::vector<std::string> inputs);
 
 }  // namespace stam

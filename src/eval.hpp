@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "stam/batch.hpp"
+#include "batch/batch.hpp"
 
 namespace stam::eval {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "stam/sample.hpp"
+#include "sample.hpp"
 
 namespace stam {
 
@@ -62,18 +62,6 @@ constexpr double kFramesFolderFps = 30.0;
 
 // True when `path` is a directory (treated as a frames folder).
 bool is_frames_folder(const std::string& path);
-
-// How the sampled frames of a video file are reached.
-enum class Seek {
-  kExact,     // the sampled frames themselves, the pixels a sequential read gives
-  kKeyframe,  // for each sampled position the key frame at or before it, decoded alone (as
-              // MMAction2's "efficient" PyAV mode does); `indices` are the key frames' positions
-};
-
-// Parses "exact" / "keyframe"; throws UsageError otherwise.
-Seek parse_seek(const std::string& name);
-// The name parse_seek() takes.
-std::string to_string(Seek seek);
 
 // Samples `t` frames with `sampling`. Throws InputError naming the path and the problem (missing,
 // not a video, no decodable frames, empty folder, unreadable image, no progress for
