@@ -1,8 +1,10 @@
 #include "embed.hpp"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -76,6 +78,33 @@ Embedding embed(Classifier& classifier, const std::string& input, bool per_frame
   torch::Tensor frames = classifier.encode_frames(clip.pixels);
   if (per_frame) return {input, to_floats(frames), clip.warnings};
   return {input, to_floats(classifier.encode_clips(frames.unsqueeze(0))[0]), clip.warnings};
+}
+
+Embeddings embed_each(const ModelOptions& options, const std::vector<std::string>& inputs,
+                      bool per_frame) {
+  Embeddings out;
+  const std::vector<std::string> problems = check_inputs(inputs);
+  std::vector<std::string> readable;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (problems[i].empty())
+      readable.push_back(inputs[i]);
+    else
+      out.worst = static_cast<int>(Exit::kInput);
+  }
+  if (readable.empty()) return out;
+  Classifier classifier(options);
+  for (const auto& input : readable) {
+    try {
+      out.rows.push_back(embed(classifier, input, per_frame));
+    } catch (const Error& e) {
+      spdlog::error("{}", e.what());
+      out.worst = std::max(out.worst, static_cast<int>(e.code()));
+    }
+  }
+  const StamConfig& c = classifier.config();
+  out.row_shape = {c.embed_dim};
+  if (per_frame) out.row_shape.insert(out.row_shape.begin(), c.frames);
+  return out;
 }
 
 EmbedFormat embed_format(const std::string& output) {

@@ -21,6 +21,17 @@ struct Embedding {
 // with `per_frame` its T frame embeddings. Throws InputError.
 Embedding embed(Classifier& classifier, const std::string& input, bool per_frame);
 
+// The embeddings of `inputs` with one model, as `stam embed` makes them: inputs are checked
+// first (check_inputs) and no model is loaded when none passed; one that fails is logged and
+// left out, the others go on. Throws what load_model throws.
+struct Embeddings {
+  std::vector<Embedding> rows;     // the inputs embedded, in order
+  std::vector<int64_t> row_shape;  // {D}, or {T, D} per frame; empty when no model was loaded
+  int worst = 0;                   // the worst exit code of the inputs left out
+};
+Embeddings embed_each(const ModelOptions& options, const std::vector<std::string>& inputs,
+                      bool per_frame);
+
 enum class EmbedFormat { kNpy, kJsonl };
 // By the output's extension: .npy or .jsonl; anything else is a UsageError.
 EmbedFormat embed_format(const std::string& output);

@@ -7,6 +7,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -117,6 +118,48 @@ std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
     DecodeLease lease;
     return reader.read(inputs[i]);
   });
+}
+
+std::vector<std::string> check_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> problems;
+  for (const auto& input : inputs) {
+    try {
+      check_input(input);
+      problems.emplace_back();
+    } catch (const InputError& e) {
+      spdlog::error("{}", e.what());
+      problems.emplace_back(e.what());
+    }
+  }
+  return problems;
+}
+
+int classify_each(const ModelOptions& options, const std::vector<std::string>& inputs,
+                  const OutcomeSink& done) {
+  const std::vector<std::string> problems = check_inputs(inputs);
+  std::vector<std::string> readable;  // the inputs that passed check_input, in order
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (problems[i].empty()) readable.push_back(inputs[i]);
+  std::unique_ptr<Prefetcher<Clip>> clips;
+  std::unique_ptr<Classifier> classifier;
+  if (!readable.empty())
+    classifier = std::make_unique<Classifier>(
+        options, [&](const ClipReader& reader) { clips = prefetch_clips(reader, readable); });
+  int worst = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Outcome outcome{inputs[i], std::nullopt, problems[i], 0};
+    try {
+      if (!problems[i].empty()) throw InputError(problems[i]);
+      outcome.result = std::move(classifier->infer({clips->next()}).front());
+    } catch (const Error& e) {
+      if (problems[i].empty()) spdlog::error("{}", e.what());  // else reported already
+      outcome.error = e.what();
+      outcome.exit_code = static_cast<int>(e.code());
+      worst = std::max(worst, outcome.exit_code);
+    }
+    done(outcome, classifier.get());
+  }
+  return worst;
 }
 
 // ---------------------------------------------------------------- classifier

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,26 @@ namespace stam {
 // caller runs the model on one clip while the next is decoded.
 std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
                                                  std::vector<std::string> inputs);
+
+// Why each of `inputs` cannot be labelled, found without decoding (check_input): "" where it may
+// be. Each problem is logged as it is found, before any model loads, so a typo costs no load.
+std::vector<std::string> check_inputs(const std::vector<std::string>& inputs);
+
+// What became of one input in classify_each: its result, or why it has none.
+struct Outcome {
+  std::string input;
+  std::optional<Result> result;  // unset when it failed
+  std::string error;             // the message, logged already
+  int exit_code = 0;             // the error's Exit code; 0 with a result
+};
+
+// Labels `inputs` in order with one model, as `stam classify` does: they are checked first
+// (check_inputs), and the model is loaded only when some input passed; decoding runs one input
+// ahead of the model, the first while the model loads. An input that fails is logged and the
+// others go on. `done` gets each input's outcome in order, with the classifier (null when none
+// was loaded). Returns the worst exit code. Throws what load_model throws.
+using OutcomeSink = std::function<void(const Outcome& outcome, const Classifier* classifier)>;
+int classify_each(const ModelOptions& options, const std::vector<std::string>& inputs,
+                  const OutcomeSink& done);
 
 }  // namespace stam

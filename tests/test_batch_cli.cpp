@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "batch/batch.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -784,4 +785,31 @@ TEST(BatchCli, ResumeFindsAFolderSpelledAnotherWay) {
   EXPECT_EQ(twice.exit_code, 0) << twice.err;
   EXPECT_EQ(jsonl_records(d.file("twice.jsonl")).size(), 2u);
   EXPECT_EQ(jsonl_records(out).size(), 2u);
+}
+
+// batch::run_classifier is what `stam batch` runs after parsing: called here directly, no
+// subprocess. It fits the top-k to the labels and records the checkpoint's T in the settings.
+TEST(BatchRunClassifier, LabelsEveryInputWithTheSettingsOfTheModel) {
+  TempDir dir;
+  link_video("short_32frames_30fps.mp4", dir.path() / "in" / "a.mp4");
+  link_video("mpeg4_320x240_25fps.avi", dir.path() / "in" / "b.avi");
+  stam::batch::Options o;
+  o.inputs.paths = {(dir.path() / "in").string()};
+  o.output = dir.file("out.jsonl");
+  stam::ModelOptions model;
+  model.weights = fixture_path("tiny_stam.pth");  // T = 8, 400 classes
+  model.labels = source_path("models/kinetics400_labels.txt");
+  model.device = "cpu";
+  model.top_k = 1000;
+  std::istringstream no_list;
+  const stam::batch::Summary s = stam::batch::run_classifier(o, model, no_list);
+  EXPECT_EQ(s.exit_code, 0);
+  EXPECT_EQ(s.labelled, 2);
+  EXPECT_EQ(s.failed, 0);
+  const auto records = lines_of(read_file(o.output));
+  ASSERT_EQ(records.size(), 2u);
+  for (const auto& line : records) EXPECT_EQ(nlohmann::json::parse(line)["top_k"].size(), 400u);
+  const auto settings = nlohmann::json::parse(read_file(o.output + ".meta.json"));
+  EXPECT_EQ(settings["frames"], 8) << settings.dump();
+  EXPECT_EQ(settings["top_k"], 400) << settings.dump();
 }

@@ -255,3 +255,25 @@ TEST(EmbedCli, TopKIsRefusedWithTheReason) {
   EXPECT_NE(help.out.find("\n\nExit codes:"), std::string::npos) << help.out;
   EXPECT_EQ(help.out.find("\n\n\n"), std::string::npos) << help.out;
 }
+
+// embed_each is `stam embed` without the writing: called here directly, no subprocess.
+TEST(EmbedEach, BadInputsAreLeftOutAndTheShapeFollowsTheModel) {
+  stam::ModelOptions options = tiny_options();
+  options.with_labels = false;
+  const std::string a = video_path("short_32frames_30fps.mp4");
+  const auto clip = stam::embed_each(options, {video_path("no_such_video.mp4"), a}, false);
+  ASSERT_EQ(clip.rows.size(), 1u);
+  EXPECT_EQ(clip.rows[0].input, a);
+  EXPECT_EQ(clip.worst, static_cast<int>(stam::Exit::kInput));
+  stam::Classifier direct(options);
+  const int64_t d = direct.config().embed_dim;
+  EXPECT_EQ(clip.row_shape, std::vector<int64_t>{d});
+  EXPECT_EQ(clip.rows[0].values.size(), static_cast<size_t>(d));
+  EXPECT_EQ(clip.rows[0].values, stam::embed(direct, a, false).values);
+  const auto frames = stam::embed_each(options, {a}, true);
+  EXPECT_EQ(frames.worst, 0);
+  EXPECT_EQ(frames.row_shape, (std::vector<int64_t>{direct.config().frames, d}));
+  const auto none = stam::embed_each(options, {video_path("no_such_video.mp4")}, false);
+  EXPECT_TRUE(none.rows.empty());
+  EXPECT_TRUE(none.row_shape.empty());
+}

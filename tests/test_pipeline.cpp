@@ -221,3 +221,45 @@ TEST(Pipeline, PrefetchedClipsComeInOrderWithTheirErrors) {
   EXPECT_EQ(last.input, b);
   EXPECT_TRUE(torch::equal(last.pixels, classifier.prepare(b).pixels));
 }
+
+// classify_each is `stam classify` without its printing: called here directly, no subprocess.
+TEST(ClassifyEach, EveryInputGetsAnOutcomeInOrderAndTheWorstCodeIsReturned) {
+  const std::string a = video_path("short_32frames_30fps.mp4"),
+                    missing = video_path("no_such_video.mp4"),
+                    bad = stam::test::source_path("README.md");
+  std::vector<stam::Outcome> seen;
+  bool had_classifier = false;
+  const int worst = stam::classify_each(tiny_options(), {a, missing, bad},
+                                        [&](const stam::Outcome& o, const stam::Classifier* c) {
+                                          seen.push_back(o);
+                                          had_classifier = had_classifier || c != nullptr;
+                                        });
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].input, a);
+  ASSERT_TRUE(seen[0].result.has_value());
+  EXPECT_EQ(seen[0].exit_code, 0);
+  stam::Classifier direct(tiny_options());
+  EXPECT_EQ(seen[0].result->logits, direct.classify(a).logits);
+  for (size_t i : {1u, 2u}) {
+    EXPECT_FALSE(seen[i].result.has_value()) << seen[i].input;
+    EXPECT_EQ(seen[i].exit_code, static_cast<int>(stam::Exit::kInput));
+    EXPECT_NE(seen[i].error.find(i == 1 ? "no_such_video" : "README.md"), std::string::npos)
+        << seen[i].error;
+  }
+  EXPECT_TRUE(had_classifier);
+  EXPECT_EQ(worst, static_cast<int>(stam::Exit::kInput));
+}
+
+TEST(ClassifyEach, NoModelIsLoadedWhenNoInputCanBeRead) {
+  stam::ModelOptions options = tiny_options();
+  options.weights = video_path("no_such_weights.pth");  // loading would throw ModelError
+  int calls = 0;
+  const int worst = stam::classify_each(options, {video_path("no_such_video.mp4")},
+                                        [&](const stam::Outcome& o, const stam::Classifier* c) {
+                                          ++calls;
+                                          EXPECT_EQ(c, nullptr);
+                                          EXPECT_FALSE(o.result.has_value());
+                                        });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(worst, static_cast<int>(stam::Exit::kInput));
+}

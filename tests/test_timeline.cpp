@@ -547,3 +547,34 @@ TEST(TimelineCli, HelpSaysWhatFramesIsHereWithOneBlankLineBeforeTheExitCodes) {
   EXPECT_EQ(r.out.find("\n\n\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("--seek"), std::string::npos) << "hidden: " << r.out;
 }
+
+// timeline_of is `stam timeline`'s run without its printing: called here directly.
+TEST(TimelineOf, LoadsWithTheWindowsTAndEqualsRunTimeline) {
+  const std::string video = video_path("arm_wrestling_340x256_28fps.mp4");
+  stam::WindowRequest window;
+  window.window_frames = 4;
+  window.stride_seconds = 1;
+  const stam::Timeline got = stam::timeline_of(tiny_options(), video, window);
+  stam::ModelOptions four = tiny_options();
+  four.frames = 4;
+  stam::Classifier c(four);
+  const stam::Timeline want = stam::run_timeline(c, video, stam::resolve_window(window, 4));
+  ASSERT_EQ(got.windows.size(), want.windows.size());
+  ASSERT_FALSE(got.windows.empty());
+  for (size_t i = 0; i < got.windows.size(); ++i) {
+    EXPECT_EQ(got.windows[i].frame_indices, want.windows[i].frame_indices);
+    EXPECT_EQ(got.windows[i].logits, want.windows[i].logits);
+  }
+}
+
+TEST(TimelineOf, RefusesBeforeLoadingWhatTheModelCannotChange) {
+  stam::ModelOptions options = tiny_options();
+  options.weights = video_path("no_such_weights.pth");  // a load would be a ModelError
+  stam::WindowRequest window;
+  window.window_frames = 4;
+  options.frames = 8;
+  EXPECT_THROW(stam::timeline_of(options, video_path("arm_wrestling_340x256_28fps.mp4"), window),
+               stam::UsageError);
+  EXPECT_THROW(stam::timeline_of(options, video_path("no_such_video.mp4"), window),
+               stam::InputError);
+}

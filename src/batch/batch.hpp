@@ -375,6 +375,12 @@ struct Summary {
 Summary run(const Options& options, const EngineFactory& engine, std::istream& list_stdin);
 std::string summary_line(const Summary& s);
 
+// What `stam batch` and `stam eval` run: run() with the classifier `model` names, --top-k fitted
+// to its labels (read_labels_fitting_top_k), its settings (model_settings) recorded beside the
+// output, decode workers chosen for its device when `options` leaves them at 0, SIGINT and SIGTERM
+// stopping it cleanly (SignalGuard). Logs the summary line. Throws as run() and model_settings do.
+Summary run_classifier(Options options, ModelOptions model, std::istream& list_stdin);
+
 // SIGINT/SIGTERM handling: the first signal asks the run to stop after the clips being
 // inferred; the second exits at once with 130. Restores the previous handlers when destroyed,
 // unless a stop was asked for: then a second signal still exits with 130 until the process ends.

@@ -1,14 +1,11 @@
 // stam batch INPUT...: label a tree or list of videos into one JSONL/CSV file; resumable and
-// shardable. The work is in stam/batch.hpp; this file only maps flags to batch::Options.
-#include <spdlog/spdlog.h>
-
+// shardable. The work is batch::run_classifier's (batch/batch.hpp); this file maps flags to it.
 #include <iostream>
 #include <memory>
 
 #include "batch/batch.hpp"
 #include "commands.hpp"
 #include "decode/decode.hpp"
-#include "device.hpp"
 #include "options.hpp"
 
 namespace stam::cli {
@@ -17,12 +14,7 @@ namespace {
 
 struct BatchArgs {
   ModelFlags model;
-  batch::Options opts;
-  std::string ext;
-  std::string shard;
-  // Given at all: an empty value is an error, not the default.
-  CLI::Option* ext_given = nullptr;
-  CLI::Option* shard_given = nullptr;
+  RecordFlags records;
 };
 
 const char* kBatchFooter =
@@ -36,55 +28,36 @@ const char* kBatchFooter =
     "and cuts a torn last line.\n";
 
 int run_batch(BatchArgs& a) {
-  batch::Options& o = a.opts;
-  if (a.ext_given->count() > 0) o.inputs.extensions = batch::parse_extensions(a.ext);
-  if (a.shard_given->count() > 0) o.shard = batch::parse_shard(a.shard);
-  ModelOptions model = finish_model_options(a.model);
+  batch::Options& o = a.records.opts;
+  o.inputs.extensions = a.records.extensions(o.inputs.extensions);
+  o.shard = a.records.parsed_shard();
+  const ModelOptions model = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error, not one error per input
-  read_labels_fitting_top_k(model);
-  o.top_k = model.top_k;
-  o.settings = batch::model_settings(model, o.logits);
-  if (o.decode_workers == 0)
-    o.decode_workers = batch::default_decode_workers(resolve_device(model.device).is_cuda());
-  batch::SignalGuard signals;
-  batch::Summary s = batch::run(o, batch::classifier_engine(model), std::cin);
-  spdlog::info("{}", batch::summary_line(s));
-  return s.exit_code;
+  return batch::run_classifier(o, model, std::cin).exit_code;
 }
 
 }  // namespace
 
 Command add_batch(CLI::App& app) {
   auto args = std::make_shared<BatchArgs>();
-  batch::Options& o = args->opts;
+  batch::Options& o = args->records.opts;
   CLI::App* sub = app.add_subcommand("batch", "label many videos into a JSONL/CSV file");
   sub->add_option("input", o.inputs.paths, "video files and directories to walk");
   sub->add_flag("-r,--recursive", o.inputs.recursive, "descend into subdirectories");
-  args->ext_given =
-      sub->add_option("--ext", args->ext,
-                      "video extensions to pick in directories, comma-separated (default: "
-                      "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
+  add_ext_option(sub, args->records,
+                 "video extensions to pick in directories, comma-separated (default: "
+                 "3gp,avi,flv,m2ts,m4v,mkv,mov,mp4,mpeg,mpg,mts,mxf,ogv,ts,webm,wmv)");
   // One value per --list (repeat the flag for more lists): what follows a list file is a
   // positional INPUT, never a second list.
   sub->add_option("--list", o.inputs.lists,
                   "text file of inputs, one a line ('-' = stdin); combines with INPUTs")
       ->allow_extra_args(false);
   sub->add_option("-o,--output", o.output, "JSONL or CSV file to write (appended to)")->required();
-  sub->add_option("--format", o.format, "jsonl | csv (default: by --output's extension)")
-      ->check(CLI::IsMember({"jsonl", "csv"}));
-  sub->add_flag("--resume", o.resume, "continue an existing output: skip inputs it records");
-  sub->add_flag("--retry-errors", o.retry_errors,
-                "with --resume (implied), redo inputs whose record is an error");
-  sub->add_flag("--overwrite", o.overwrite, "replace an existing non-empty output");
-  args->shard_given = sub->add_option("--shard", args->shard,
-                                      "K/N: only the K-th (from 0) of N parts of the inputs");
-  sub->add_option("-b,--batch-size", o.batch_size, "videos per model call")
-      ->check(whole_number(1, 4096))
-      ->capture_default_str();
-  sub->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
-      ->check(whole_number(0, 256))
-      ->capture_default_str();
-  sub->add_flag("--logits", o.logits, "also store the raw logits (JSONL only)");
+  add_format_option(sub, o.format, {"jsonl", "csv"},
+                    "jsonl | csv (default: by --output's extension)",
+                    /*show_default=*/false);
+  add_record_options(sub, args->records);
+  add_logits_flag(sub, o.logits, "also store the raw logits (JSONL only)");
   add_model_options(sub, args->model);
   add_top_k_option(sub, args->model);
   sub->footer(std::string(kBatchFooter) + "\n" +

@@ -1,15 +1,13 @@
 // stam bench: model latency against frames per video, no weights needed.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <iostream>
 #include <memory>
 
 #include "bench/bench.hpp"
 #include "commands.hpp"
 #include "options.hpp"
 #include "output.hpp"
-#include "stam/error.hpp"
+#include "print.hpp"
 
 namespace stam::cli {
 
@@ -34,12 +32,8 @@ int run_bench_command(BenchArgs& a) {
     spdlog::info("{} frames: median {:.1f} ms ({:.0f} GFLOP/s, {:.0f}% of the floor)", row.frames,
                  row.median_ms, row.gflop_per_s, 100.0 * row.floor_ms / row.median_ms);
   });
-  if (a.format == "json")
-    std::cout << dump_json(bench_json(report), ::isatty(STDOUT_FILENO) ? 2 : -1) << std::endl;
-  else if (a.format == "csv")
-    std::cout << bench_csv(report) << std::flush;
-  else
-    std::cout << bench_text(report) << std::flush;
+  print(a.format, {[&] { return bench_json(report); }, [&] { return bench_text(report); },
+                   [&] { return bench_csv(report); }});
   if (!a.plot.empty()) write_bench_plot(report, a.plot);  // after the figures, which it cannot lose
   return 0;
 }
@@ -61,25 +55,17 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--batch", a->opts.batch, "videos per forward")
       ->check(whole_number(1, 4096))
       ->capture_default_str();
-  sub->add_option("-w,--weights", a->opts.weights,
-                  "checkpoint to time (default: STAM-16's architecture, random weights)")
-      ->check(non_empty);
+  add_weights_option(sub, a->opts.weights)
+      ->description("checkpoint to time (default: STAM-16's architecture, random weights)");
   sub->add_option(
          "--video", a->opts.video,
          "also time reading this file (decoding, preprocessing), alone and beside the model as "
          "classify and batch read the next video")
       ->check(non_empty);
-  sub->add_option("--device", a->opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  sub->add_option(
-         "--precision", a->precision,
-         "auto (CPU: the faster of fp32 and bf16, measured; CUDA: fp16) | fp32 | bf16 | fp16")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
-      ->capture_default_str();
-  sub->add_option("-t,--threads", a->opts.threads, "CPU threads (0 = all cores)")
-      ->check(whole_number(0, 1024));
-  sub->add_option("--format", a->format, "text | json | csv")
-      ->check(CLI::IsMember({"text", "json", "csv"}))
-      ->capture_default_str();
+  add_device_option(sub, a->opts.device);
+  add_precision_option(sub, a->precision);
+  add_threads_option(sub, a->opts.threads);
+  add_format_option(sub, a->format, {"text", "json", "csv"}, "text | json | csv");
   sub->add_option("--plot", a->plot,
                   "also draw latency and videos/s against frames, with STAM's published "
                   "top-1, to FILE.svg or FILE.png");

@@ -1,9 +1,5 @@
 // stam classify INPUT...: top-k Kinetics-400 labels for videos or frames folders, one result
 // each, with the model loaded once.
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -13,8 +9,7 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "pipeline.hpp"
-#include "prefetch.hpp"
-#include "stam/error.hpp"
+#include "print.hpp"
 
 namespace stam::cli {
 
@@ -34,65 +29,25 @@ void print_text(const Result& r, bool logits, std::optional<double> load_ms) {
     for (float v : r.logits) std::cout << ' ' << v;
     std::cout << '\n';
   }
+  std::cout << std::flush;
 }
 
-// Why each input cannot be labelled, found without decoding ("" when it may be): reported
-// before the model loads, so a typo costs no load.
-std::vector<std::string> check_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> problems;
-  for (const auto& input : inputs) {
-    try {
-      check_input(input);
-      problems.emplace_back();
-    } catch (const InputError& e) {
-      spdlog::error("{}", e.what());
-      problems.emplace_back(e.what());
-    }
-  }
-  return problems;
-}
-
-// Labels every input in turn; one that fails is reported (and, in JSON, gets an error object)
-// and the others go on. The model is loaded only when some input passed check_input. The exit
-// code is the worst of the inputs'. Decoding runs one input ahead of the model, the first while
-// the model loads.
+// Each input's result as it comes (the work is classify_each's); in JSON a failed input gets an
+// error object. The exit code is the worst of the inputs'.
 int run_classify(const ClassifyArgs& a) {
   const ModelOptions options = finish_model_options(a.model);
-  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
-  const std::vector<std::string> problems = check_inputs(a.inputs);
-  std::vector<std::string> readable;  // the inputs that passed check_input, in order
-  for (size_t i = 0; i < a.inputs.size(); ++i)
-    if (problems[i].empty()) readable.push_back(a.inputs[i]);
-  std::unique_ptr<Prefetcher<Clip>> clips;
-  std::unique_ptr<Classifier> classifier;
-  if (!readable.empty())
-    classifier = std::make_unique<Classifier>(
-        options, [&](const ClipReader& reader) { clips = prefetch_clips(reader, readable); });
-  const bool json = a.format == "json";
-  // As jq does: indented for a person at a terminal, one compact line each for a program.
-  const int indent = ::isatty(STDOUT_FILENO) ? 2 : -1;
-  int worst = 0;
+  decode_timeout_s();    // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   bool printed = false;  // a text result is out: the next one gets a blank line first
-  for (size_t i = 0; i < a.inputs.size(); ++i) {
-    const std::string& input = a.inputs[i];
-    try {
-      if (!problems[i].empty()) throw InputError(problems[i]);
-      Result r = std::move(classifier->infer({clips->next()}).front());
-      if (json) {
-        std::cout << dump_json(to_json(r, a.logits), indent) << '\n';
-      } else {
-        if (printed) std::cout << '\n';
-        print_text(r, a.logits, printed ? std::nullopt : std::optional(classifier->load_ms()));
-        printed = true;
-      }
-    } catch (const Error& e) {
-      if (problems[i].empty()) spdlog::error("{}", e.what());  // else reported already
-      if (json) std::cout << dump_json(error_json(input, e.what()), indent) << '\n';
-      worst = std::max(worst, static_cast<int>(e.code()));
+  return classify_each(options, a.inputs, [&](const Outcome& o, const Classifier* classifier) {
+    if (a.format == "json") {
+      print_json(o.result ? to_json(*o.result, a.logits) : error_json(o.input, o.error));
+    } else if (o.result) {
+      if (printed) std::cout << '\n';
+      print_text(*o.result, a.logits,
+                 printed ? std::nullopt : std::optional(classifier->load_ms()));
+      printed = true;
     }
-    std::cout << std::flush;
-  }
-  return worst;
+  });
 }
 
 }  // namespace
@@ -106,11 +61,9 @@ Command add_classify(CLI::App& app) {
       ->required();
   add_model_options(sub, args->model);
   add_top_k_option(sub, args->model);
-  sub->add_option("--format", args->format,
-                  "text | json (an object per input: indented at a terminal, else one line)")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  sub->add_flag("--logits", args->logits, "also print the raw logits");
+  add_format_option(sub, args->format, {"text", "json"},
+                    "text | json (an object per input: indented at a terminal, else one line)");
+  add_logits_flag(sub, args->logits, "also print the raw logits");
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [args] { return run_classify(*args); }};

@@ -2,7 +2,6 @@
 // clustering.
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <memory>
 
 #include "commands.hpp"
@@ -24,10 +23,8 @@ struct EmbedArgs {
   std::string labels;
 };
 
-// Embeds every input in turn; one that fails is reported and left out, the others go on. Inputs
-// are checked before the model loads (as classify does), and no model is loaded when none is
-// left. The output is written only when some input was embedded: an existing file is never
-// replaced by an empty one. The exit code is the worst of the inputs'.
+// The output is written only when some input was embedded (the work is embed_each's): an existing
+// file is never replaced by an empty one. The exit code is the worst of the inputs'.
 int run_embed(const EmbedArgs& a) {
   if (!a.top_k.empty())
     throw UsageError("-k/--top-k does not apply to embed: it writes embeddings, not labels");
@@ -38,39 +35,15 @@ int run_embed(const EmbedArgs& a) {
   ModelOptions options = finish_model_options(a.model);
   options.with_labels = false;  // a checkpoint of any class count embeds
   decode_timeout_s();           // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
-  int worst = 0;
-  std::vector<std::string> readable;
-  for (const auto& input : a.inputs) {
-    try {
-      check_input(input);
-      readable.push_back(input);
-    } catch (const InputError& e) {
-      spdlog::error("{}", e.what());
-      worst = std::max(worst, static_cast<int>(e.code()));
-    }
-  }
-  std::vector<Embedding> embeddings;
-  std::unique_ptr<Classifier> classifier;
-  if (!readable.empty()) classifier = std::make_unique<Classifier>(options);
-  for (const auto& input : readable) {
-    try {
-      embeddings.push_back(embed(*classifier, input, a.per_frame));
-    } catch (const Error& e) {
-      spdlog::error("{}", e.what());
-      worst = std::max(worst, static_cast<int>(e.code()));
-    }
-  }
-  if (embeddings.empty()) {
+  const Embeddings e = embed_each(options, a.inputs, a.per_frame);
+  if (e.rows.empty()) {
     spdlog::error("no input could be embedded; {} was not written", a.output);
-    return worst;
+    return e.worst;
   }
-  const StamConfig& c = classifier->config();
-  std::vector<int64_t> row_shape{c.embed_dim};
-  if (a.per_frame) row_shape.insert(row_shape.begin(), c.frames);
-  write_embeddings(a.output, embeddings, row_shape);
-  spdlog::info("wrote {} embedding{} to {}", embeddings.size(), embeddings.size() == 1 ? "" : "s",
+  write_embeddings(a.output, e.rows, e.row_shape);
+  spdlog::info("wrote {} embedding{} to {}", e.rows.size(), e.rows.size() == 1 ? "" : "s",
                a.output);
-  return worst;
+  return e.worst;
 }
 
 }  // namespace

@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <memory>
 
-#include <spdlog/spdlog.h>
-
-#include "labels.hpp"
-
 namespace stam::cli {
 
 namespace {
@@ -23,12 +19,6 @@ class HelpFormatter : public CLI::Formatter {
     return help;
   }
 };
-
-void add_labels_option(CLI::App* app, ModelFlags& f) {
-  app->add_option("--labels", f.opts.labels,
-                  "class names, one a line (default: models/kinetics400_labels.txt)")
-      ->check(non_empty);
-}
 
 }  // namespace
 
@@ -51,37 +41,56 @@ const CLI::Validator non_empty(
     },
     "");
 
-void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool labels) {
-  app->add_option("-w,--weights", f.opts.weights,
-                  "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth")
+CLI::Option* add_weights_option(CLI::App* app, std::string& into) {
+  return app
+      ->add_option("-w,--weights", into,
+                   "STAM checkpoint (.pth from torch.save); default: models/stam_16.pth")
       ->check(non_empty);
+}
+
+CLI::Option* add_device_option(CLI::App* app, std::string& into) {
+  return app->add_option("--device", into, "auto | cpu | cuda | cuda:N")->capture_default_str();
+}
+
+CLI::Option* add_precision_option(CLI::App* app, std::string& into) {
+  return app
+      ->add_option(
+          "--precision", into,
+          "auto (CPU: the faster of fp32 and bf16, measured; CUDA: fp16) | fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+}
+
+CLI::Option* add_threads_option(CLI::App* app, int& into) {
+  return app->add_option("-t,--threads", into, "CPU threads (0 = all cores)")
+      ->check(whole_number(0, 1024));
+}
+
+void add_model_options(CLI::App* app, ModelFlags& f, bool clip_sampling, bool labels) {
+  add_weights_option(app, f.opts.weights);
   app->add_option("-f,--frames", f.opts.frames,
                   "frames per video (default: the checkpoint's own T; others resample the "
                   "temporal position embedding)")
       ->check(whole_number(1, 4096));
-  app->add_option("--device", f.opts.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  app->add_option(
-         "--precision", f.precision,
-         "auto (CPU: the faster of fp32 and bf16, measured; CUDA: fp16) | fp32 | bf16 | fp16")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))
-      ->capture_default_str();
-  app->add_option("-t,--threads", f.opts.threads, "CPU threads (0 = all cores)")
-      ->check(whole_number(0, 1024));
-  if (!clip_sampling) {
-    if (labels) add_labels_option(app, f);
-    return;
+  add_device_option(app, f.opts.device);
+  add_precision_option(app, f.precision);
+  add_threads_option(app, f.opts.threads);
+  if (clip_sampling) {
+    app->add_option("--sampling", f.sampling,
+                    "uniform: T segment centres over the whole video; reference: the paper's "
+                    "protocol (T/10 fps from the start)")
+        ->check(CLI::IsMember({"uniform", "reference"}))
+        ->capture_default_str();
+    app->add_option("--seek", f.seek,
+                    "exact: the sampled frames themselves; keyframe: for each, the key frame at "
+                    "or before it (much faster on long videos, positions shift)")
+        ->check(CLI::IsMember({"exact", "keyframe"}))
+        ->capture_default_str();
   }
-  app->add_option("--sampling", f.sampling,
-                  "uniform: T segment centres over the whole video; reference: the paper's "
-                  "protocol (T/10 fps from the start)")
-      ->check(CLI::IsMember({"uniform", "reference"}))
-      ->capture_default_str();
-  app->add_option("--seek", f.seek,
-                  "exact: the sampled frames themselves; keyframe: for each, the key frame at or "
-                  "before it (much faster on long videos, positions shift)")
-      ->check(CLI::IsMember({"exact", "keyframe"}))
-      ->capture_default_str();
-  if (labels) add_labels_option(app, f);
+  if (labels)
+    app->add_option("--labels", f.opts.labels,
+                    "class names, one a line (default: models/kinetics400_labels.txt)")
+        ->check(non_empty);
 }
 
 void add_top_k_option(CLI::App* app, ModelFlags& f) {
@@ -90,23 +99,51 @@ void add_top_k_option(CLI::App* app, ModelFlags& f) {
       ->capture_default_str();
 }
 
-std::vector<std::string> read_labels_fitting_top_k(ModelOptions& model) {
-  std::vector<std::string> labels = read_labels(resolve_labels(model.labels));
-  const auto classes = static_cast<int64_t>(labels.size());
-  if (model.top_k > classes) {
-    spdlog::warn("--top-k {} is more than the {} classes the labels name; using {}", model.top_k,
-                 classes, classes);
-    model.top_k = classes;
-  }
-  return labels;
-}
-
 ModelOptions finish_model_options(const ModelFlags& f) {
   ModelOptions o = f.opts;
   o.precision = parse_precision(f.precision);
   o.sampling = parse_sampling(f.sampling);
   o.seek = parse_seek(f.seek);
   return o;
+}
+
+CLI::Option* add_format_option(CLI::App* app, std::string& into,
+                               const std::vector<std::string>& choices, const std::string& help,
+                               bool show_default) {
+  CLI::Option* option = app->add_option("--format", into, help)->check(CLI::IsMember(choices));
+  return show_default ? option->capture_default_str() : option;
+}
+
+CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help) {
+  return app->add_flag("--logits", into, help);
+}
+
+std::vector<std::string> RecordFlags::extensions(const std::vector<std::string>& fallback) const {
+  return ext_given->count() > 0 ? batch::parse_extensions(ext) : fallback;
+}
+
+batch::Shard RecordFlags::parsed_shard() const {
+  return shard_given->count() > 0 ? batch::parse_shard(shard) : batch::Shard{};
+}
+
+void add_ext_option(CLI::App* app, RecordFlags& f, const std::string& help) {
+  f.ext_given = app->add_option("--ext", f.ext, help);
+}
+
+void add_record_options(CLI::App* app, RecordFlags& f) {
+  batch::Options& o = f.opts;
+  app->add_flag("--resume", o.resume, "continue an existing output: skip inputs it records");
+  app->add_flag("--retry-errors", o.retry_errors,
+                "with --resume (implied), redo inputs whose record is an error");
+  app->add_flag("--overwrite", o.overwrite, "replace an existing non-empty output");
+  f.shard_given =
+      app->add_option("--shard", f.shard, "K/N: only the K-th (from 0) of N parts of the inputs");
+  app->add_option("-b,--batch-size", o.batch_size, "videos per model call")
+      ->check(whole_number(1, 4096))
+      ->capture_default_str();
+  app->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
+      ->check(whole_number(0, 256))
+      ->capture_default_str();
 }
 
 void add_refused_option(CLI::App* app, const std::string& name, std::string& into) {

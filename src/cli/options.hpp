@@ -1,5 +1,8 @@
 #pragma once
-// Command-line pieces shared by the subcommands.
+// Every command-line option is declared here once: its names, help, check and default. A command
+// composes the ones it takes, in the order its --help lists them, and maps their values to the
+// library's options. Where a command gives an option a meaning of its own, it says so in a
+// description of its own (CLI::Option::description) rather than a second declaration.
 #include <CLI/CLI.hpp>
 
 #include <initializer_list>
@@ -7,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch/batch.hpp"
 #include "pipeline.hpp"
 #include "stam/error.hpp"
 
@@ -21,23 +25,60 @@ struct ModelFlags {
   std::string seek = "exact";
 };
 
-// `clip_sampling`: --sampling and --seek, for commands that sample T frames a video (timeline
-// samples at a rate of its own, so it has neither). `labels`: --labels, for the commands that
-// name classes (not embed).
-void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true,
-                       bool labels = true);
 // A whole number from `lo` to `hi`, for count options. CLI11's Range calls a word "not in range";
 // this says it is not a number.
 CLI::Validator whole_number(long lo, long hi);
 // A path option given as "" names no file; without this check it meant the default path.
 extern const CLI::Validator non_empty;
+
+// ---------------------------------------------------------------- the model
+
+// -w/--weights, -f/--frames, --device, --precision, -t/--threads, then (`clip_sampling`: for the
+// commands that sample T frames a video; timeline samples at a rate of its own) --sampling and
+// --seek, then (`labels`: for the commands that name classes, not embed) --labels.
+void add_model_options(CLI::App* app, ModelFlags& flags, bool clip_sampling = true,
+                       bool labels = true);
+// The pieces of add_model_options, for a command that takes only some of them (bench, info).
+CLI::Option* add_weights_option(CLI::App* app, std::string& into);
+CLI::Option* add_device_option(CLI::App* app, std::string& into);
+CLI::Option* add_precision_option(CLI::App* app, std::string& into);
+CLI::Option* add_threads_option(CLI::App* app, int& into);
 // -k/--top-k, for the commands that report labels.
 void add_top_k_option(CLI::App* app, ModelFlags& flags);
-// The labels `model` names, read; a --top-k beyond their class count (every class in the top k:
-// empty CSV columns in batch, 100 % top-k in eval) is lowered to it, with a warning.
-std::vector<std::string> read_labels_fitting_top_k(ModelOptions& model);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
+
+// ---------------------------------------------------------------- what a command writes
+
+// --format, one of `choices`; `show_default`: the help shows the default (batch's has none: the
+// output's extension chooses).
+CLI::Option* add_format_option(CLI::App* app, std::string& into,
+                               const std::vector<std::string>& choices, const std::string& help,
+                               bool show_default = true);
+CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help);
+
+// ---------------------------------------------------------------- records (batch, eval)
+
+// The options batch and eval share to write, continue and split a records file and to feed it.
+struct RecordFlags {
+  batch::Options opts;
+  std::string ext;
+  std::string shard;
+  // Given at all: an empty value is an error, not the default.
+  CLI::Option* ext_given = nullptr;
+  CLI::Option* shard_given = nullptr;
+
+  // --ext parsed, or `fallback` when it was not given.
+  std::vector<std::string> extensions(const std::vector<std::string>& fallback) const;
+  batch::Shard parsed_shard() const;  // all of it when --shard was not given
+};
+// --ext, with `help`.
+void add_ext_option(CLI::App* app, RecordFlags& flags, const std::string& help);
+// --resume, --retry-errors, --overwrite, --shard, -b/--batch-size, -j/--decode-workers, worded
+// for batch's inputs and output (eval rewords them for its set and records).
+void add_record_options(CLI::App* app, RecordFlags& flags);
+
+// ---------------------------------------------------------------- help
 
 // An option a command takes only to refuse it with the reason it does not apply there (rather
 // than CLI11's "unknown option"): hidden from --help, its value stored in `into` for the command

@@ -1,15 +1,11 @@
 // stam timeline VIDEO: labels along a video, window by window, each sampled frame encoded once.
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include <iostream>
 #include <memory>
 #include <utility>
 
 #include "commands.hpp"
 #include "decode/decode.hpp"
 #include "options.hpp"
-#include "output.hpp"
+#include "print.hpp"
 #include "timeline/timeline.hpp"
 
 namespace stam::cli {
@@ -37,25 +33,11 @@ int run_timeline_cmd(const TimelineArgs& a) {
   if (a.logits && a.format != "json")
     throw UsageError("--logits needs --format json: the " + a.format +
                      " output has no place for each window's logits");
-  ModelOptions opts = finish_model_options(a.model);
-  // What can be refused without the model is refused before it loads.
-  decode_timeout_s();
-  check_input(a.input);
-  if (const auto t = requested_window_frames(a.window)) {
-    if (opts.frames > 0 && opts.frames != *t)
-      throw UsageError("--frames " + std::to_string(opts.frames) + " contradicts the window of " +
-                       std::to_string(*t) + " frames; give one of them");
-    opts.frames = *t;
-  }
-  Classifier classifier(opts);
-  const WindowPlan plan = resolve_window(a.window, classifier.config().frames);
-  const Timeline t = run_timeline(classifier, a.input, plan, !a.no_reuse);
-  if (a.format == "json")
-    std::cout << dump_json(timeline_json(t, a.logits), ::isatty(STDOUT_FILENO) ? 2 : -1) << '\n';
-  else if (a.format == "csv")
-    std::cout << timeline_csv(t);
-  else
-    std::cout << timeline_text(t);
+  const ModelOptions options = finish_model_options(a.model);
+  decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
+  const Timeline t = timeline_of(options, a.input, a.window, !a.no_reuse);
+  print(a.format, {[&] { return timeline_json(t, a.logits); }, [&] { return timeline_text(t); },
+                   [&] { return timeline_csv(t); }});
   return 0;
 }
 
@@ -81,10 +63,9 @@ Command add_timeline(CLI::App& app) {
                   "time between window starts (default 2), rounded to whole samples");
   sub->add_option("--fps", args->window.fps,
                   "frames sampled per second (default: T per window, 1.6 for STAM-16 over 10 s)");
-  sub->add_option("--format", args->format, "text | json | csv (one row per window)")
-      ->check(CLI::IsMember({"text", "json", "csv"}))
-      ->capture_default_str();
-  sub->add_flag("--logits", args->logits, "with --format json: also each window's raw logits");
+  add_format_option(sub, args->format, {"text", "json", "csv"},
+                    "text | json | csv (one row per window)");
+  add_logits_flag(sub, args->logits, "with --format json: also each window's raw logits");
   sub->add_flag("--no-reuse", args->no_reuse,
                 "encode every window's frames again, as classifying each window on its own "
                 "would (same output, slower: for comparison)");

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include "device.hpp"
 #include "labels.hpp"
 #include "model/files.hpp"
@@ -54,6 +56,17 @@ LoadedModel load_model(const ModelOptions& options, const BeforeWeights& before_
   m.load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return m;
+}
+
+std::vector<std::string> read_labels_fitting_top_k(ModelOptions& options) {
+  std::vector<std::string> labels = read_labels(resolve_labels(options.labels));
+  const auto classes = static_cast<int64_t>(labels.size());
+  if (options.top_k > classes) {
+    spdlog::warn("--top-k {} is more than the {} classes the labels name; using {}", options.top_k,
+                 classes, classes);
+    options.top_k = classes;
+  }
+  return labels;
 }
 
 }  // namespace stam

@@ -51,4 +51,9 @@ using BeforeWeights = std::function<void(const LoadedModel& loaded)>;
 // Throws UsageError, DeviceError or ModelError (also after `before_weights` was called).
 LoadedModel load_model(const ModelOptions& options, const BeforeWeights& before_weights = {});
 
+// The labels `options` names, read; a top_k beyond their class count (every class in the top k:
+// empty CSV columns in batch, 100 % top-k in eval) is lowered to it, with a warning. Throws
+// ModelError.
+std::vector<std::string> read_labels_fitting_top_k(ModelOptions& options);
+
 }  // namespace stam

@@ -275,4 +275,19 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   return t;
 }
 
+Timeline timeline_of(ModelOptions options, const std::string& input, const WindowRequest& window,
+                     bool reuse) {
+  check_input(input);
+  if (const auto t = requested_window_frames(window)) {
+    if (options.frames > 0 && options.frames != *t)
+      throw UsageError("--frames " + std::to_string(options.frames) +
+                       " contradicts the window of " + std::to_string(*t) +
+                       " frames; give one of them");
+    options.frames = *t;
+  }
+  Classifier classifier(options);
+  const WindowPlan plan = resolve_window(window, classifier.config().frames);
+  return run_timeline(classifier, input, plan, reuse);
+}
+
 }  // namespace stam

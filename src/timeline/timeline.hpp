@@ -100,6 +100,12 @@ struct Timeline {
 Timeline run_timeline(Classifier& classifier, const std::string& input, const WindowPlan& plan,
                       bool reuse = true);
 
+// `stam timeline`'s whole run: checks what can be refused without the model (the input, the
+// window, a frame count that contradicts it) before the model loads, then loads it with the
+// window's T and labels `input`. Throws UsageError, InputError and what load_model throws.
+Timeline timeline_of(ModelOptions options, const std::string& input, const WindowRequest& window,
+                     bool reuse = true);
+
 // Renderings (timeline_output.cpp). JSON: {"input", "video_fps", "frame_count", "fps",
 // "window_frames", "stride_frames", "samples", "frames_encoded", "window_frames_total", "windows":
 // [{"start_s", "end_s", "frame_indices", "top_k"[, "logits"]}], "segments": [{"start_s", "end_s",
