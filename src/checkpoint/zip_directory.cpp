@@ -1,4 +1,4 @@
-// The central directory walk behind zip::read_directory; see include/stam/zip_directory.hpp.
+// The central directory walk behind zip::read_directory; see zip_directory.hpp.
 // Field offsets are those of the zip specification (APPNOTE.TXT, sections 4.3.12 to 4.3.16).
 #include "checkpoint/zip_directory.hpp"
 

@@ -1,5 +1,5 @@
 // The pickle machine: dispatches each opcode to the stack, the object model (values.hpp) or the
-// torch call table (torch_calls.hpp). See include/stam/pickle.hpp for what it does and does not do.
+// torch call table (torch_calls.hpp). See pickle.hpp for what it does and does not do.
 #include <cstdio>
 #include <cstdlib>
 
