@@ -1,7 +1,7 @@
 #pragma once
-// Frame-exact random access to MP4/MOV and Matroska/WebM videos, for decode.cpp: libavformat
-// lists every packet of the video stream (no decoding), libavcodec decodes from the key frame a
-// target needs. Internal header.
+// Frame-exact random access to MP4/MOV and Matroska/WebM videos, for video_file.cpp:
+// libavformat lists every packet of the video stream (no decoding), libavcodec decodes from the
+// key frame a target needs. Internal header.
 #include <opencv2/core.hpp>
 
 #include <cstdint>
