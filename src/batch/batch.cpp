@@ -11,15 +11,12 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
 
-#include "checkpoint/checkpoint.hpp"
-#include "checkpoint/zip_directory.hpp"
 #include "device.hpp"
 #include "model/model.hpp"
 #include "model/precision.hpp"
@@ -501,95 +498,11 @@ class Runner {
   Summary s_;
 };
 
-// FNV-1a, 64 bits: a fingerprint to tell files apart, not a defence against forgery.
-class Fnv64 {
- public:
-  void add(std::string_view bytes) {
-    for (char c : bytes) h_ = (h_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  }
-  std::string hex() const { return fmt::format("{:016x}", h_); }
-
- private:
-  uint64_t h_ = 0xcbf29ce484222325ULL;
-};
-
-std::string read_bytes(std::ifstream& in, uint64_t offset, uint64_t n) {
-  std::string bytes(n, '\0');
-  in.seekg(static_cast<std::streamoff>(offset));
-  in.read(bytes.data(), static_cast<std::streamsize>(n));
-  return bytes;
-}
-
-// The weights' content, cheaply. A zip checkpoint (torch.save) lists each record's CRC-32 in its
-// central directory: those of all records, by name, stand for every byte at no cost. A legacy
-// file has no such list: 16 evenly spaced 64 KiB pieces of it (the whole file under 1 MiB),
-// which any retraining changes.
-std::string weights_fingerprint(const Checkpoint& checkpoint, uint64_t size) {
-  const std::string& path = checkpoint.path();
-  Fnv64 h;
-  if (checkpoint.format() == "zip") {
-    const auto records = zip::read_directory(path, size);
-    std::map<std::string, uint32_t> crcs;
-    for (const auto& [name, record] : records) crcs[name] = record.crc32;
-    for (const auto& [name, crc] : crcs) h.add(fmt::format("{}\n{:08x}\n", name, crc));
-    return "zip-crc32-fnv1a64:" + h.hex();
-  }
-  std::ifstream in(path, std::ios::binary);
-  constexpr uint64_t kPiece = 64 << 10, kPieces = 16;
-  if (size <= kPiece * kPieces) {
-    h.add(read_bytes(in, 0, size));
-  } else {
-    for (uint64_t k = 0; k < kPieces; ++k)
-      h.add(read_bytes(in, (size - kPiece) * k / (kPieces - 1), kPiece));  // the last ends the file
-  }
-  if (!in) throw ModelError("cannot read " + path);
-  return "sampled-fnv1a64:" + h.hex();
-}
-
-// The labels file is small: all of its bytes.
-std::string labels_fingerprint(const std::string& path, uint64_t size) {
-  std::ifstream in(path, std::ios::binary);
-  Fnv64 h;
-  h.add(read_bytes(in, 0, size));
-  if (!in) throw ModelError("cannot read " + path);
-  return "fnv1a64:" + h.hex();
-}
-
 }  // namespace
 
 int default_decode_workers(bool gpu) {
   const int cores = usable_cpu_cores();
   return gpu ? std::clamp(cores - 1, 1, 8) : std::clamp(cores / 4, 1, 8);
-}
-
-Settings model_settings(const ModelOptions& model, bool logits) {
-  const auto file = [](const std::string& path) {
-    std::error_code ec;
-    const auto bytes = std::filesystem::file_size(path, ec);
-    if (ec) throw ModelError("cannot read " + path + ": " + ec.message());
-    return std::make_pair(std::filesystem::path(path).filename().string(), bytes);
-  };
-  const std::string weights_path = resolve_weights(model.weights);
-  const std::string labels_path = resolve_labels(model.labels);
-  const auto [weights, weights_bytes] = file(weights_path);
-  const auto [labels, labels_bytes] = file(labels_path);
-  const ModelSource source = open_model(model);  // the checkpoint's index: no tensor is read
-  const Checkpoint& checkpoint = *source.checkpoint;
-  const int64_t frames = source.config.frames;
-  Settings s = Settings::object();
-  s["weights"] = weights;
-  s["weights_bytes"] = weights_bytes;
-  s["weights_fingerprint"] = weights_fingerprint(checkpoint, weights_bytes);
-  s["labels"] = labels;
-  s["labels_bytes"] = labels_bytes;
-  s["labels_fingerprint"] = labels_fingerprint(labels_path, labels_bytes);
-  s["frames"] = frames;
-  s["sampling"] = to_string(model.sampling);
-  s["seek"] = to_string(model.seek);
-  s["precision"] = to_string(model.precision);
-  s["top_k"] = model.top_k;
-  s["logits"] = logits;
-  return s;
 }
 
 EngineFactory classifier_engine(const ModelOptions& options) {

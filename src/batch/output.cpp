@@ -12,10 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <set>
 #include <sstream>
 
 #include "batch/batch.hpp"
+#include "batch/files.hpp"
 #include "stam/error.hpp"
 
 namespace fs = std::filesystem;
@@ -37,14 +37,6 @@ struct Visited {
 
 Error output_error(const std::string& path, const std::string& what) {
   return Error(Exit::kUsage, "output " + path + ": " + what);
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw output_error(path, "cannot read it back: " + std::string(std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // A tail we may cut: what a kill mid-write or a crash leaves (a record's beginning, zeros, or
@@ -143,105 +135,46 @@ void fsync_dir(const fs::path& dir) {
   ::close(fd);
 }
 
-// A new version of `target`, written to a temporary file in the same directory and renamed over
-// it by commit() after an fsync: a crash at any point leaves either the old or the new file,
-// never a mix. Without commit() the temporary file is removed.
-class Replacement {
- public:
-  explicit Replacement(const std::string& target)
-      : target_(target),
-        tmp_(target_.parent_path() /
-             ("." + target_.filename().string() + ".stam-tmp-" + std::to_string(::getpid()))),
-        fd_(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
-    if (fd_ < 0)
-      throw output_error(target, "cannot create " + tmp_.string() + ": " + std::strerror(errno));
-    // The new version keeps the old one's permissions: a private (0600) output stays private.
-    struct stat old;
-    if (::stat(target.c_str(), &old) == 0) ::fchmod(fd_, old.st_mode & 07777);
-  }
-  ~Replacement() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  Replacement(const Replacement&) = delete;
-  Replacement& operator=(const Replacement&) = delete;
-
-  void write(const std::string& bytes) { write_fully(fd_, bytes, tmp_.string()); }
-
-  void commit() {
-    if (::fsync(fd_) != 0)
-      throw output_error(target_.string(), std::string("fsync: ") + std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(tmp_.c_str(), target_.c_str()) != 0)
-      throw output_error(target_.string(),
-                         std::string("cannot replace it: ") + std::strerror(errno));
-    committed_ = true;
-    fsync_dir(target_.parent_path());
-  }
-
- private:
-  fs::path target_, tmp_;
-  int fd_;
-  bool committed_ = false;
-};
-
 }  // namespace
 
-std::string settings_path(const std::string& output) {
-  return output + ".meta.json";
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw output_error(path, "cannot read it back: " + std::string(std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-std::vector<std::string> settings_differences(const Settings& recorded_as_read,
-                                              const Settings& now_as_given) {
-  // Settings recorded only by later versions, with the value every earlier run had.
-  static const Settings later = {{"seek", "exact"}};
-  // Settings recorded only by later versions, without such a value: an output recorded without
-  // them cannot be checked on them (its settings file gets them added).
-  static const std::set<std::string> unknown_before = {"weights_fingerprint", "labels_fingerprint"};
-  Settings recorded = recorded_as_read, now = now_as_given;
-  for (Settings* s : {&recorded, &now})
-    for (const auto& [key, value] : later.items())
-      if (!s->contains(key)) (*s)[key] = value;
-  const auto text = [](const Settings& s, const std::string& key) {
-    if (!s.contains(key)) return std::string("(not recorded)");
-    const Settings& v = s[key];
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
-  // `auto` stands for what it chose, the precision_used recorded: a resumed `auto` run takes it
-  // too, so `auto` that chose bf16 and an explicit bf16 make the same records.
-  const auto same = [&](const std::string& key) {
-    if (!recorded.contains(key) && unknown_before.count(key) > 0) return true;
-    if (!recorded.contains(key) || !now.contains(key)) return false;
-    if (recorded[key] == now[key]) return true;
-    if (key != "precision" || !recorded.contains(kPrecisionUsed)) return false;
-    const auto resolved = [&](const Settings& p) {
-      return p == "auto" ? recorded[kPrecisionUsed] : p;
-    };
-    return resolved(recorded[key]) == resolved(now[key]);
-  };
-  std::vector<std::string> diffs;
-  Settings keys = Settings::object();  // recorded keys first, then new ones, each once
-  for (const auto& [k, v] : recorded.items()) keys[k] = true;
-  for (const auto& [k, v] : now.items()) keys[k] = true;
-  for (const auto& [key, unused] : keys.items())
-    if (key != kPrecisionUsed && !same(key))
-      diffs.push_back(key + ": " + text(recorded, key) + " in the output, " + text(now, key) +
-                      " now");
-  return diffs;
+Replacement::Replacement(const std::string& target)
+    : target_(target),
+      tmp_(target_.parent_path() /
+           ("." + target_.filename().string() + ".stam-tmp-" + std::to_string(::getpid()))),
+      fd_(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+  if (fd_ < 0)
+    throw output_error(target, "cannot create " + tmp_.string() + ": " + std::strerror(errno));
+  // The new version keeps the old one's permissions: a private (0600) output stays private.
+  struct stat old;
+  if (::stat(target.c_str(), &old) == 0) ::fchmod(fd_, old.st_mode & 07777);
 }
 
-Settings read_settings(const std::string& path) {
-  Settings s = Settings::parse(read_all(path), nullptr, false);
-  if (!s.is_object())
-    throw Error(Exit::kUsage, path + " is not a stam batch settings file (a JSON object)");
-  return s;
+Replacement::~Replacement() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
 }
 
-void write_settings(const std::string& path, const Settings& settings) {
-  Replacement file(path);
-  file.write(settings.dump(2) + "\n");
-  file.commit();
+void Replacement::write(const std::string& bytes) {
+  write_fully(fd_, bytes, tmp_.string());
+}
+
+void Replacement::commit() {
+  if (::fsync(fd_) != 0)
+    throw output_error(target_.string(), std::string("fsync: ") + std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), target_.c_str()) != 0)
+    throw output_error(target_.string(), std::string("cannot replace it: ") + std::strerror(errno));
+  committed_ = true;
+  fsync_dir(target_.parent_path());
 }
 
 ExistingOutput scan_output(const std::string& path, Format format, int64_t top_k) {
