@@ -5,176 +5,20 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <fstream>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
-#include <thread>
+#include <utility>
 
-#include "device.hpp"
+#include "batch/decoding.hpp"
 #include "stam/error.hpp"
 
 namespace stam::batch {
 
 namespace {
-
-// A decoded clip, or why decoding failed.
-struct Item {
-  std::string input;
-  std::optional<Clip> clip;
-  std::string error;
-};
-
-int64_t bytes_of(const Item& item) {
-  return item.clip && item.clip->pixels.defined() ? int64_t(item.clip->pixels.nbytes()) : 0;
-}
-
-// Bounded so that decoding can run ahead of the model without holding the whole dataset in
-// memory; producers block when it is full: at `capacity` clips, or at kDecodeQueueBytes of
-// pixels, which -b 4096 would otherwise reach 40 times over.
-class ClipQueue {
- public:
-  ClipQueue(size_t capacity, int producers) : capacity_(capacity), producers_(producers) {}
-
-  // False when the queue was closed (the run is stopping): drop the item.
-  bool push(Item item) {
-    std::unique_lock<std::mutex> lock(mu_);
-    not_full_.wait(
-        lock, [&] { return closed_ || (items_.size() < capacity_ && bytes_ < kDecodeQueueBytes); });
-    if (closed_) return false;
-    bytes_ += bytes_of(item);
-    items_.push_back(std::move(item));
-    not_empty_.notify_one();
-    return true;
-  }
-
-  void producer_done() {
-    std::lock_guard<std::mutex> lock(mu_);
-    --producers_;
-    not_empty_.notify_all();
-  }
-
-  // A producer that cannot go on (no memory, say): its inputs would be missing from a run that
-  // ended as if complete, so the consumer's next pop() throws `error` instead.
-  void fail(std::exception_ptr error) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!error_) error_ = error;
-    not_empty_.notify_all();
-  }
-
-  // Waits at most `wait` (so the caller can poll the stop flag: a signal handler cannot notify
-  // a condition variable) and then takes up to `max` items that are ready.
-  std::vector<Item> pop(size_t max, std::chrono::milliseconds wait) {
-    std::unique_lock<std::mutex> lock(mu_);
-    not_empty_.wait_for(lock, wait, [&] { return error_ || !items_.empty() || producers_ == 0; });
-    if (error_) std::rethrow_exception(error_);
-    std::vector<Item> out;
-    while (!items_.empty() && out.size() < max) {
-      bytes_ -= bytes_of(items_.front());
-      out.push_back(std::move(items_.front()));
-      items_.pop_front();
-    }
-    not_full_.notify_all();
-    return out;
-  }
-
-  bool finished() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return producers_ == 0 && items_.empty();
-  }
-
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    not_full_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable not_full_, not_empty_;
-  std::deque<Item> items_;
-  size_t capacity_;
-  int64_t bytes_ = 0;  // of the clips' pixels
-  int producers_;
-  bool closed_ = false;
-  std::exception_ptr error_;  // a producer's, see fail()
-};
-
-Item prepare_one(const Preparer& prepare, const std::string& input) {
-  Item item{input, std::nullopt, ""};
-  try {
-    item.clip = prepare(input);
-  } catch (const std::exception& e) {
-    item.error = e.what();
-  } catch (...) {
-    item.error = "unknown error while decoding";
-  }
-  if (item.error.empty() && !item.clip) item.error = "decoding produced nothing";
-  return item;
-}
-
-// prepare_one, with a core of its own while the model runs beside it (not while it waits for
-// room in the queue).
-Item prepare_leased(const Preparer& prepare, const std::string& input) {
-  DecodeLease lease;
-  return prepare_one(prepare, input);
-}
-
-// W threads pulling the next input index and pushing decoded clips. Joined on destruction, also
-// when the run unwinds with an exception or a thread cannot be started.
-class DecodePool {
- public:
-  DecodePool(const Preparer& prepare, const std::vector<std::string>& work, int workers,
-             ClipQueue& queue, Progress& progress)
-      : prepare_(prepare), work_(work), queue_(queue), progress_(progress) {
-    try {
-      while (threads_.size() < static_cast<size_t>(workers))
-        threads_.emplace_back([this] { run(); });
-    } catch (const std::exception& e) {
-      stop();  // a started thread destroyed unjoined is std::terminate
-      throw Error(
-          Exit::kInternal,
-          fmt::format("cannot start decode worker {} of {} ({}): try fewer --decode-workers",
-                      threads_.size() + 1, workers, e.what()));
-    }
-  }
-  ~DecodePool() { stop(); }
-
- private:
-  // Nothing may leave a thread (std::terminate). prepare_one makes a failed decode the input's
-  // error record; a failure around it (no memory for the queue or the progress line) goes to
-  // the queue, whose consumer stops the run with it.
-  void run() {
-    try {
-      lower_thread_priority();
-      for (size_t k; !stop_requested() && (k = next_++) < work_.size();) {
-        progress_.decoding(work_[k]);
-        if (!queue_.push(prepare_leased(prepare_, work_[k]))) break;
-      }
-    } catch (...) {
-      queue_.fail(std::current_exception());
-    }
-    queue_.producer_done();
-  }
-
-  void stop() {
-    queue_.close();
-    for (auto& t : threads_) t.join();
-  }
-
-  Preparer prepare_;
-  const std::vector<std::string>& work_;
-  ClipQueue& queue_;
-  Progress& progress_;
-  std::atomic<size_t> next_{0};
-  std::vector<std::thread> threads_;
-};
 
 // What became of one clip in the model.
 struct Outcome {
@@ -369,18 +213,6 @@ class Runner {
           "labelled as one video when given in a --list file)");
   }
 
-  // The pending inputs as they were when decoding started, the queue and its workers.
-  struct Decoding {
-    Decoding(const Preparer& prepare, std::vector<std::string> inputs, int workers, size_t capacity,
-             Progress& progress)
-        : work(std::move(inputs)),
-          queue(capacity, workers),
-          pool(prepare, work, workers, queue, progress) {}
-    std::vector<std::string> work;
-    ClipQueue queue;
-    DecodePool pool;
-  };
-
   void start_decoding(const Preparer& prepare) {
     const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
     const auto capacity = 2 * static_cast<size_t>(o_.batch_size) + static_cast<size_t>(workers);
@@ -476,11 +308,6 @@ class Runner {
 };
 
 }  // namespace
-
-int default_decode_workers(bool gpu) {
-  const int cores = usable_cpu_cores();
-  return gpu ? std::clamp(cores - 1, 1, 8) : std::clamp(cores / 4, 1, 8);
-}
 
 Summary run(const Options& options, const EngineFactory& engine, std::istream& list_stdin) {
   return Runner(options, list_stdin).execute(engine);
