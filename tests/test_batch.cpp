@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "batch/batch.hpp"
+#include "batch/plan.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 
@@ -392,6 +393,70 @@ TEST(BatchProgress, FormatsRateEtaAndFailures) {
   EXPECT_EQ(Progress::choose(true, true), Progress::Mode::kOff);
   EXPECT_EQ(Progress::choose(false, true), Progress::Mode::kBar);
   EXPECT_EQ(Progress::choose(false, false), Progress::Mode::kLines);
+}
+
+// ---------------------------------------------------------------- plan
+
+// An output that holds a result for "a.mp4" and only errors for "b.mp4".
+ExistingOutput holding_a_result_and_an_error() {
+  ExistingOutput existing;
+  existing.exists = true;
+  existing.done = {{"a.mp4", true}, {"b.mp4", false}};
+  return existing;
+}
+
+TEST(BatchPlan, SkipsWhatTheOutputHoldsAndCountsItsErrors) {
+  std::vector<std::string> checked;
+  const auto check = [&](const std::string& input) { checked.push_back(input); };
+  const Plan p =
+      plan_work({"./a.mp4", "b.mp4", "c.mp4"}, holding_a_result_and_an_error(), {}, false, check);
+  EXPECT_EQ(p.pending, (std::vector<std::string>{"c.mp4"}));
+  EXPECT_TRUE(p.refused.empty());
+  EXPECT_EQ(p.skipped, 2);  // ./a.mp4 is the input a.mp4 recorded
+  EXPECT_EQ(p.old_errors, 1);
+  EXPECT_EQ(p.todo(), 1);
+  EXPECT_EQ(checked, (std::vector<std::string>{"c.mp4"})) << "only what is left is checked";
+}
+
+TEST(BatchPlan, RetryErrorsTakesInputsWithOnlyErrorsBack) {
+  const Plan p = plan_work({"a.mp4", "b.mp4", "c.mp4"}, holding_a_result_and_an_error(), {}, true,
+                           [](const std::string&) {});
+  EXPECT_EQ(p.pending, (std::vector<std::string>{"b.mp4", "c.mp4"}));
+  EXPECT_EQ(p.skipped, 1);  // a result is never redone
+  EXPECT_EQ(p.old_errors, 0);
+}
+
+TEST(BatchPlan, RefusesUnreadableFoldersAndWhatTheCheckRefuses) {
+  std::vector<std::string> checked;
+  const auto check = [&](const std::string& input) {
+    checked.push_back(input);
+    if (input.find("missing") != std::string::npos)
+      throw InputError(input + ": no such file or directory");
+  };
+  const std::map<std::string, std::string> unreadable = {{"dir", "permission denied"},
+                                                         {"b.mp4", "permission denied"}};
+  const Plan p = plan_work({"a_missing.mp4", "b.mp4", "dir", "e.mp4"},
+                           holding_a_result_and_an_error(), unreadable, false, check);
+  EXPECT_EQ(p.pending, (std::vector<std::string>{"e.mp4"}));
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"a_missing.mp4", "a_missing.mp4: no such file or directory"},
+      {"dir", "dir: permission denied"}};
+  EXPECT_EQ(p.refused, refused);
+  EXPECT_EQ(p.skipped, 1);  // b.mp4's error record stands: no --retry-errors
+  EXPECT_EQ(p.todo(), 3);
+  EXPECT_EQ(checked, (std::vector<std::string>{"a_missing.mp4", "e.mp4"}))
+      << "an unreadable folder is refused without a check";
+
+  // With --retry-errors the unreadable b.mp4 is refused again, not skipped.
+  const Plan retried = plan_work({"b.mp4"}, holding_a_result_and_an_error(), unreadable, true,
+                                 [](const std::string&) {});
+  EXPECT_EQ(retried.refused.size(), 1u);
+  EXPECT_EQ(retried.skipped, 0);
+}
+
+TEST(BatchPlan, OtherErrorsOfTheCheckAreNotRefusals) {
+  const auto check = [](const std::string&) { throw std::runtime_error("no memory"); };
+  EXPECT_THROW(plan_work({"c.mp4"}, ExistingOutput{}, {}, false, check), std::runtime_error);
 }
 
 // ---------------------------------------------------------------- run with a fake engine

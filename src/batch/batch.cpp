@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "batch/decoding.hpp"
+#include "batch/plan.hpp"
 #include "stam/error.hpp"
 
 namespace stam::batch {
@@ -126,8 +127,8 @@ class Runner {
     log_plan();
     progress_ = std::make_unique<Progress>(
         Progress::choose(spdlog::get_level() >= spdlog::level::err, ::isatty(STDERR_FILENO)),
-        todo(), stderr);
-    if (!pending_.empty() && !stop_requested()) {
+        plan_.todo(), stderr);
+    if (!plan_.pending.empty() && !stop_requested()) {
       EngineRequest request;
       request.resumed_precision = output_.recorded_precision();
       request.preparer_ready = [this](const Preparer& prepare) { start_decoding(prepare); };
@@ -137,7 +138,7 @@ class Runner {
     // left as it was, not emptied by --overwrite nor rid of errors by --retry-errors.
     if (!stop_requested()) label();
     decoding_.reset();
-    const auto left = todo() - s_.labelled - s_.failed;
+    const auto left = plan_.todo() - s_.labelled - s_.failed;
     s_.interrupted = stop_requested() && left > 0;
     if (s_.interrupted) warn_interrupted(left);
     s_.wall_s = now_s() - start_s_;
@@ -152,57 +153,35 @@ class Runner {
   void label() {
     records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt, shard_);
     plan();  // against what the output holds now, under its lock
-    if (engine_ && (!decoding_ || decoding_->work != pending_)) {
+    if (engine_ && (!decoding_ || decoding_->work != plan_.pending)) {
       decoding_.reset();  // another run recorded some inputs meanwhile
-      if (!pending_.empty()) start_decoding(engine_->preparer());
+      if (!plan_.pending.empty()) start_decoding(engine_->preparer());
     }
-    if (todo() > 0 && !stop_requested()) {
-      progress_->restart(todo());
-      for (const auto& [input, error] : refused_) record_error(input, error);
-      if (engine_ && !pending_.empty()) pipeline(*engine_);
+    if (plan_.todo() > 0 && !stop_requested()) {
+      progress_->restart(plan_.todo());
+      for (const auto& [input, error] : plan_.refused) record_error(input, error);
+      if (engine_ && !plan_.pending.empty()) pipeline(*engine_);
       progress_->finish();
     }
     decoding_.reset();
     output_.file().sync();
   }
 
-  // What is left to do: inputs without a record, and with --retry-errors those with only errors.
-  // Those check_input refuses (missing, empty, not a file or folder...) and walked folders that
-  // could not be read go to refused_, to be recorded as errors without decoding.
+  // What is left to do, against what the output holds.
   void plan() {
-    pending_.clear();
-    refused_.clear();
-    s_.skipped = s_.old_errors = 0;
-    for (const auto& input : shard_) {
-      auto it = output_.existing().done.find(record_key(input));
-      if (it == output_.existing().done.end() || (o_.retry_errors && !it->second)) {
-        if (const auto dir = unreadable_.find(input); dir != unreadable_.end()) {
-          refused_.emplace_back(input, input + ": " + dir->second);
-          continue;
-        }
-        try {
-          o_.check_input(input);
-          pending_.push_back(input);
-        } catch (const InputError& e) {
-          refused_.emplace_back(input, e.what());
-        }
-        continue;
-      }
-      ++s_.skipped;
-      if (!it->second) ++s_.old_errors;
-    }
+    plan_ = plan_work(shard_, output_.existing(), unreadable_, o_.retry_errors, o_.check_input);
+    s_.skipped = plan_.skipped;
+    s_.old_errors = plan_.old_errors;
   }
-
-  int64_t todo() const { return static_cast<int64_t>(pending_.size() + refused_.size()); }
 
   void log_plan() const {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
-                 o_.output, pending_.size() + refused_.size());
-    if (!refused_.empty())
+                 o_.output, plan_.pending.size() + plan_.refused.size());
+    if (!plan_.refused.empty())
       spdlog::warn("{} of them cannot be read (missing, empty, not a file or folder)",
-                   refused_.size());
+                   plan_.refused.size());
     // A walked folder is never taken as one video made of its images: that needs --list.
     if (s_.total == 0 && all_inputs_ > 0)
       spdlog::info("shard {}/{} has none of the {} input(s): nothing to do", o_.shard.index,
@@ -216,7 +195,7 @@ class Runner {
   void start_decoding(const Preparer& prepare) {
     const int workers = o_.decode_workers > 0 ? o_.decode_workers : default_decode_workers(false);
     const auto capacity = 2 * static_cast<size_t>(o_.batch_size) + static_cast<size_t>(workers);
-    decoding_ = std::make_unique<Decoding>(prepare, pending_, workers, capacity, *progress_);
+    decoding_ = std::make_unique<Decoding>(prepare, plan_.pending, workers, capacity, *progress_);
   }
 
   void pipeline(Engine& engine) {
@@ -297,10 +276,10 @@ class Runner {
   RecordWriter records_;
   RunOutput output_;
   double start_s_, last_sync_s_ = now_s();
-  std::vector<std::string> shard_, pending_;
-  int64_t all_inputs_ = 0;                                    // in every shard
-  std::vector<std::pair<std::string, std::string>> refused_;  // input, why
-  std::map<std::string, std::string> unreadable_;             // walked folder -> why
+  std::vector<std::string> shard_;
+  int64_t all_inputs_ = 0;                         // in every shard
+  std::map<std::string, std::string> unreadable_;  // walked folder -> why
+  Plan plan_;
   std::unique_ptr<Progress> progress_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Decoding> decoding_;  // after progress_ and engine_: its workers use them
