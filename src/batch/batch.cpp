@@ -1,5 +1,6 @@
-// stam batch, the run itself: decode workers -> bounded queue -> batched inference -> one record
-// per input appended to the output as soon as it is known.
+// stam batch, the run itself, in sequence: inspect the output, plan what is left, load the model,
+// then decode workers -> bounded queue -> batched inference -> one record per input appended to
+// the output as soon as it is known, and the summary.
 #include "batch/batch.hpp"
 
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 
 #include "batch/decoding.hpp"
 #include "batch/plan.hpp"
+#include "batch/sink.hpp"
 #include "stam/error.hpp"
 
 namespace stam::batch {
@@ -101,11 +103,7 @@ Format checked_format(const Options& o) {
 class Runner {
  public:
   Runner(const Options& o, std::istream& list_stdin)
-      : o_(o),
-        format_(checked_format(o)),
-        records_(format_, o.top_k, o.logits),
-        output_(o, format_),
-        start_s_(now_s()) {
+      : o_(o), output_(o, checked_format(o)), start_s_(now_s()) {
     InputSet set = collect_inputs(o.inputs, list_stdin);
     unreadable_ = std::move(set.unreadable);
     s_.ignored = set.ignored;
@@ -151,17 +149,22 @@ class Runner {
  private:
   // Takes the output over and appends the records of what is left to do.
   void label() {
-    records_ = output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt, shard_);
+    RecordWriter records =
+        output_.open(engine_ ? std::optional(engine_->precision()) : std::nullopt, shard_);
     plan();  // against what the output holds now, under its lock
     if (engine_ && (!decoding_ || decoding_->work != plan_.pending)) {
       decoding_.reset();  // another run recorded some inputs meanwhile
       if (!plan_.pending.empty()) start_decoding(engine_->preparer());
     }
     if (plan_.todo() > 0 && !stop_requested()) {
+      RecordSink sink(output_.file(), std::move(records), *progress_, o_.fsync_every_s, start_s_,
+                      [this] { return resume_advice(); });
       progress_->restart(plan_.todo());
-      for (const auto& [input, error] : plan_.refused) record_error(input, error);
-      if (engine_ && !plan_.pending.empty()) pipeline(*engine_);
+      for (const auto& [input, error] : plan_.refused) sink.error(input, error);
+      if (engine_ && !plan_.pending.empty()) pipeline(*engine_, sink);
       progress_->finish();
+      s_.labelled = sink.labelled();
+      s_.failed = sink.failed();
     }
     decoding_.reset();
     output_.file().sync();
@@ -178,7 +181,7 @@ class Runner {
     std::string shard =
         o_.shard.count > 1 ? fmt::format(" in shard {}/{}", o_.shard.index, o_.shard.count) : "";
     spdlog::info("{} input(s){}: {} already in {}, {} to do", s_.total, shard, s_.skipped,
-                 o_.output, plan_.pending.size() + plan_.refused.size());
+                 o_.output, plan_.todo());
     if (!plan_.refused.empty())
       spdlog::warn("{} of them cannot be read (missing, empty, not a file or folder)",
                    plan_.refused.size());
@@ -198,7 +201,7 @@ class Runner {
     decoding_ = std::make_unique<Decoding>(prepare, plan_.pending, workers, capacity, *progress_);
   }
 
-  void pipeline(Engine& engine) {
+  void pipeline(Engine& engine, RecordSink& sink) {
     const auto batch = static_cast<size_t>(o_.batch_size);
     ClipQueue& queue = decoding_->queue;
     // The bar shows at once, 0/N with the file being decoded, not only after the first video.
@@ -213,14 +216,14 @@ class Runner {
         if (item.clip)
           clips.push_back(std::move(*item.clip));
         else
-          record_error(item.input, item.error);
+          sink.error(item.input, item.error);
       }
       if (clips.empty()) continue;
       for (auto& outcome : infer_all(engine, clips)) {
         if (outcome.result)
-          record(records_.result(*outcome.result), true);
+          sink.result(*outcome.result);
         else
-          record_error(outcome.input, outcome.error);
+          sink.error(outcome.input, outcome.error);
       }
     }
   }
@@ -233,29 +236,6 @@ class Runner {
     } catch (const std::exception& e) {
       throw Error(Exit::kInternal, std::string("decoding failed: ") + e.what() + resume_advice());
     }
-  }
-
-  void record_error(const std::string& input, const std::string& error) {
-    if (error.find(input) != std::string::npos)  // most errors already name the file
-      spdlog::warn("{}", error);
-    else
-      spdlog::warn("{}: {}", input, error);
-    record(records_.error(input, error), false);
-  }
-
-  void record(const std::string& line, bool ok) {
-    try {
-      output_.file().append(line);
-    } catch (const Error& e) {
-      throw Error(e.code(), e.what() + resume_advice());
-    }
-    ++(ok ? s_.labelled : s_.failed);
-    const double t = now_s();
-    if (t - last_sync_s_ >= o_.fsync_every_s) {
-      output_.file().sync();
-      last_sync_s_ = t;
-    }
-    progress_->update(s_.labelled + s_.failed, s_.failed);
   }
 
   void warn_interrupted(int64_t left) {
@@ -272,10 +252,8 @@ class Runner {
   }
 
   const Options& o_;
-  Format format_;
-  RecordWriter records_;
   RunOutput output_;
-  double start_s_, last_sync_s_ = now_s();
+  double start_s_;
   std::vector<std::string> shard_;
   int64_t all_inputs_ = 0;                         // in every shard
   std::map<std::string, std::string> unreadable_;  // walked folder -> why
