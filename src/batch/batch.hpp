@@ -7,9 +7,15 @@
 //   inputs   (inputs.cpp)   which paths, in which order, in which shard
 //   records  (records.cpp)  rendering records and parsing CSV back
 //   output   (output.cpp)   the output file: reading it back, atomic rewrite, whole-record appends
+//   settings (settings.cpp) what shapes the records (OUT.meta.json): fingerprints, comparison
 //   resume   (resume.cpp)   a run's output as found and as continued: refusals, repairs, settings
+//   plan     (plan.cpp)     what is left to do: the shard less what the output holds
 //   progress (progress.cpp) the stderr bar / periodic line
-//   run      (batch.cpp)    decode workers -> bounded queue -> batched infer -> records
+//   decoding (decoding.cpp) decode workers -> bounded queue
+//   engine   (engine.cpp)   the Classifier as the run's model
+//   sink     (sink.cpp)     each record appended as soon as it is known, synced, counted
+//   run      (batch.cpp)    inspect, plan, load the model, decode -> batched infer -> sink
+//   signals  (signals.cpp)  SIGINT/SIGTERM: stop after the clips in progress
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
