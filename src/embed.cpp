@@ -83,17 +83,11 @@ Embedding embed(Classifier& classifier, const std::string& input, bool per_frame
 Embeddings embed_each(const ModelOptions& options, const std::vector<std::string>& inputs,
                       bool per_frame) {
   Embeddings out;
-  const std::vector<std::string> problems = check_inputs(inputs);
-  std::vector<std::string> readable;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (problems[i].empty())
-      readable.push_back(inputs[i]);
-    else
-      out.worst = static_cast<int>(Exit::kInput);
-  }
-  if (readable.empty()) return out;
+  const CheckedInputs checked = check_inputs(inputs);
+  if (checked.readable.size() < inputs.size()) out.worst = static_cast<int>(Exit::kInput);
+  if (checked.readable.empty()) return out;
   Classifier classifier(options);
-  for (const auto& input : readable) {
+  for (const auto& input : checked.readable) {
     try {
       out.rows.push_back(embed(classifier, input, per_frame));
     } catch (const Error& e) {

@@ -120,31 +120,31 @@ std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
   });
 }
 
-std::vector<std::string> check_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> problems;
+CheckedInputs check_inputs(const std::vector<std::string>& inputs) {
+  CheckedInputs checked;
   for (const auto& input : inputs) {
     try {
       check_input(input);
-      problems.emplace_back();
+      checked.problems.emplace_back();
+      checked.readable.push_back(input);
     } catch (const InputError& e) {
       spdlog::error("{}", e.what());
-      problems.emplace_back(e.what());
+      checked.problems.emplace_back(e.what());
     }
   }
-  return problems;
+  return checked;
 }
 
 int classify_each(const ModelOptions& options, const std::vector<std::string>& inputs,
                   const OutcomeSink& done) {
-  const std::vector<std::string> problems = check_inputs(inputs);
-  std::vector<std::string> readable;  // the inputs that passed check_input, in order
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (problems[i].empty()) readable.push_back(inputs[i]);
+  const CheckedInputs checked = check_inputs(inputs);
+  const std::vector<std::string>& problems = checked.problems;
   std::unique_ptr<Prefetcher<Clip>> clips;
   std::unique_ptr<Classifier> classifier;
-  if (!readable.empty())
-    classifier = std::make_unique<Classifier>(
-        options, [&](const ClipReader& reader) { clips = prefetch_clips(reader, readable); });
+  if (!checked.readable.empty())
+    classifier = std::make_unique<Classifier>(options, [&](const ClipReader& reader) {
+      clips = prefetch_clips(reader, checked.readable);
+    });
   int worst = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Outcome outcome{inputs[i], std::nullopt, problems[i], 0};

@@ -29,9 +29,13 @@ namespace stam {
 std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
                                                  std::vector<std::string> inputs);
 
-// Why each of `inputs` cannot be labelled, found without decoding (check_input): "" where it may
-// be. Each problem is logged as it is found, before any model loads, so a typo costs no load.
-std::vector<std::string> check_inputs(const std::vector<std::string>& inputs);
+// `inputs` checked without decoding (check_input), before any model loads, so a typo costs no
+// load. Each problem is logged as it is found.
+struct CheckedInputs {
+  std::vector<std::string> problems;  // one per input: why it cannot be labelled, "" if it may be
+  std::vector<std::string> readable;  // the inputs that passed, in order
+};
+CheckedInputs check_inputs(const std::vector<std::string>& inputs);
 
 // What became of one input in classify_each: its result, or why it has none.
 struct Outcome {
