@@ -15,7 +15,8 @@ set(STAM_LAYERS
   "api"                                                # include/stam: what users of the library see
   "util"                                               # text helpers
   "checkpoint,labels,sample,cpu,device,prefetch"       # self-contained pieces
-  "decode,preprocess,model"                            # frames in, tensors in, logits out
+  "decode,preprocess,model,render"                     # frames in, tensors in, logits out;
+                                                       # labels drawn on frames, plots
   "pipeline"                                           # one video to a result
   "output"                                             # results as text, JSON, CSV
   "batch,timeline,embed,bench,info"                    # the commands' library halves

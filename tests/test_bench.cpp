@@ -210,3 +210,32 @@ TEST(Bench, BadArgumentsAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_TRUE(contains(r.err, "/nonexistent/v.mp4")) << r.err;
 }
+
+namespace {
+
+// A report with fixed figures: its plot is the same bytes from one build to the next.
+stam::BenchReport fixed_report() {
+  stam::BenchReport r;
+  r.system.cpu = "Test CPU @ 2.0GHz";
+  r.system.device = "cpu";
+  r.system.precision = "fp32";
+  r.system.threads = 2;
+  for (const auto& [frames, ms] : {std::pair<int64_t, double>{8, 812.25}, {16, 1650.5}}) {
+    stam::BenchRow row;
+    row.frames = frames;
+    row.median_ms = ms;
+    row.videos_per_s = 1000.0 / ms;
+    row.published_top1 = stam::published_top1(frames);
+    r.rows.push_back(row);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST(Bench, PlotOfFixedFiguresIsTheStoredSvg) {
+  stam::test::TempDir dir;
+  stam::write_bench_plot(fixed_report(), dir.file("p.svg"));
+  EXPECT_EQ(stam::test::read_file(dir.file("p.svg")),
+            stam::test::read_file(stam::test::source_path("tests/data/bench_plot.svg")));
+}

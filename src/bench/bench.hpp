@@ -83,7 +83,5 @@ std::string bench_csv(const BenchReport& r);
 // format follows the extension (.svg or .png). Throws UsageError for other extensions, Error
 // when the file cannot be written.
 void write_bench_plot(const BenchReport& r, const std::string& path);
-// True for an .svg name, false for .png; anything else is a UsageError.
-bool check_plot_name(const std::string& path);
 
 }  // namespace stam

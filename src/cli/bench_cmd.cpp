@@ -8,6 +8,7 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "print.hpp"
+#include "render/canvas.hpp"
 
 namespace stam::cli {
 
@@ -66,7 +67,7 @@ Command add_bench(CLI::App& app) {
   add_precision_option(sub, a->precision);
   add_threads_option(sub, a->opts.threads);
   add_format_option(sub, a->format, {"text", "json", "csv"}, "text | json | csv");
-  sub->add_option("--plot", a->plot,
+  add_plot_option(sub, a->plot,
                   "also draw latency and videos/s against frames, with STAM's published "
                   "top-1, to FILE.svg or FILE.png");
   sub->footer(exit_code_help(

@@ -118,6 +118,14 @@ CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help)
   return app->add_flag("--logits", into, help);
 }
 
+CLI::Option* add_plot_option(CLI::App* app, std::string& into, const std::string& help) {
+  return app->add_option("--plot", into, help);
+}
+
+CLI::Option* add_render_option(CLI::App* app, std::string& into, const std::string& help) {
+  return app->add_option("--render", into, help)->check(non_empty);
+}
+
 std::vector<std::string> RecordFlags::extensions(const std::vector<std::string>& fallback) const {
   return ext_given->count() > 0 ? batch::parse_extensions(ext) : fallback;
 }

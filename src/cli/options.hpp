@@ -56,6 +56,10 @@ CLI::Option* add_format_option(CLI::App* app, std::string& into,
                                const std::vector<std::string>& choices, const std::string& help,
                                bool show_default = true);
 CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help);
+// --plot FILE.svg|FILE.png, a figure of the command's results.
+CLI::Option* add_plot_option(CLI::App* app, std::string& into, const std::string& help);
+// --render OUT.mp4, the input video with the labels drawn on its frames.
+CLI::Option* add_render_option(CLI::App* app, std::string& into, const std::string& help);
 
 // ---------------------------------------------------------------- records (batch, eval)
 

@@ -5,7 +5,10 @@
 #include "commands.hpp"
 #include "decode/decode.hpp"
 #include "options.hpp"
+#include "output.hpp"
 #include "print.hpp"
+#include "render/canvas.hpp"
+#include "render/overlay.hpp"
 #include "timeline/timeline.hpp"
 
 namespace stam::cli {
@@ -19,6 +22,7 @@ struct TimelineArgs {
   std::string format = "text";
   bool logits = false;
   bool no_reuse = false;
+  std::string render, plot;
   // classify's clip sampling flags, taken only to say why they do not apply here.
   std::string seek, sampling;
 };
@@ -33,11 +37,22 @@ int run_timeline_cmd(const TimelineArgs& a) {
   if (a.logits && a.format != "json")
     throw UsageError("--logits needs --format json: the " + a.format +
                      " output has no place for each window's logits");
+  if (!a.render.empty()) {  // refused before the model loads, not after the timeline
+    check_video_name(a.render, "--render");
+    check_output_path(a.render, "--render");
+  }
+  if (!a.plot.empty()) {
+    check_plot_name(a.plot);
+    check_output_path(a.plot, "--plot");
+  }
   const ModelOptions options = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   const Timeline t = timeline_of(options, a.input, a.window, !a.no_reuse);
   print(a.format, {[&] { return timeline_json(t, a.logits); }, [&] { return timeline_text(t); },
                    [&] { return timeline_csv(t); }});
+  // After the timeline's output, which a failure here cannot lose.
+  if (!a.plot.empty()) write_timeline_plot(t, a.plot);
+  if (!a.render.empty()) render_timeline(t, a.input, a.render);
   return 0;
 }
 
@@ -69,6 +84,12 @@ Command add_timeline(CLI::App& app) {
   sub->add_flag("--no-reuse", args->no_reuse,
                 "encode every window's frames again, as classifying each window on its own "
                 "would (same output, slower: for comparison)");
+  add_plot_option(sub, args->plot,
+                  "also draw the leading labels' probabilities against time, over the top-1 "
+                  "segments, to FILE.svg or FILE.png");
+  add_render_option(sub, args->render,
+                    "also write the video with each frame's window labels drawn on it to "
+                    "OUT.mp4 (.mkv, .mov, .avi)");
   add_refused_option(sub, "--seek", args->seek);
   add_refused_option(sub, "--sampling", args->sampling);
   sub->footer(exit_code_help(

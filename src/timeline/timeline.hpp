@@ -106,6 +106,27 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
 Timeline timeline_of(ModelOptions options, const std::string& input, const WindowRequest& window,
                      bool reuse = true);
 
+// The window whose labels stand for time `time_s`: the latest one starting at or before it (the
+// first before any starts). `windows` is not empty and in order of start.
+size_t window_at(const std::vector<TimelineWindow>& windows, double time_s);
+
+// Writes `input` again to `out` (a video file, render/overlay.hpp's VideoWriter), at its own rate
+// and size (a frames folder at kFramesFolderFps), each frame at time t with the top-k of the latest
+// window starting at or before t drawn on it, and t as a caption; returns the frames written.
+// `t` must be the timeline of `input`. Throws InputError as the read does, UsageError when `out`
+// cannot be written.
+int64_t render_timeline(const Timeline& t, const std::string& input, const std::string& out);
+
+// The labels a timeline plot draws (plot.cpp): those top-1 in some window, at most
+// kMaxPlotLabels (the ones of highest mean probability), highest mean first.
+constexpr size_t kMaxPlotLabels = 6;
+std::vector<int64_t> leading_labels(const Timeline& t);
+// Probability (softmax of the logits) of each leading label against time, one line each at the
+// windows' middles, under a band of the top-1 segments, with a legend; SVG or PNG by the
+// extension (render/canvas.hpp's write_plot). Throws UsageError for another extension or a file
+// that cannot be written.
+void write_timeline_plot(const Timeline& t, const std::string& path);
+
 // Renderings (timeline_output.cpp). JSON: {"input", "video_fps", "frame_count", "fps",
 // "window_frames", "stride_frames", "samples", "frames_encoded", "window_frames_total", "windows":
 // [{"start_s", "end_s", "frame_indices", "top_k"[, "logits"]}], "segments": [{"start_s", "end_s",
