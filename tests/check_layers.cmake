@@ -20,7 +20,7 @@ set(STAM_LAYERS
   "pipeline"                                           # one video to a result
   "output"                                             # results as text, JSON, CSV
   "batch,timeline,embed,bench,info"                    # the commands' library halves
-  "eval"                                               # batch plus scoring
+  "eval,stream"                                        # batch plus scoring; timeline's windows, live
   "cli")                                               # the executable
 # Headers that are generated into the build tree, not found under ROOT.
 set(STAM_GENERATED_HEADERS "version.hpp")

@@ -388,11 +388,14 @@ std::string summary_line(const Summary& s);
 Summary run_classifier(Options options, ModelOptions model, std::istream& list_stdin);
 
 // SIGINT/SIGTERM handling: the first signal asks the run to stop after the clips being
-// inferred; the second exits at once with 130. Restores the previous handlers when destroyed,
-// unless a stop was asked for: then a second signal still exits with 130 until the process ends.
+// inferred (stam stream: to stop reading), writing `announcement` to stderr unless logging is
+// quieter than errors; the second exits at once with 130. Restores the previous handlers when
+// destroyed, unless a stop was asked for: then a second signal still exits with 130 until the
+// process ends.
+extern const char kBatchStopAnnouncement[];
 class SignalGuard {
  public:
-  SignalGuard();
+  explicit SignalGuard(const char* announcement = kBatchStopAnnouncement);
   ~SignalGuard();
   SignalGuard(const SignalGuard&) = delete;
   SignalGuard& operator=(const SignalGuard&) = delete;

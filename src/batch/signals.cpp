@@ -1,10 +1,11 @@
-// SIGINT/SIGTERM for stam batch: the first asks the run to stop after the clips in progress, the
-// second exits at once with 130.
+// SIGINT/SIGTERM for stam batch (and stam stream, with an announcement of its own): the first
+// asks the run to stop after the clips in progress, the second exits at once with 130.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 
 #include "batch/batch.hpp"
 #include "stam/error.hpp"
@@ -16,23 +17,31 @@ namespace {
 // Plain lock-free atomics are the only state a handler may touch.
 std::atomic<int> g_signals{0};
 std::atomic<bool> g_announce{true};
-static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
+std::atomic<const char*> g_announcement{kBatchStopAnnouncement};
+std::atomic<size_t> g_announcement_size{0};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free &&
+              std::atomic<const char*>::is_always_lock_free &&
+              std::atomic<size_t>::is_always_lock_free);
 struct sigaction g_old_int, g_old_term;
 
 extern "C" void on_stop_signal(int) {
   if (g_signals.fetch_add(1) >= 1) ::_exit(static_cast<int>(Exit::kInterrupted));
   if (g_announce.load()) {
-    static const char msg[] =
-        "\nstopping after the videos in progress (send again to quit at once)\n";
-    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);  // async-signal-safe
+    ssize_t ignored = ::write(STDERR_FILENO, g_announcement.load(),
+                              g_announcement_size.load());  // async-signal-safe
     (void)ignored;
   }
 }
 
 }  // namespace
 
-SignalGuard::SignalGuard() {
+const char kBatchStopAnnouncement[] =
+    "\nstopping after the videos in progress (send again to quit at once)\n";
+
+SignalGuard::SignalGuard(const char* announcement) {
   g_announce = spdlog::get_level() < spdlog::level::err;
+  g_announcement_size = std::strlen(announcement);
+  g_announcement = announcement;
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);

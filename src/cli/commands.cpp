@@ -19,6 +19,7 @@ Commands register_commands(CLI::App& app) {
   cmds.add(add_eval(app));
   cmds.add(add_timeline(app));
   cmds.add(add_embed(app));
+  cmds.add(add_stream(app));
   return cmds;
 }
 

@@ -22,6 +22,7 @@ Command add_bench(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_timeline(CLI::App& app);
 Command add_embed(CLI::App& app);
+Command add_stream(CLI::App& app);
 
 class Commands {
  public:

@@ -99,6 +99,19 @@ void add_top_k_option(CLI::App* app, ModelFlags& f) {
       ->capture_default_str();
 }
 
+void add_window_options(CLI::App* app, WindowRequest& into, const std::string& stride_default) {
+  app->add_option("--window-seconds", into.window_seconds,
+                  "window length in seconds (default 10; with the frames it sets --fps, with "
+                  "--fps it sets the frames)");
+  app->add_option("--window-frames", into.window_frames,
+                  "window length in sampled frames (default: the checkpoint's T)");
+  app->add_option("--stride-seconds", into.stride_seconds,
+                  "time between window starts (default " + stride_default +
+                      "), rounded to whole samples");
+  app->add_option("--fps", into.fps,
+                  "frames sampled per second (default: T per window, 1.6 for STAM-16 over 10 s)");
+}
+
 ModelOptions finish_model_options(const ModelFlags& f) {
   ModelOptions o = f.opts;
   o.precision = parse_precision(f.precision);

@@ -12,6 +12,7 @@
 
 #include "batch/batch.hpp"
 #include "pipeline.hpp"
+#include "timeline/timeline.hpp"
 #include "stam/error.hpp"
 
 namespace stam::cli {
@@ -47,6 +48,12 @@ CLI::Option* add_threads_option(CLI::App* app, int& into);
 void add_top_k_option(CLI::App* app, ModelFlags& flags);
 // Turns the string flags into enums; throws UsageError.
 ModelOptions finish_model_options(const ModelFlags& flags);
+
+// ---------------------------------------------------------------- windows (timeline, stream)
+
+// --window-seconds, --window-frames, --stride-seconds (its default, in seconds, in the help),
+// --fps: the window request of the commands that slide a window along a video.
+void add_window_options(CLI::App* app, WindowRequest& into, const std::string& stride_default);
 
 // ---------------------------------------------------------------- what a command writes
 

@@ -11,6 +11,9 @@ namespace stam::cli {
 // program. Flushed.
 void print_json(const nlohmann::ordered_json& value);
 
+// One line of a stream of results (stam stream), flushed at once so a reader sees it.
+void print_line(const std::string& line);
+
 // One document in each format a command offers; a format it does not offer is left empty (its
 // --format check refuses it before any work).
 struct Renderings {

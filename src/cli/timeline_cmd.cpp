@@ -69,15 +69,7 @@ Command add_timeline(CLI::App& app) {
           "window length in sampled frames, as --window-frames (default: the "
           "checkpoint's T)");
   add_top_k_option(sub, args->model);
-  sub->add_option("--window-seconds", args->window.window_seconds,
-                  "window length in seconds (default 10; with the frames it sets --fps, with "
-                  "--fps it sets the frames)");
-  sub->add_option("--window-frames", args->window.window_frames,
-                  "window length in sampled frames (default: the checkpoint's T)");
-  sub->add_option("--stride-seconds", args->window.stride_seconds,
-                  "time between window starts (default 2), rounded to whole samples");
-  sub->add_option("--fps", args->window.fps,
-                  "frames sampled per second (default: T per window, 1.6 for STAM-16 over 10 s)");
+  add_window_options(sub, args->window, "2");
   add_format_option(sub, args->format, {"text", "json", "csv"},
                     "text | json | csv (one row per window)");
   add_logits_flag(sub, args->logits, "with --format json: also each window's raw logits");

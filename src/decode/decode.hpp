@@ -90,6 +90,9 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling,
 // Throws InputError like read_frames, and for a negative position.
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices);
 
+// Position of sample k at `rate` samples per second of a `fps` stream: floor(k * fps / rate).
+int64_t sample_position(int64_t k, double fps, double rate);
+
 // One frame of a fixed-rate read: sample k is the frame at position floor(k * fps / rate).
 using SampleSink = std::function<void(int64_t k, int64_t position, const cv::Mat& rgb)>;
 

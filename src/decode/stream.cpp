@@ -19,13 +19,6 @@ namespace fs = std::filesystem;
 namespace stam {
 namespace {
 
-// Position of sample k at `rate` samples per second of a `fps` stream. The small bias keeps
-// products that are whole numbers in exact arithmetic (k * 30 / 1.6 for k = 8) from flooring
-// one frame short.
-int64_t sample_position(int64_t k, double fps, double rate) {
-  return static_cast<int64_t>(std::floor(static_cast<double>(k) * fps / rate + 1e-9));
-}
-
 // Calls the sink for every sample whose position is `pos`, retrieving the frame only when one
 // wants it; returns the next sample number.
 int64_t feed_samples(int64_t k, int64_t pos, const StreamInfo& info, double rate,
@@ -94,6 +87,12 @@ StreamInfo stream_folder(const std::string& dir, double rate, const SampleSink& 
 }
 
 }  // namespace
+
+// The small bias keeps products that are whole numbers in exact arithmetic (k * 30 / 1.6 for
+// k = 8) from flooring one frame short.
+int64_t sample_position(int64_t k, double fps, double rate) {
+  return static_cast<int64_t>(std::floor(static_cast<double>(k) * fps / rate + 1e-9));
+}
 
 StreamInfo read_frames_at_rate(const std::string& path, double rate, const SampleSink& sink) {
   if (!(rate > 0) || !std::isfinite(rate))

@@ -6,11 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
+#include <utility>
 
 #include "decode/decode.hpp"
 #include "output.hpp"
 #include "stam/error.hpp"
+#include "timeline/windows.hpp"
 
 namespace stam {
 
@@ -36,121 +37,6 @@ const std::string& rate_range() {
       "between " + number(kMinFps) + " and " + number(kMaxFps) + " samples per second";
   return text;
 }
-
-// Sampled frames waiting for the spatial encoder are encoded this many at a time.
-constexpr size_t kEncodeChunk = 8;
-
-// The streaming state of one run: fed one sample at a time by the decoder, it encodes new
-// frames in chunks and runs each window as soon as its frames are encoded.
-class Runner {
- public:
-  Runner(Classifier& c, const WindowPlan& plan, bool reuse, Timeline& out)
-      : c_(c), plan_(plan), reuse_(reuse), out_(out) {}
-
-  void add(int64_t pos, const cv::Mat& rgb) {
-    if (positions_.empty() || positions_.back() != pos) {
-      pending_.push_back(c_.preprocess({rgb}));
-      ++distinct_;
-    }
-    positions_.push_back(pos);
-    source_.push_back(distinct_ - 1);
-    if (pending_.size() >= kEncodeChunk) encode_pending();
-    run_ready_windows();
-    drop_unneeded();
-  }
-
-  void finish() {
-    encode_pending();
-    run_ready_windows();
-    const auto k = static_cast<int64_t>(positions_.size());
-    if (k < plan_.frames)
-      run_window(0);
-    else if (last_start_ + plan_.frames < k)
-      run_window(k - plan_.frames);
-  }
-
- private:
-  int64_t samples() const { return static_cast<int64_t>(positions_.size()); }
-  int64_t encoded() const { return first_item_ + static_cast<int64_t>(items_.size()); }
-
-  // Each distinct frame's item: its embedding, or (without reuse) its pixels.
-  void encode_pending() {
-    if (pending_.empty()) return;
-    torch::Tensor pixels = c_.join_frames(pending_);
-    pending_.clear();
-    if (!reuse_) {
-      for (int64_t i = 0; i < pixels.size(0); ++i) items_.push_back(pixels.narrow(0, i, 1));
-      return;
-    }
-    const auto t0 = Clock::now();
-    torch::Tensor emb = c_.encode_frames(pixels);
-    c_.synchronize();
-    out_.timings.spatial_ms += ms_since(t0);
-    out_.frames_encoded += emb.size(0);
-    for (int64_t i = 0; i < emb.size(0); ++i) items_.push_back(emb[i]);
-  }
-
-  void run_ready_windows() {
-    while (next_start_ + plan_.frames <= samples() &&
-           source_[static_cast<size_t>(next_start_ + plan_.frames - 1)] < encoded()) {
-      run_window(next_start_);
-      next_start_ += plan_.stride;
-    }
-  }
-
-  // Window from sample `start`; samples past the last repeat it (a video shorter than T).
-  void run_window(int64_t start) {
-    last_start_ = start;
-    TimelineWindow w;
-    std::vector<torch::Tensor> items;
-    for (int64_t j = start; j < start + plan_.frames; ++j) {
-      const auto s = static_cast<size_t>(std::min(j, samples() - 1));
-      items.push_back(items_[static_cast<size_t>(source_[s] - first_item_)]);
-      w.frame_indices.push_back(positions_[s]);
-    }
-    // Embeddings (D each) are stacked; pixels ((1, S, S, 3) each) go to the spatial encoder.
-    torch::Tensor frames = reuse_ ? torch::stack(items) : c_.join_frames(items);
-    if (!reuse_) {
-      const auto t0 = Clock::now();
-      frames = c_.encode_frames(frames);
-      c_.synchronize();
-      out_.timings.spatial_ms += ms_since(t0);
-      out_.frames_encoded += plan_.frames;
-    }
-    const auto t0 = Clock::now();
-    torch::Tensor logits = c_.logits(c_.encode_clips(frames.unsqueeze(0)))[0].contiguous();
-    out_.timings.temporal_ms += ms_since(t0);
-    w.top_k = c_.top_k(logits);
-    w.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-    w.start_s = static_cast<double>(start) / plan_.fps;
-    w.end_s = static_cast<double>(std::min(start + plan_.frames, samples())) / plan_.fps;
-    out_.windows.push_back(std::move(w));
-  }
-
-  // Future windows start at next_start_ or later, or end at the last sample (the closing
-  // window), so samples before both are done with.
-  void drop_unneeded() {
-    const int64_t keep_from = std::min(next_start_, std::max<int64_t>(0, samples() - plan_.frames));
-    const int64_t first_needed = source_[static_cast<size_t>(keep_from)];
-    while (first_item_ < first_needed && !items_.empty()) {
-      items_.pop_front();
-      ++first_item_;
-    }
-  }
-
-  Classifier& c_;
-  const WindowPlan plan_;
-  const bool reuse_;
-  Timeline& out_;
-  std::vector<int64_t> positions_;      // video position of each sample
-  std::vector<int64_t> source_;         // distinct frame of each sample
-  std::vector<torch::Tensor> pending_;  // preprocessed distinct frames not yet encoded
-  std::deque<torch::Tensor> items_;     // distinct frames first_item_, first_item_ + 1, ...
-  int64_t first_item_ = 0;
-  int64_t distinct_ = 0;
-  int64_t next_start_ = 0;
-  int64_t last_start_ = -1;
-};
 
 }  // namespace
 
@@ -242,10 +128,28 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   t.plan = plan;
   t.device = classifier.device_name();
   t.precision = to_string(classifier.precision());
-  Runner runner(classifier, plan, reuse, t);
-  const StreamInfo info = read_frames_at_rate(
-      input, plan.fps, [&](int64_t, int64_t pos, const cv::Mat& rgb) { runner.add(pos, rgb); });
-  runner.finish();
+  WindowEncoderOptions encoding;
+  encoding.reuse = reuse;
+  WindowEncoder encoder(
+      classifier, plan,
+      [&](const EncodedWindow& e) {
+        TimelineWindow w;
+        w.start_s = static_cast<double>(e.first_sample) / plan.fps;
+        w.end_s = static_cast<double>(e.last_sample + 1) / plan.fps;
+        w.frame_indices = e.frame_indices;
+        w.top_k = classifier.top_k(e.logits);
+        w.logits.assign(e.logits.data_ptr<float>(), e.logits.data_ptr<float>() + e.logits.numel());
+        t.windows.push_back(std::move(w));
+      },
+      encoding);
+  const StreamInfo info =
+      read_frames_at_rate(input, plan.fps, [&](int64_t k, int64_t pos, const cv::Mat& rgb) {
+        encoder.add(k, pos, rgb);
+      });
+  encoder.finish();
+  t.frames_encoded = encoder.stats().frames_encoded;
+  t.timings.spatial_ms = encoder.stats().spatial_ms;
+  t.timings.temporal_ms = encoder.stats().temporal_ms;
   t.video_fps = info.fps;
   t.frame_count = info.frame_count;
   t.samples = info.samples;
@@ -275,9 +179,7 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
   return t;
 }
 
-Timeline timeline_of(ModelOptions options, const std::string& input, const WindowRequest& window,
-                     bool reuse) {
-  check_input(input);
+ModelOptions with_window_frames(ModelOptions options, const WindowRequest& window) {
   if (const auto t = requested_window_frames(window)) {
     if (options.frames > 0 && options.frames != *t)
       throw UsageError("--frames " + std::to_string(options.frames) +
@@ -285,7 +187,13 @@ Timeline timeline_of(ModelOptions options, const std::string& input, const Windo
                        " frames; give one of them");
     options.frames = *t;
   }
-  Classifier classifier(options);
+  return options;
+}
+
+Timeline timeline_of(ModelOptions options, const std::string& input, const WindowRequest& window,
+                     bool reuse) {
+  check_input(input);
+  Classifier classifier(with_window_frames(std::move(options), window));
   const WindowPlan plan = resolve_window(window, classifier.config().frames);
   return run_timeline(classifier, input, plan, reuse);
 }

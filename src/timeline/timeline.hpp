@@ -53,6 +53,10 @@ std::optional<int64_t> requested_window_frames(const WindowRequest& r);
 // frames changes the window length asked for (--window-seconds 1 --fps 0.3: 1 frame, 3.33 s).
 WindowPlan resolve_window(const WindowRequest& r, int64_t model_frames);
 
+// `options` with the window's frame count as the model's T (--frames), when the request fixes
+// one (requested_window_frames). Throws UsageError as that does, and when --frames contradicts it.
+ModelOptions with_window_frames(ModelOptions options, const WindowRequest& window);
+
 // First samples of the windows over `samples` samples: 0, stride, 2 stride, ... while a whole
 // window fits, then one window ending at the last sample when the stride left it out. A video
 // shorter than one window gets the single window {0} (its last sample repeated to fill it).
@@ -94,8 +98,8 @@ struct Timeline {
   std::vector<std::string> warnings;
 };
 
-// Labels `input` window by window with `classifier` (whose T must be plan.frames). With
-// `reuse` false every window's frames are encoded again, as classifying each window on its own
+// Labels `input` window by window with `classifier` (whose T must be plan.frames), through
+// WindowEncoder (windows.hpp). With `reuse` false every window's frames are encoded again, as classifying each window on its own
 // would: the same logits, for measuring what reuse saves. Throws InputError.
 Timeline run_timeline(Classifier& classifier, const std::string& input, const WindowPlan& plan,
                       bool reuse = true);
