@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <torch/torch.h>
 #include <unistd.h>
+#include <opencv2/videoio.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -46,8 +47,7 @@ std::string stam_cmd(const std::string& args) {
 
 std::string tiny_flags() {
   return "-w " + shell_quote(fixture_path("tiny_stam.pth")) + " --labels " +
-         shell_quote(stam::test::source_path("models/kinetics400_labels.txt")) +
-         " --device cpu";
+         shell_quote(stam::test::source_path("models/kinetics400_labels.txt")) + " --device cpu";
 }
 
 std::vector<double> as_doubles(const std::vector<float>& v) {
@@ -84,7 +84,8 @@ class StreamClips : public ::testing::Test {
     const std::string ff = "ffmpeg -nostdin -loglevel error -y ";
     for (const auto& cmd :
          {ff + "-i " + src + " -t 4 -c:v mpeg4 -q:v 4 " + shell_quote(file("clip.mp4")),
-          ff + "-i " + src + " -t 4 -c:v mpeg2video -q:v 4 -f mpegts " + shell_quote(file("clip.ts")),
+          ff + "-i " + src + " -t 4 -c:v mpeg2video -q:v 4 -f mpegts " +
+              shell_quote(file("clip.ts")),
           ff + "-stream_loop 1 -i " + src + " -t 12 -c:v mpeg2video -q:v 4 -f mpegts " +
               shell_quote(file("long.ts"))}) {
       const auto r = run_command(cmd);
@@ -164,7 +165,7 @@ TEST(StreamScores, AverageOfTheLastWindowsAndThreshold) {
 
 TEST_F(StreamClips, FileWindowsEqualTimelines) {
   stam::Classifier c(tiny_options());
-  for (const std::string clip : {file("clip.mp4"), video_path("short_32frames_30fps.mp4")}) {
+  for (const std::string& clip : {file("clip.mp4"), video_path("short_32frames_30fps.mp4")}) {
     stam::WindowRequest r;
     r.fps = 6.0;
     r.stride_seconds = 0.7;  // 4 samples: 4 s x 6 fps = 24 samples, windows 0..16 and a closing one
@@ -181,13 +182,47 @@ TEST_F(StreamClips, FileWindowsEqualTimelines) {
     for (size_t i = 0; i < got.size(); ++i) {
       EXPECT_EQ(got[i].frame_indices, t.windows[i].frame_indices) << clip << " window " << i;
       EXPECT_DOUBLE_EQ(got[i].t_start_s, t.windows[i].start_s);
-      EXPECT_LE(stam::test::relative_error(as_doubles(got[i].logits),
-                                           as_doubles(t.windows[i].logits)),
-                1e-5)
+      EXPECT_LE(
+          stam::test::relative_error(as_doubles(got[i].logits), as_doubles(t.windows[i].logits)),
+          1e-5)
           << clip << " window " << i;
       EXPECT_EQ(got[i].top_k.front().index, t.windows[i].top_k.front().index);
     }
   }
+}
+
+// --render writes every frame the source gave, at its size and rate, with the label box drawn
+// once the first window has run; the windows are the same as without it.
+TEST_F(StreamClips, RenderWritesEverySourceFrameWithTheLabels) {
+  stam::Classifier c(tiny_options());
+  stam::WindowRequest r;
+  r.fps = 6.0;
+  const stam::WindowPlan plan = stam::resolve_window(r, c.config().frames);
+  const std::string clip = file("clip.mp4");
+  stam::stream::StreamOptions o;
+  o.render = dir_->file("rendered.mp4");
+  std::vector<stam::stream::StreamWindow> got;
+  stam::stream::Source source(stam::stream::parse_source(clip, false), 10);
+  const auto summary = stam::stream::run_stream(
+      c, source, plan, o, [&](const stam::stream::StreamWindow& w) { got.push_back(w); });
+  ASSERT_GE(got.size(), 1u);
+  EXPECT_EQ(summary.frames_rendered, summary.frames);
+  cv::VideoCapture in(clip), out(o.render);
+  ASSERT_TRUE(out.isOpened());
+  EXPECT_EQ(out.get(cv::CAP_PROP_FRAME_WIDTH), in.get(cv::CAP_PROP_FRAME_WIDTH));
+  EXPECT_EQ(out.get(cv::CAP_PROP_FRAME_HEIGHT), in.get(cv::CAP_PROP_FRAME_HEIGHT));
+  EXPECT_NEAR(out.get(cv::CAP_PROP_FPS), in.get(cv::CAP_PROP_FPS), 0.01);
+  cv::Mat a, b;
+  int64_t frames = 0;
+  double last_box_diff = 0;
+  while (out.read(b)) {
+    ASSERT_TRUE(in.read(a)) << "frame " << frames;
+    const cv::Rect corner(0, 0, 40, 20);  // inside the label box, which darkens the frame
+    last_box_diff = cv::mean(cv::abs(a(corner) - b(corner)) + cv::abs(b(corner) - a(corner)))[1];
+    ++frames;
+  }
+  EXPECT_EQ(frames, summary.frames);
+  EXPECT_GT(last_box_diff, 10.0);  // the last frame carries the last window's labels
 }
 
 // A model far slower than a source paced in real time: samples are dropped, counted, warned
@@ -230,11 +265,11 @@ TEST_F(StreamClips, ASlowModelDropsSamplesAndLatencyStaysBounded) {
 
 TEST_F(StreamClips, CliFileGivesTimelinesWindowsAsJsonLines) {
   const std::string args = " " + tiny_flags() + " --fps 4 --stride-seconds 1 ";
-  const auto t = run_command(stam_cmd("timeline " + shell_quote(file("clip.mp4")) + args +
-                                      "--format json --logits"));
+  const auto t = run_command(
+      stam_cmd("timeline " + shell_quote(file("clip.mp4")) + args + "--format json --logits"));
   ASSERT_EQ(t.exit_code, 0) << t.err;
-  const auto s = run_command(stam_cmd("stream " + shell_quote(file("clip.mp4")) + args +
-                                      "--format jsonl --logits -k 3"));
+  const auto s = run_command(
+      stam_cmd("stream " + shell_quote(file("clip.mp4")) + args + "--format jsonl --logits -k 3"));
   ASSERT_EQ(s.exit_code, 0) << s.err;
   const Json timeline = Json::parse(t.out);
   const auto lines = jsonl(s.out);
@@ -249,15 +284,16 @@ TEST_F(StreamClips, CliFileGivesTimelinesWindowsAsJsonLines) {
     EXPECT_GE(w["latency_ms"].get<double>(), 0);
     for (const auto& p : w["top_k"])
       EXPECT_TRUE(p.contains("index") && p.contains("label") && p.contains("score"));
-    EXPECT_LE(stam::test::relative_error(w["logits"].get<std::vector<double>>(),
-                                         timeline["windows"][i]["logits"].get<std::vector<double>>()),
-              1e-5);
+    EXPECT_LE(
+        stam::test::relative_error(w["logits"].get<std::vector<double>>(),
+                                   timeline["windows"][i]["logits"].get<std::vector<double>>()),
+        1e-5);
   }
 }
 
 TEST_F(StreamClips, CliAverageAndThreshold) {
-  const std::string base = stam_cmd("stream " + shell_quote(file("clip.mp4")) + " " +
-                                    tiny_flags() + " --fps 4 --format jsonl --logits -k 400");
+  const std::string base = stam_cmd("stream " + shell_quote(file("clip.mp4")) + " " + tiny_flags() +
+                                    " --fps 4 --format jsonl --logits -k 400");
   const auto r = run_command(base + " --average 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = jsonl(r.out);
@@ -271,7 +307,8 @@ TEST_F(StreamClips, CliAverageAndThreshold) {
     EXPECT_EQ(top["index"].get<int64_t>(), mean.argmax().item<int64_t>()) << i;
     EXPECT_NEAR(top["score"].get<double>(), mean.max().item<double>(), 1e-5) << i;
   }
-  const auto high = run_command(base + " --threshold 0.5");  // 400 classes: the tiny model is unsure
+  const auto high =
+      run_command(base + " --threshold 0.5");  // 400 classes: the tiny model is unsure
   ASSERT_EQ(high.exit_code, 0) << high.err;
   for (const auto& w : jsonl(high.out)) {
     for (const auto& p : w["top_k"]) EXPECT_GE(p["score"].get<double>(), 0.5);
@@ -284,10 +321,9 @@ TEST_F(StreamClips, CliAverageAndThreshold) {
 
 TEST_F(StreamClips, LiveTcpSourceThatStopsEndsCleanly) {
   const int port = free_port();
-  const auto r = run_command(served(
-      "clip.ts", port,
-      stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " + tiny_flags() +
-               " --fps 4 --format jsonl")));
+  const auto r = run_command(served("clip.ts", port,
+                                    stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) +
+                                             " " + tiny_flags() + " --fps 4 --format jsonl")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = jsonl(r.out);
   ASSERT_GE(lines.size(), 2u) << r.out;  // 4 s at 4 fps: 16 samples, windows of 8 every 4
@@ -313,7 +349,8 @@ TEST_F(StreamClips, SigintAndSigtermFlushAndExitZero) {
         stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " + tiny_flags() +
                  " --fps 4 --stride-seconds 0.5 --format jsonl") +
         " > " + shell_quote(out);
-    const auto r = run_command(served("long.ts", port, signal_when(client, out, "t_end_s", signal)));
+    const auto r =
+        run_command(served("long.ts", port, signal_when(client, out, "t_end_s", signal)));
     EXPECT_EQ(r.exit_code, 0) << signal << ": " << r.err;
     EXPECT_TRUE(stam::test::contains(r.err, "stopping")) << r.err;
     const auto lines = jsonl(stam::test::read_file(out));  // every line whole
@@ -339,10 +376,10 @@ TEST(StreamCli, ReconnectRetriesUntilSigterm) {
 
 TEST(StreamCli, BadSourcesAreInputErrorsNamingThem) {
   const int port = free_port();
-  for (const std::string source : {"tcp://127.0.0.1:" + std::to_string(port),
+  for (const std::string& source : {"tcp://127.0.0.1:" + std::to_string(port),
                                    std::string("/no/such/video.mp4"), std::string("bogus://x")}) {
-    const auto r = run_command(stam_cmd("stream " + shell_quote(source) + " " + tiny_flags() +
-                                        " --timeout-seconds 2"));
+    const auto r = run_command(
+        stam_cmd("stream " + shell_quote(source) + " " + tiny_flags() + " --timeout-seconds 2"));
     EXPECT_EQ(r.exit_code, 3) << source << ": " << r.err;
     EXPECT_TRUE(stam::test::contains(r.err, source)) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;

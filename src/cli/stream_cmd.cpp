@@ -7,6 +7,7 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "print.hpp"
+#include "render/overlay.hpp"
 #include "stream/stream.hpp"
 
 namespace stam::cli {
@@ -28,6 +29,10 @@ const char kStopAnnouncement[] =
 int run_stream_cmd(StreamArgs& a) {
   if (a.logits && a.format != "jsonl")
     throw UsageError("--logits needs --format jsonl: the text lines have no place for them");
+  if (!a.opts.render.empty()) {  // refused before the model loads
+    check_video_name(a.opts.render, "--render");
+    check_output_path(a.opts.render, "--render");
+  }
   const ModelOptions options = finish_model_options(a.model);
   batch::SignalGuard signals(kStopAnnouncement);
   a.opts.stop = batch::stop_requested;
@@ -66,6 +71,9 @@ Command add_stream(CLI::App& app) {
                   "leave out labels scoring below P (after --average)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  add_render_option(sub, args->opts.render,
+                    "also write every source frame with the latest window's labels drawn on it "
+                    "to OUT.mp4 (.mkv, .mov, .avi), at the source's rate");
   sub->add_flag("--realtime", args->opts.realtime,
                 "read a file at its own frame rate, as a live source (samples dropped when the "
                 "model lags); without it a file is read as fast as the model goes");
@@ -82,10 +90,12 @@ Command add_stream(CLI::App& app) {
       "--reconnect, ends the run the same way.\n\n" +
       exit_code_help({Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel,
                       Exit::kDevice, Exit::kInterrupted},
-                     {{Exit::kOk, "success, also when stopped by SIGINT/SIGTERM or when the "
-                                  "source ended"},
-                      {Exit::kInput, "input error (the source cannot be opened, or gave no "
-                                     "decodable frame)"},
+                     {{Exit::kOk,
+                       "success, also when stopped by SIGINT/SIGTERM or when the "
+                       "source ended"},
+                      {Exit::kInput,
+                       "input error (the source cannot be opened, or gave no "
+                       "decodable frame)"},
                       {Exit::kInterrupted, "a second SIGINT/SIGTERM while stopping"}}));
   return {sub, [args] { return run_stream_cmd(*args); }};
 }

@@ -7,10 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "decode/decode.hpp"
+#include "render/overlay.hpp"
 #include "stam/error.hpp"
 #include "stream/queue.hpp"
 #include "stream/scores.hpp"
@@ -27,10 +30,48 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// --render: the source's frames, each with the labels of the latest window run so far, to a
+// video file opened at the first frame's size. The labels come from the model thread, the frames
+// from the reader thread.
+class FrameRenderer {
+ public:
+  explicit FrameRenderer(std::string path) : path_(std::move(path)) {}
+
+  void labels(const std::vector<Prediction>& top) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    top_ = top;
+  }
+
+  void frame(const cv::Mat& rgb, int64_t pos, double fps) {
+    if (!writer_) writer_ = std::make_unique<VideoWriter>(path_, fps, rgb.size());
+    cv::Mat drawn = rgb.clone();
+    std::vector<Prediction> top;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      top = top_;
+    }
+    draw_overlay(drawn, top, "t=" + format_number("%.1f", static_cast<double>(pos) / fps) + " s");
+    writer_->write(drawn);
+  }
+
+  // Finishes the file; the frames written.
+  int64_t close() {
+    if (!writer_) return 0;
+    writer_->close();
+    return writer_->frames();
+  }
+
+ private:
+  std::string path_;
+  std::mutex mutex_;
+  std::vector<Prediction> top_;
+  std::unique_ptr<VideoWriter> writer_;
+};
+
 struct Sample {
   int64_t k = 0, pos = 0;
-  torch::Tensor pixels;        // preprocessed, (1, S, S, 3)
-  Clock::time_point arrival;   // when the source gave its frame
+  torch::Tensor pixels;       // preprocessed, (1, S, S, 3)
+  Clock::time_point arrival;  // when the source gave its frame
 };
 
 // The reader thread's work: frames from the source, sampled at the plan's rate, into the queue;
@@ -38,8 +79,14 @@ struct Sample {
 class Reader {
  public:
   Reader(Classifier& c, Source& source, double rate, const StreamOptions& o,
-         DropQueue<Sample>& queue)
-      : c_(c), source_(source), rate_(rate), o_(o), queue_(queue), backoff_(o.backoff_initial_s) {}
+         DropQueue<Sample>& queue, FrameRenderer* renderer)
+      : c_(c),
+        source_(source),
+        rate_(rate),
+        o_(o),
+        queue_(queue),
+        renderer_(renderer),
+        backoff_(o.backoff_initial_s) {}
 
   void run() {
     c10::InferenceMode guard;
@@ -116,22 +163,29 @@ class Reader {
         std::this_thread::sleep_until(
             opened + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
                          static_cast<double>(frames_ - first) / fps_)));
-      take(frames_, Clock::now());
+      cv::Mat rgb;  // decoded once, when a sample or the renderer wants it
+      const auto frame = [&]() -> const cv::Mat& {
+        if (rgb.empty()) rgb = source_.retrieve();
+        return rgb;
+      };
+      take(frames_, Clock::now(), frame);
+      if (renderer_) renderer_->frame(frame(), frames_, fps_);
       ++frames_;
     }
   }
 
   // Every sample that falls on frame `pos` goes to the queue, the frame decoded and
   // preprocessed once for them.
-  void take(int64_t pos, Clock::time_point arrival) {
+  void take(int64_t pos, Clock::time_point arrival, const std::function<const cv::Mat&()>& frame) {
     if (sample_position(k_, fps_, rate_) != pos) return;
-    const torch::Tensor pixels = c_.preprocess({source_.retrieve()});
+    const torch::Tensor pixels = c_.preprocess({frame()});
     for (; sample_position(k_, fps_, rate_) == pos; ++k_) {
       if (queue_.push({k_, pos, pixels, arrival}, source_.spec().live) == 0) continue;
       if (dropped_++ == 0)
-        spdlog::warn("{}: the model is slower than the source; samples are dropped to keep up "
-                     "(dropped_frames counts them)",
-                     path_line(source_.spec().name));
+        spdlog::warn(
+            "{}: the model is slower than the source; samples are dropped to keep up "
+            "(dropped_frames counts them)",
+            path_line(source_.spec().name));
     }
   }
 
@@ -140,6 +194,7 @@ class Reader {
   const double rate_;
   const StreamOptions& o_;
   DropQueue<Sample>& queue_;
+  FrameRenderer* renderer_;
   double backoff_;
   double fps_ = 0;
   std::atomic<int64_t> frames_{0}, k_{0}, dropped_{0}, reconnects_{0};
@@ -177,7 +232,9 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
                      std::to_string(classifier.config().frames) + ")");
   c10::InferenceMode guard;
   DropQueue<Sample> queue(options.queue_capacity);
-  Reader reader(classifier, source, plan.fps, options, queue);
+  std::unique_ptr<FrameRenderer> renderer;
+  if (!options.render.empty()) renderer = std::make_unique<FrameRenderer>(options.render);
+  Reader reader(classifier, source, plan.fps, options, queue, renderer.get());
   ScoreSmoother scores(classifier.labels(), options.top_k, options.average, options.threshold);
   Clock::time_point last_arrival;  // with encode chunk 1 a window runs as its last sample comes
   int64_t windows = 0;
@@ -191,6 +248,7 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
         w.t_end_s = static_cast<double>(e.last_sample + 1) / plan.fps;
         w.frame_indices = e.frame_indices;
         w.top_k = scores.add(e.logits);
+        if (renderer) renderer->labels(w.top_k);
         w.logits.assign(e.logits.data_ptr<float>(), e.logits.data_ptr<float>() + e.logits.numel());
         w.dropped_frames = reader.dropped();
         w.latency_ms = ms_since(last_arrival);
@@ -212,6 +270,7 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
   if (reader.error()) std::rethrow_exception(reader.error());
   StreamSummary summary = reader.summary();
   summary.windows = windows;
+  if (renderer) summary.frames_rendered = renderer->close();
   if (summary.frames == 0 && !summary.stopped)
     throw InputError(path_line(source.spec().name) + ": no decodable video frames");
   return summary;
@@ -227,8 +286,8 @@ StreamSummary stream_of(ModelOptions model, const std::string& source, WindowReq
   Classifier classifier(model);
   const WindowPlan plan = resolve_window(window, classifier.config().frames);
   options.top_k = model.top_k;
-  spdlog::info("{}: windows of {} samples at {} fps, one every {} sample{}",
-               path_line(source), plan.frames, plan.fps, plan.stride, plan.stride == 1 ? "" : "s");
+  spdlog::info("{}: windows of {} samples at {} fps, one every {} sample{}", path_line(source),
+               plan.frames, plan.fps, plan.stride, plan.stride == 1 ? "" : "s");
   return run_stream(classifier, src, plan, options, emit);
 }
 

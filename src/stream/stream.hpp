@@ -33,25 +33,28 @@ struct StreamOptions {
   bool realtime = false;   // a file paced by its frame rate, as a live source (live rules)
   bool reconnect = false;  // a live source that ends or fails is opened again, with backoff
   double backoff_initial_s = 0.5, backoff_max_s = 10.0;  // doubling from the first to the last
-  double timeout_s = 10.0;       // OpenCV's open and read timeouts
-  size_t queue_capacity = 4;     // samples between the reader and the model
-  int64_t top_k = 5;             // labels per window
-  int64_t average = 1;           // windows whose scores are averaged (--average)
-  double threshold = 0;          // labels scoring below it are left out (--threshold)
+  double timeout_s = 10.0;                               // OpenCV's open and read timeouts
+  size_t queue_capacity = 4;                             // samples between the reader and the model
+  int64_t top_k = 5;                                     // labels per window
+  int64_t average = 1;   // windows whose scores are averaged (--average)
+  double threshold = 0;  // labels scoring below it are left out (--threshold)
   // Polled by the reader between frames (and during a reconnect's wait): true stops reading,
   // and the run ends as if the source had ended (SIGINT/SIGTERM).
   std::function<bool()> stop;
   // Test hook: runs on the model thread before each sample is encoded (a slower model).
   std::function<void()> before_forward;
+  // --render: every frame the source gives, with the latest window's labels drawn on it, is
+  // written to this video file (render/overlay.hpp's VideoWriter) at the source's rate. "": none.
+  std::string render;
 };
 
 // One emitted window.
 struct StreamWindow {
-  double t_start_s = 0, t_end_s = 0;  // stream time: first sample's, last one's + 1/fps
+  double t_start_s = 0, t_end_s = 0;   // stream time: first sample's, last one's + 1/fps
   std::vector<int64_t> frame_indices;  // source positions of its frames
   std::vector<Prediction> top_k;       // after --average, without labels below --threshold
   std::vector<float> logits;           // this window's own
-  double latency_ms = 0;   // from its last frame leaving the source to this window's emission
+  double latency_ms = 0;       // from its last frame leaving the source to this window's emission
   int64_t dropped_frames = 0;  // samples dropped so far, this window's included
 };
 using WindowCallback = std::function<void(const StreamWindow&)>;
@@ -63,7 +66,8 @@ struct StreamSummary {
   int64_t dropped_frames = 0;
   int64_t windows = 0;
   int64_t reconnects = 0;
-  bool stopped = false;  // ended by options.stop
+  int64_t frames_rendered = 0;  // frames written to options.render
+  bool stopped = false;         // ended by options.stop
 };
 
 // Streams `source` through `classifier` (whose T must be plan.frames), calling `emit` on the
