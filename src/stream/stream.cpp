@@ -244,12 +244,12 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
       classifier, plan,
       [&](const EncodedWindow& e) {
         StreamWindow w;
-        w.t_start_s = static_cast<double>(e.first_sample) / plan.fps;
-        w.t_end_s = static_cast<double>(e.last_sample + 1) / plan.fps;
+        w.t_start_s = e.start_s;
+        w.t_end_s = e.end_s;
         w.frame_indices = e.frame_indices;
         w.top_k = scores.add(e.logits);
         if (renderer) renderer->labels(w.top_k);
-        w.logits.assign(e.logits.data_ptr<float>(), e.logits.data_ptr<float>() + e.logits.numel());
+        w.logits = e.logit_values();
         w.dropped_frames = reader.dropped();
         w.latency_ms = ms_since(last_arrival);
         ++windows;

@@ -134,18 +134,17 @@ Timeline run_timeline(Classifier& classifier, const std::string& input, const Wi
       classifier, plan,
       [&](const EncodedWindow& e) {
         TimelineWindow w;
-        w.start_s = static_cast<double>(e.first_sample) / plan.fps;
-        w.end_s = static_cast<double>(e.last_sample + 1) / plan.fps;
+        w.start_s = e.start_s;
+        w.end_s = e.end_s;
         w.frame_indices = e.frame_indices;
         w.top_k = classifier.top_k(e.logits);
-        w.logits.assign(e.logits.data_ptr<float>(), e.logits.data_ptr<float>() + e.logits.numel());
+        w.logits = e.logit_values();
         t.windows.push_back(std::move(w));
       },
       encoding);
-  const StreamInfo info =
-      read_frames_at_rate(input, plan.fps, [&](int64_t k, int64_t pos, const cv::Mat& rgb) {
-        encoder.add(k, pos, rgb);
-      });
+  const StreamInfo info = read_frames_at_rate(
+      input, plan.fps,
+      [&](int64_t k, int64_t pos, const cv::Mat& rgb) { encoder.add(k, pos, rgb); });
   encoder.finish();
   t.frames_encoded = encoder.stats().frames_encoded;
   t.timings.spatial_ms = encoder.stats().spatial_ms;

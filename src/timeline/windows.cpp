@@ -87,8 +87,9 @@ void WindowEncoder::run_window(int64_t start) {
     items.push_back(items_[static_cast<size_t>(s.item - first_item_)]);
     w.frame_indices.push_back(s.pos);
   }
-  w.first_sample = sample(start).k;
-  w.last_sample = sample(std::min(start + plan_.frames, count_) - 1).k;
+  w.start_s = static_cast<double>(sample(start).k) / plan_.fps;
+  w.end_s =
+      static_cast<double>(sample(std::min(start + plan_.frames, count_) - 1).k + 1) / plan_.fps;
   // Embeddings (D each) are stacked; pixels ((1, S, S, 3) each) go to the spatial encoder.
   torch::Tensor frames = options_.reuse ? torch::stack(items) : c_.join_frames(items);
   if (!options_.reuse) {

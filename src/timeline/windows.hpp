@@ -4,8 +4,8 @@
 // each window of T samples as soon as the window's frames are encoded. It holds only the samples
 // and embeddings a window still to come needs (at most T plus an encode chunk), so its memory does
 // not grow with the length of the video or stream.
-#include <opencv2/core.hpp>
 #include <torch/types.h>
+#include <opencv2/core.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -19,10 +19,14 @@ namespace stam {
 
 // One window the encoder ran.
 struct EncodedWindow {
-  int64_t first_sample = 0;  // sample number k of its first frame
-  int64_t last_sample = 0;   // ... and of its last real one (frames past it repeat it)
+  // Stream time: its first sample's, and its last real one's + 1/fps (frames past that repeat it).
+  double start_s = 0, end_s = 0;
   std::vector<int64_t> frame_indices;  // source positions of its T frames
   torch::Tensor logits;                // (classes) float32 on the CPU
+
+  std::vector<float> logit_values() const {
+    return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
+  }
 };
 using WindowSink = std::function<void(const EncodedWindow&)>;
 
