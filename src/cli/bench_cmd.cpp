@@ -8,7 +8,6 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "print.hpp"
-#include "render/canvas.hpp"
 
 namespace stam::cli {
 
@@ -23,10 +22,7 @@ struct BenchArgs {
 };
 
 int run_bench_command(BenchArgs& a) {
-  if (!a.plot.empty()) {  // refused before the benchmark, not after it
-    check_plot_name(a.plot);
-    check_output_path(a.plot, "--plot");
-  }
+  check_plot_path(a.plot);  // refused before the benchmark, not after it
   a.opts.frames = parse_frame_list(a.frames);
   a.opts.precision = parse_precision(a.precision);
   const BenchReport report = run_bench(a.opts, [](const BenchRow& row) {

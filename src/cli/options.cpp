@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <memory>
 
+#include "output.hpp"
+#include "render/canvas.hpp"
+#include "render/overlay.hpp"
+
 namespace stam::cli {
 
 namespace {
@@ -100,14 +104,17 @@ void add_top_k_option(CLI::App* app, ModelFlags& f) {
 }
 
 void add_window_options(CLI::App* app, WindowRequest& into, const std::string& stride_default) {
+  app->get_option("--frames")
+      ->description(
+          "window length in sampled frames, as --window-frames (default: the checkpoint's T)");
   app->add_option("--window-seconds", into.window_seconds,
                   "window length in seconds (default 10; with the frames it sets --fps, with "
                   "--fps it sets the frames)");
   app->add_option("--window-frames", into.window_frames,
                   "window length in sampled frames (default: the checkpoint's T)");
-  app->add_option("--stride-seconds", into.stride_seconds,
-                  "time between window starts (default " + stride_default +
-                      "), rounded to whole samples");
+  app->add_option(
+      "--stride-seconds", into.stride_seconds,
+      "time between window starts (default " + stride_default + "), rounded to whole samples");
   app->add_option("--fps", into.fps,
                   "frames sampled per second (default: T per window, 1.6 for STAM-16 over 10 s)");
 }
@@ -133,6 +140,18 @@ CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help)
 
 CLI::Option* add_plot_option(CLI::App* app, std::string& into, const std::string& help) {
   return app->add_option("--plot", into, help);
+}
+
+void check_plot_path(const std::string& path) {
+  if (path.empty()) return;
+  check_plot_name(path);
+  check_output_path(path, "--plot");
+}
+
+void check_render_path(const std::string& path) {
+  if (path.empty()) return;
+  check_video_name(path, "--render");
+  check_output_path(path, "--render");
 }
 
 CLI::Option* add_render_option(CLI::App* app, std::string& into, const std::string& help) {

@@ -52,7 +52,8 @@ ModelOptions finish_model_options(const ModelFlags& flags);
 // ---------------------------------------------------------------- windows (timeline, stream)
 
 // --window-seconds, --window-frames, --stride-seconds (its default, in seconds, in the help),
-// --fps: the window request of the commands that slide a window along a video.
+// --fps: the window request of the commands that slide a window along a video. Call it after
+// add_model_options: it words --frames as the window's length.
 void add_window_options(CLI::App* app, WindowRequest& into, const std::string& stride_default);
 
 // ---------------------------------------------------------------- what a command writes
@@ -67,6 +68,10 @@ CLI::Option* add_logits_flag(CLI::App* app, bool& into, const std::string& help)
 CLI::Option* add_plot_option(CLI::App* app, std::string& into, const std::string& help);
 // --render OUT.mp4, the input video with the labels drawn on its frames.
 CLI::Option* add_render_option(CLI::App* app, std::string& into, const std::string& help);
+// The checks of a --plot / --render path before any work: its extension, and that it can be
+// written (check_output_path). An empty path (the option not given) passes. Throw UsageError.
+void check_plot_path(const std::string& path);
+void check_render_path(const std::string& path);
 
 // ---------------------------------------------------------------- records (batch, eval)
 

@@ -7,7 +7,6 @@
 #include "options.hpp"
 #include "output.hpp"
 #include "print.hpp"
-#include "render/overlay.hpp"
 #include "stream/stream.hpp"
 
 namespace stam::cli {
@@ -29,10 +28,7 @@ const char kStopAnnouncement[] =
 int run_stream_cmd(StreamArgs& a) {
   if (a.logits && a.format != "jsonl")
     throw UsageError("--logits needs --format jsonl: the text lines have no place for them");
-  if (!a.opts.render.empty()) {  // refused before the model loads
-    check_video_name(a.opts.render, "--render");
-    check_output_path(a.opts.render, "--render");
-  }
+  check_render_path(a.opts.render);  // refused before the model loads
   const ModelOptions options = finish_model_options(a.model);
   batch::SignalGuard signals(kStopAnnouncement);
   a.opts.stop = batch::stop_requested;
@@ -54,10 +50,6 @@ Command add_stream(CLI::App& app) {
                   "a camera (/dev/video0, or its index 0)")
       ->required();
   add_model_options(sub, args->model, /*clip_sampling=*/false);
-  sub->get_option("--frames")
-      ->description(
-          "window length in sampled frames, as --window-frames (default: the "
-          "checkpoint's T)");
   add_top_k_option(sub, args->model);
   add_window_options(sub, args->window, "1");
   add_format_option(sub, args->format, {"text", "jsonl"},

@@ -5,10 +5,7 @@
 #include "commands.hpp"
 #include "decode/decode.hpp"
 #include "options.hpp"
-#include "output.hpp"
 #include "print.hpp"
-#include "render/canvas.hpp"
-#include "render/overlay.hpp"
 #include "timeline/timeline.hpp"
 
 namespace stam::cli {
@@ -37,14 +34,9 @@ int run_timeline_cmd(const TimelineArgs& a) {
   if (a.logits && a.format != "json")
     throw UsageError("--logits needs --format json: the " + a.format +
                      " output has no place for each window's logits");
-  if (!a.render.empty()) {  // refused before the model loads, not after the timeline
-    check_video_name(a.render, "--render");
-    check_output_path(a.render, "--render");
-  }
-  if (!a.plot.empty()) {
-    check_plot_name(a.plot);
-    check_output_path(a.plot, "--plot");
-  }
+  // Refused before the model loads, not after the timeline.
+  check_render_path(a.render);
+  check_plot_path(a.plot);
   const ModelOptions options = finish_model_options(a.model);
   decode_timeout_s();  // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
   const Timeline t = timeline_of(options, a.input, a.window, !a.no_reuse);
@@ -64,10 +56,6 @@ Command add_timeline(CLI::App& app) {
       "timeline", "label a long video window by window (each frame encoded once)");
   sub->add_option("input", args->input, "video file or frames folder")->required();
   add_model_options(sub, args->model, /*clip_sampling=*/false);
-  sub->get_option("--frames")
-      ->description(
-          "window length in sampled frames, as --window-frames (default: the "
-          "checkpoint's T)");
   add_top_k_option(sub, args->model);
   add_window_options(sub, args->window, "2");
   add_format_option(sub, args->format, {"text", "json", "csv"},
