@@ -17,17 +17,10 @@
 #include "test_util.hpp"
 
 using stam::test::fixture_path;
+using stam::test::tiny_model_options;
 using stam::test::video_path;
 
 namespace {
-
-stam::ModelOptions tiny_options() {
-  stam::ModelOptions o;
-  o.weights = fixture_path("tiny_stam.pth");
-  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
-  o.device = "cpu";
-  return o;
-}
 
 class VideoParity : public ::testing::TestWithParam<std::string> {};
 
@@ -36,7 +29,7 @@ class VideoParity : public ::testing::TestWithParam<std::string> {};
 TEST_P(VideoParity, LogitsMatchTheReferencePipeline) {
   std::ifstream in(fixture_path("tiny_stam_expected.json"));
   const auto want = nlohmann::json::parse(in)["videos"][GetParam()];
-  stam::Classifier classifier(tiny_options());
+  stam::Classifier classifier(tiny_model_options());
   auto r = classifier.classify(video_path(GetParam()));
 
   EXPECT_EQ(r.frame_indices, want["indices"].get<std::vector<int64_t>>());
@@ -64,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(TestVideos, VideoParity,
                          });
 
 TEST(Pipeline, ScoresAreSoftmaxProbabilities) {
-  auto opts = tiny_options();
+  auto opts = tiny_model_options();
   opts.top_k = 400;
   stam::Classifier classifier(opts);
   auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
@@ -76,7 +69,7 @@ TEST(Pipeline, ScoresAreSoftmaxProbabilities) {
 }
 
 TEST(Pipeline, BatchOfClipsEqualsOneByOne) {
-  stam::Classifier classifier(tiny_options());
+  stam::Classifier classifier(tiny_model_options());
   auto a = classifier.prepare(video_path("short_32frames_30fps.mp4"));
   auto b = classifier.prepare(video_path("mpeg4_320x240_25fps.avi"));
   auto both = classifier.infer({a, b});
@@ -88,7 +81,7 @@ TEST(Pipeline, BatchOfClipsEqualsOneByOne) {
 }
 
 TEST(Pipeline, LabelCountMustMatchTheCheckpoint) {
-  auto opts = tiny_options();
+  auto opts = tiny_model_options();
   opts.labels = fixture_path("micro_labels.txt");  // 5 names, the checkpoint has 400 classes
   try {
     stam::Classifier c(opts);
@@ -113,7 +106,7 @@ TEST(Device, MalformedNamesAreUsageErrors) {
 }
 
 TEST(Pipeline, UnavailableDeviceOrPrecisionIsADeviceError) {
-  auto opts = tiny_options();
+  auto opts = tiny_model_options();
   if (!torch::cuda::is_available()) {
     opts.device = "cuda:1";
     try {
@@ -173,7 +166,7 @@ TEST(Precision, Bf16MustBeClearlyFaster) {
 }
 
 TEST(Pipeline, AutoPrecisionRunsAndSaysWhichItChose) {
-  auto opts = tiny_options();
+  auto opts = tiny_model_options();
   opts.precision = stam::Precision::kAuto;
   stam::Classifier classifier(opts);
   auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
@@ -181,7 +174,7 @@ TEST(Pipeline, AutoPrecisionRunsAndSaysWhichItChose) {
 }
 
 TEST(Pipeline, Bf16RunsOnCpu) {
-  auto opts = tiny_options();
+  auto opts = tiny_model_options();
   opts.precision = stam::Precision::kBf16;
   stam::Classifier classifier(opts);
   auto r = classifier.classify(video_path("short_32frames_30fps.mp4"));
@@ -192,7 +185,7 @@ TEST(Pipeline, Bf16RunsOnCpu) {
 TEST(Pipeline, ReaderIsHandedOutBeforeTheWeightsLoadAndOutlivesTheClassifier) {
   std::optional<stam::ClipReader> reader;
   auto classifier = std::make_unique<stam::Classifier>(
-      tiny_options(), [&](const stam::ClipReader& r) { reader.emplace(r); });
+      tiny_model_options(), [&](const stam::ClipReader& r) { reader.emplace(r); });
   ASSERT_TRUE(reader.has_value());
   const std::string video = video_path("short_32frames_30fps.mp4");
   const auto want = classifier->prepare(video);
@@ -204,7 +197,7 @@ TEST(Pipeline, ReaderIsHandedOutBeforeTheWeightsLoadAndOutlivesTheClassifier) {
 
 TEST(Pipeline, PrefetchedClipsComeInOrderWithTheirErrors) {
   std::optional<stam::ClipReader> reader;
-  stam::Classifier classifier(tiny_options(),
+  stam::Classifier classifier(tiny_model_options(),
                               [&](const stam::ClipReader& r) { reader.emplace(r); });
   const std::string a = video_path("short_32frames_30fps.mp4"),
                     b = video_path("mpeg4_320x240_25fps.avi"),
@@ -229,7 +222,7 @@ TEST(ClassifyEach, EveryInputGetsAnOutcomeInOrderAndTheWorstCodeIsReturned) {
                     bad = stam::test::source_path("README.md");
   std::vector<stam::Outcome> seen;
   bool had_classifier = false;
-  const int worst = stam::classify_each(tiny_options(), {a, missing, bad},
+  const int worst = stam::classify_each(tiny_model_options(), {a, missing, bad},
                                         [&](const stam::Outcome& o, const stam::Classifier* c) {
                                           seen.push_back(o);
                                           had_classifier = had_classifier || c != nullptr;
@@ -238,7 +231,7 @@ TEST(ClassifyEach, EveryInputGetsAnOutcomeInOrderAndTheWorstCodeIsReturned) {
   EXPECT_EQ(seen[0].input, a);
   ASSERT_TRUE(seen[0].result.has_value());
   EXPECT_EQ(seen[0].exit_code, 0);
-  stam::Classifier direct(tiny_options());
+  stam::Classifier direct(tiny_model_options());
   EXPECT_EQ(seen[0].result->logits, direct.classify(a).logits);
   for (size_t i : {1u, 2u}) {
     EXPECT_FALSE(seen[i].result.has_value()) << seen[i].input;
@@ -251,7 +244,7 @@ TEST(ClassifyEach, EveryInputGetsAnOutcomeInOrderAndTheWorstCodeIsReturned) {
 }
 
 TEST(ClassifyEach, NoModelIsLoadedWhenNoInputCanBeRead) {
-  stam::ModelOptions options = tiny_options();
+  stam::ModelOptions options = tiny_model_options();
   options.weights = video_path("no_such_weights.pth");  // loading would throw ModelError
   int calls = 0;
   const int worst = stam::classify_each(options, {video_path("no_such_video.mp4")},

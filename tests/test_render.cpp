@@ -17,6 +17,7 @@
 using stam::test::contains;
 using stam::test::fixture_path;
 using stam::test::shell_quote;
+using stam::test::tiny_model_options;
 using stam::test::video_path;
 
 namespace {
@@ -142,19 +143,11 @@ TEST(VideoWriter, PathsThatCannotBeWrittenAreUsageErrorsNamingThem) {
 
 namespace {
 
-stam::ModelOptions tiny_options() {
-  stam::ModelOptions o;
-  o.weights = fixture_path("tiny_stam.pth");  // T = 8
-  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
-  o.device = "cpu";
-  return o;
-}
-
 // 164 frames at 25 fps, 320x240: windows of 8 samples at 2 fps starting every second.
 class RenderedTimeline : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    stam::Classifier c(tiny_options());
+    stam::Classifier c(tiny_model_options());
     stam::WindowRequest r;
     r.fps = 2.0;
     r.stride_seconds = 1.0;

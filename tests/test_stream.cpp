@@ -28,18 +28,11 @@
 using stam::test::fixture_path;
 using stam::test::run_command;
 using stam::test::shell_quote;
+using stam::test::tiny_model_options;
 using stam::test::video_path;
 using Json = nlohmann::json;
 
 namespace {
-
-stam::ModelOptions tiny_options() {
-  stam::ModelOptions o;
-  o.weights = fixture_path("tiny_stam.pth");  // T = 8
-  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
-  o.device = "cpu";
-  return o;
-}
 
 std::string stam_cmd(const std::string& args) {
   return shell_quote(stam::test::stam_binary()) + " " + args;
@@ -164,7 +157,7 @@ TEST(StreamScores, AverageOfTheLastWindowsAndThreshold) {
 }
 
 TEST_F(StreamClips, FileWindowsEqualTimelines) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   for (const std::string& clip : {file("clip.mp4"), video_path("short_32frames_30fps.mp4")}) {
     stam::WindowRequest r;
     r.fps = 6.0;
@@ -194,7 +187,7 @@ TEST_F(StreamClips, FileWindowsEqualTimelines) {
 // --render writes every frame the source gave, at its size and rate, with the label box drawn
 // once the first window has run; the windows are the same as without it.
 TEST_F(StreamClips, RenderWritesEverySourceFrameWithTheLabels) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 6.0;
   const stam::WindowPlan plan = stam::resolve_window(r, c.config().frames);
@@ -229,7 +222,7 @@ TEST_F(StreamClips, RenderWritesEverySourceFrameWithTheLabels) {
 // about once, and a window's latency stays near the model's own time instead of growing with
 // the stream (without drops the last window would wait for seconds of backlog).
 TEST_F(StreamClips, ASlowModelDropsSamplesAndLatencyStaysBounded) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 20.0;  // a sample every 50 ms; the model takes over 100 ms each
   r.stride_seconds = 0.5;
@@ -377,7 +370,7 @@ TEST(StreamCli, ReconnectRetriesUntilSigterm) {
 TEST(StreamCli, BadSourcesAreInputErrorsNamingThem) {
   const int port = free_port();
   for (const std::string& source : {"tcp://127.0.0.1:" + std::to_string(port),
-                                   std::string("/no/such/video.mp4"), std::string("bogus://x")}) {
+                                    std::string("/no/such/video.mp4"), std::string("bogus://x")}) {
     const auto r = run_command(
         stam_cmd("stream " + shell_quote(source) + " " + tiny_flags() + " --timeout-seconds 2"));
     EXPECT_EQ(r.exit_code, 3) << source << ": " << r.err;

@@ -18,17 +18,10 @@
 
 using stam::test::fixture_path;
 using stam::test::shell_quote;
+using stam::test::tiny_model_options;
 using stam::test::video_path;
 
 namespace {
-
-stam::ModelOptions tiny_options() {
-  stam::ModelOptions o;
-  o.weights = fixture_path("tiny_stam.pth");  // T = 8
-  o.labels = stam::test::source_path("models/kinetics400_labels.txt");
-  o.device = "cpu";
-  return o;
-}
 
 std::vector<double> as_doubles(const std::vector<float>& v) {
   return {v.begin(), v.end()};
@@ -202,7 +195,7 @@ TEST(TimelineSegments, RunsOfTheSameTopLabelMergeWithoutOverlap) {
 }
 
 TEST_F(LongVideo, EveryWindowEqualsClassifyingItsFramesAlone) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 2.0;
   r.stride_seconds = 1.0;
@@ -250,7 +243,7 @@ TEST_F(LongVideo, EveryWindowEqualsClassifyingItsFramesAlone) {
 }
 
 TEST_F(LongVideo, WithoutReuseTheLogitsAreTheSameAndEveryWindowIsEncoded) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 1.0;
   r.stride_seconds = 3.0;
@@ -309,7 +302,7 @@ TEST(TimelineText, NamesThePrecisionAndCountsOneWindowAndOneSampleAsOne) {
 }
 
 TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 60.0;  // twice the video's 30 fps
   const stam::Timeline t =
@@ -324,7 +317,7 @@ TEST(Timeline, FramesTakenTwiceAreEncodedOnce) {
 }
 
 TEST(Timeline, AVideoShorterThanAWindowGetsOnePaddedWindow) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowRequest r;
   r.fps = 2.0;  // 72 frames at 28 fps, 2.57 s: 6 samples for a window of 8
   const stam::Timeline t =
@@ -361,14 +354,14 @@ TEST(TimelineCli, AVideoOfThreeFramesSaysItWasPadded) {
 }
 
 TEST(Timeline, AModelRunningOtherWindowsIsRefused) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   stam::WindowPlan plan{16, 1.6, 3};
   EXPECT_THROW(stam::run_timeline(c, video_path("short_32frames_30fps.mp4"), plan),
                stam::UsageError);
 }
 
 TEST(Timeline, AMissingVideoIsAnInputErrorNamingIt) {
-  stam::Classifier c(tiny_options());
+  stam::Classifier c(tiny_model_options());
   try {
     stam::run_timeline(c, "/nonexistent/long.mp4", stam::resolve_window({}, 8));
     FAIL() << "no error";
@@ -554,8 +547,8 @@ TEST(TimelineOf, LoadsWithTheWindowsTAndEqualsRunTimeline) {
   stam::WindowRequest window;
   window.window_frames = 4;
   window.stride_seconds = 1;
-  const stam::Timeline got = stam::timeline_of(tiny_options(), video, window);
-  stam::ModelOptions four = tiny_options();
+  const stam::Timeline got = stam::timeline_of(tiny_model_options(), video, window);
+  stam::ModelOptions four = tiny_model_options();
   four.frames = 4;
   stam::Classifier c(four);
   const stam::Timeline want = stam::run_timeline(c, video, stam::resolve_window(window, 4));
@@ -568,7 +561,7 @@ TEST(TimelineOf, LoadsWithTheWindowsTAndEqualsRunTimeline) {
 }
 
 TEST(TimelineOf, RefusesBeforeLoadingWhatTheModelCannotChange) {
-  stam::ModelOptions options = tiny_options();
+  stam::ModelOptions options = tiny_model_options();
   options.weights = video_path("no_such_weights.pth");  // a load would be a ModelError
   stam::WindowRequest window;
   window.window_frames = 4;

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "stam/stam.hpp"
+
 namespace fs = std::filesystem;
 
 namespace stam::test {
@@ -25,6 +27,13 @@ std::string video_path(const std::string& name) {
 }
 std::string fixture_path(const std::string& name) {
   return source_path("tests/fixtures/" + name);
+}
+ModelOptions tiny_model_options() {
+  ModelOptions o;
+  o.weights = fixture_path("tiny_stam.pth");
+  o.labels = source_path("models/kinetics400_labels.txt");
+  o.device = "cpu";
+  return o;
 }
 std::string stam_binary() {
   return STAM_BINARY;

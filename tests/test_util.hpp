@@ -4,12 +4,18 @@
 #include <string>
 #include <vector>
 
+namespace stam {
+struct ModelOptions;
+}
+
 namespace stam::test {
 
 std::string source_path(const std::string& rel);    // <repo>/rel
 std::string video_path(const std::string& name);    // <repo>/tests/data/videos/name
 std::string fixture_path(const std::string& name);  // <repo>/tests/fixtures/name
 std::string stam_binary();
+// tiny_stam.pth (T = 8, 400 classes) with models/kinetics400_labels.txt, on the CPU.
+ModelOptions tiny_model_options();
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {
