@@ -21,6 +21,7 @@ set(STAM_LAYERS
   "output"                                             # results as text, JSON, CSV
   "batch,timeline,embed,bench,info"                    # the commands' library halves
   "eval,stream"                                        # batch plus scoring; timeline's windows, live
+  "serve"                                              # the HTTP server over the library
   "cli")                                               # the executable
 # Headers that are generated into the build tree, not found under ROOT.
 set(STAM_GENERATED_HEADERS "version.hpp")

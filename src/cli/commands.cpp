@@ -20,6 +20,7 @@ Commands register_commands(CLI::App& app) {
   cmds.add(add_timeline(app));
   cmds.add(add_embed(app));
   cmds.add(add_stream(app));
+  cmds.add(add_serve(app));
   return cmds;
 }
 

@@ -23,6 +23,7 @@ Command add_eval(CLI::App& app);
 Command add_timeline(CLI::App& app);
 Command add_embed(CLI::App& app);
 Command add_stream(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 class Commands {
  public:

@@ -181,7 +181,11 @@ void add_record_options(CLI::App* app, RecordFlags& f) {
   app->add_option("-b,--batch-size", o.batch_size, "videos per model call")
       ->check(whole_number(1, 4096))
       ->capture_default_str();
-  app->add_option("-j,--decode-workers", o.decode_workers, "decoding threads (0 = automatic)")
+  add_decode_workers_option(app, o.decode_workers);
+}
+
+void add_decode_workers_option(CLI::App* app, int& into) {
+  app->add_option("-j,--decode-workers", into, "decoding threads (0 = automatic)")
       ->check(whole_number(0, 256))
       ->capture_default_str();
 }

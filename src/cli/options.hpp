@@ -94,6 +94,9 @@ void add_ext_option(CLI::App* app, RecordFlags& flags, const std::string& help);
 // for batch's inputs and output (eval rewords them for its set and records).
 void add_record_options(CLI::App* app, RecordFlags& flags);
 
+// -j/--decode-workers (add_record_options has it too).
+void add_decode_workers_option(CLI::App* app, int& into);
+
 // ---------------------------------------------------------------- help
 
 // An option a command takes only to refuse it with the reason it does not apply there (rather
