@@ -318,9 +318,13 @@ torch::Tensor Classifier::logits(const torch::Tensor& clip_embeddings) {
 }
 
 std::vector<Prediction> Classifier::top_k(const torch::Tensor& logits_row) const {
+  return top_k(logits_row, impl_->opts.top_k);
+}
+
+std::vector<Prediction> Classifier::top_k(const torch::Tensor& logits_row, int64_t k) const {
   if (!impl_->opts.with_labels) throw std::logic_error("Classifier::top_k: loaded without labels");
   c10::InferenceMode guard;
-  return top_predictions(logits_row.softmax(0), impl_->opts.top_k, impl_->labels);
+  return top_predictions(logits_row.softmax(0), k, impl_->labels);
 }
 
 void Classifier::synchronize() const {

@@ -195,6 +195,8 @@ class Classifier {
   torch::Tensor logits(const torch::Tensor& clip_embeddings);
   // The top-k labels (softmax scores) of one row of logits.
   std::vector<Prediction> top_k(const torch::Tensor& logits_row) const;
+  // The same with `k` labels (at most the class count) instead of the options' top_k.
+  std::vector<Prediction> top_k(const torch::Tensor& logits_row, int64_t k) const;
 
   // Waits for the work queued on the model's device (a GPU runs it asynchronously).
   void synchronize() const;
