@@ -60,20 +60,31 @@ nlohmann::ordered_json nested(const float* values, const std::vector<int64_t>& s
 void write_jsonl(const std::string& path, const std::vector<Embedding>& embeddings,
                  const std::vector<int64_t>& row_shape) {
   std::ofstream out = open_output(path);
-  for (const auto& e : embeddings) {
-    nlohmann::ordered_json j;
-    j["input"] = path_text(e.input);
-    j["embedding"] = nested(e.values.data(), row_shape, 0);
-    if (!e.warnings.empty()) j["warnings"] = e.warnings;
-    out << dump_json(j) << '\n';
-  }
+  for (const auto& e : embeddings) out << dump_json(embedding_json(e, row_shape)) << '\n';
   close_output(out, path);
 }
 
 }  // namespace
 
+std::vector<int64_t> embedding_shape(const StamConfig& config, bool per_frame) {
+  if (per_frame) return {config.frames, config.embed_dim};
+  return {config.embed_dim};
+}
+
+nlohmann::ordered_json embedding_json(const Embedding& e, const std::vector<int64_t>& row_shape) {
+  nlohmann::ordered_json j;
+  j["input"] = path_text(e.input);
+  j["embedding"] = nested(e.values.data(), row_shape, 0);
+  if (!e.warnings.empty()) j["warnings"] = e.warnings;
+  return j;
+}
+
 Embedding embed(Classifier& classifier, const std::string& input, bool per_frame) {
-  const Clip clip = classifier.prepare(input);
+  return embed(classifier, classifier.prepare(input), input, per_frame);
+}
+
+Embedding embed(Classifier& classifier, const Clip& clip, const std::string& input,
+                bool per_frame) {
   c10::InferenceMode guard;
   torch::Tensor frames = classifier.encode_frames(clip.pixels);
   if (per_frame) return {input, to_floats(frames), clip.warnings};
@@ -95,9 +106,7 @@ Embeddings embed_each(const ModelOptions& options, const std::vector<std::string
       out.worst = std::max(out.worst, static_cast<int>(e.code()));
     }
   }
-  const StamConfig& c = classifier.config();
-  out.row_shape = {c.embed_dim};
-  if (per_frame) out.row_shape.insert(out.row_shape.begin(), c.frames);
+  out.row_shape = embedding_shape(classifier.config(), per_frame);
   return out;
 }
 

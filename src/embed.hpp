@@ -3,6 +3,8 @@
 // encoder's CLS output after its final norm (what the head reads); per frame, the spatial
 // encoder's CLS output. Written as a NumPy .npy array (with the inputs, one a line, in a
 // .paths.txt beside it) or as JSON lines.
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,6 +22,8 @@ struct Embedding {
 // Decodes, samples and preprocesses `input` as classify does and returns its clip embedding, or
 // with `per_frame` its T frame embeddings. Throws InputError.
 Embedding embed(Classifier& classifier, const std::string& input, bool per_frame);
+// The same from a clip already prepared (Classifier::prepare or a ClipReader of its shape).
+Embedding embed(Classifier& classifier, const Clip& clip, const std::string& input, bool per_frame);
 
 // The embeddings of `inputs` with one model, as `stam embed` makes them: inputs are checked
 // first (check_inputs) and no model is loaded when none passed; one that fails is logged and
@@ -31,6 +35,12 @@ struct Embeddings {
 };
 Embeddings embed_each(const ModelOptions& options, const std::vector<std::string>& inputs,
                       bool per_frame);
+
+// An embedding's shape: {D}, or {T, D} per frame.
+std::vector<int64_t> embedding_shape(const StamConfig& config, bool per_frame);
+// One embedding as a JSON line of `stam embed --output FILE.jsonl` has it: {"input", "embedding"
+// (nested as row_shape)[, "warnings"]}.
+nlohmann::ordered_json embedding_json(const Embedding& e, const std::vector<int64_t>& row_shape);
 
 enum class EmbedFormat { kNpy, kJsonl };
 // By the output's extension: .npy or .jsonl; anything else is a UsageError.
