@@ -64,8 +64,9 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--max-upload-mb", args->max_upload_mb, "largest body taken, in MiB (else 413)")
       ->check(whole_number(1, 1 << 20))
       ->capture_default_str();
-  sub->add_option("--queue", args->opts.queue, "requests in progress at most (else 503)")
-      ->check(whole_number(1, 100000))
+  sub->add_option("--queue", args->opts.queue,
+                  "requests in progress at most (else 503; each has an HTTP thread)")
+      ->check(whole_number(1, 1024))
       ->capture_default_str();
   sub->add_option("--max-batch", args->opts.max_batch, "clips per model forward at most")
       ->check(whole_number(1, 4096))

@@ -32,12 +32,13 @@ void counter(std::ostringstream& out, const std::string& name, const std::string
 
 }  // namespace
 
-void Metrics::request(const std::string& endpoint, int status, double seconds) {
+void Metrics::request(const std::string& endpoint, int status, std::optional<double> seconds) {
   std::lock_guard lock(mutex_);
   ++requests_[{endpoint, status}];
-  observe(kLatencyBounds, latency_buckets_, seconds);
+  if (!seconds) return;
+  observe(kLatencyBounds, latency_buckets_, *seconds);
   ++latency_count_;
-  latency_sum_ += seconds;
+  latency_sum_ += *seconds;
 }
 
 void Metrics::frames_decoded(int64_t n) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -11,8 +12,9 @@ namespace stam::serve {
 
 class Metrics {
  public:
-  // One answered request: its route ("/v1/classify", ...), status and seconds taken.
-  void request(const std::string& endpoint, int status, double seconds);
+  // One answered request: its route ("/v1/classify", ...), status and seconds taken (none for a
+  // request refused before it was routed: a malformed request line or header).
+  void request(const std::string& endpoint, int status, std::optional<double> seconds);
   void frames_decoded(int64_t n);
   // One model forward over `batch` clips.
   void forward(size_t batch);

@@ -4,28 +4,35 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <filesystem>
+#include <cstdlib>
+#include <limits>
 #include <optional>
 
+#include "batch/decoding.hpp"
+#include "embed.hpp"
 #include "output.hpp"
 #include "serve/http_error.hpp"
 #include "serve/metrics.hpp"
+#include "serve/request.hpp"
 #include "serve/upload.hpp"
 #include "serve/worker.hpp"
+#include "timeline/timeline.hpp"
 
 namespace stam::serve {
 
-namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Compares without returning early at the first difference, so timing tells nothing of the key.
-bool same_key(const std::string& a, const std::string& b) {
-  unsigned diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= unsigned(a[i]) ^ unsigned(b[i % (b.size() + 1)]);
-  return diff == 0;
-}
+constexpr const char* kRoutes[] = {"/health",      "/metrics",  "/v1/models",
+                                   "/v1/classify", "/v1/embed", "/v1/timeline"};
+// Threads for the requests beyond the queue's, so that /health, /metrics and the queue's own 503
+// answers never wait behind the admitted ones.
+constexpr size_t kSpareThreads = 4;
+
+// When this thread's request arrived (set before routing, read by the logger once it is answered).
+thread_local std::optional<Clock::time_point> request_start;
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t at = s.find(from); !from.empty() && at != std::string::npos;
@@ -34,13 +41,30 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-// The per-request settings: query fields, or the multipart form's.
-struct Settings {
-  int64_t top_k;
-  Sampling sampling;
-  Seek seek;
-  bool logits = false;
-};
+// The body's Content-Length: 0 when it states none (chunked), the most a size_t holds when it
+// states more.
+size_t stated_length(const httplib::Request& req) {
+  const std::string length = req.get_header_value("Content-Length");
+  if (length.size() >= 19) return std::numeric_limits<size_t>::max();
+  return static_cast<size_t>(std::strtoull(length.c_str(), nullptr, 10));
+}
+
+void rename_in(std::vector<std::string>& texts, const Received& in) {
+  for (auto& t : texts) t = replace_all(t, in.file, in.input);
+}
+
+// The library's errors as HTTP ones: the input's are the client's (400), the rest the server's.
+HttpError http_error(const Error& e, const Received& in) {
+  const std::string message = replace_all(e.what(), in.file, in.input);
+  switch (e.code()) {
+    case Exit::kInput:
+      return HttpError(400, "undecodable", message);
+    case Exit::kUsage:
+      return HttpError(400, "bad_parameter", message);
+    default:
+      return HttpError(500, "internal", message);
+  }
+}
 
 }  // namespace
 
@@ -59,19 +83,32 @@ struct Server::Impl {
 
   void load();
   void routes();
-  void classify(const httplib::Request& req, httplib::Response& res,
-                const httplib::ContentReader& reader);
-  void check_key(const httplib::Request& req) const;
-  std::string allowed_path(const std::string& path) const;
-  Settings settings(const std::function<std::optional<std::string>(const char*)>& field) const;
-  Result run(const std::string& file, const Settings& s);
+  void errors();
+  Classifier& loaded() const;
+  // A stated length past what would be drained is refused before anything is read, and the
+  // connection closes after the answer.
+  void refuse_oversized(const httplib::Request& req, httplib::Response& res) const;
+  Received receive_video(const httplib::Request& req, const httplib::Response& res,
+                         const httplib::ContentReader& reader) const;
+  // The request's clip reader: the model's, or one with its sampling and seek.
+  ClipReader reader_for(const Fields& f) const;
+  Json classify(const Received& in, const Fields& f);
+  Json embed(const Received& in, const Fields& f);
+  Json timeline(const Received& in, const Fields& f);
+  // A route that reads a video: key, model, body, then `answer`, whose library errors become
+  // HTTP ones.
+  using Answer = Json (Impl::*)(const Received&, const Fields&);
+  void video_route(const char* path, Answer answer, std::vector<std::string> fields);
 };
 
 void Server::Impl::load() {
   try {
     model = std::make_unique<Classifier>(model_options);
-    WorkerOptions w{options.queue, options.max_batch, options.decode_workers,
-                    options.before_forward};
+    const int decoders =
+        options.decode_workers > 0
+            ? options.decode_workers
+            : batch::default_decode_workers(torch::Device(model->device_name()).is_cuda());
+    WorkerOptions w{options.queue, options.max_batch, decoders, options.before_forward};
     worker = std::make_unique<Worker>(*model, std::move(w), metrics);
     ready = true;
     spdlog::info("model loaded: T={}, {} classes, {}", model->config().frames,
@@ -87,124 +124,91 @@ void Server::Impl::load() {
   }
 }
 
-void Server::Impl::check_key(const httplib::Request& req) const {
-  if (options.api_key.empty()) return;
-  std::string given = req.get_header_value("X-API-Key");
-  const std::string auth = req.get_header_value("Authorization");
-  if (given.empty() && auth.rfind("Bearer ", 0) == 0) given = auth.substr(7);
-  if (given.empty() || !same_key(given, options.api_key))
-    throw HttpError(401, "unauthorized",
-                    "a valid API key is needed (Authorization: Bearer KEY or X-API-Key: KEY)");
-}
-
-std::string Server::Impl::allowed_path(const std::string& path) const {
-  if (options.allow_dir.empty())
-    throw HttpError(403, "forbidden", "this server reads no paths (start it with --allow-dir)");
-  const fs::path root = fs::weakly_canonical(options.allow_dir);
-  const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : root / path;
-  const fs::path canon = fs::weakly_canonical(p);
-  auto r = root.begin(), c = canon.begin();
-  for (; r != root.end() && !r->empty(); ++r, ++c)
-    if (c == canon.end() || *r != *c)
-      throw HttpError(403, "forbidden", path + " is outside the allowed folder");
-  return canon.string();
-}
-
-Settings Server::Impl::settings(
-    const std::function<std::optional<std::string>(const char*)>& field) const {
-  Settings s{model_options.top_k, model_options.sampling, model_options.seek};
-  auto bad = [](const std::string& m) { return HttpError(400, "bad_parameter", m); };
-  try {
-    if (auto v = field("top_k")) {
-      size_t used = 0;
-      s.top_k = std::stoll(*v, &used);
-      if (used != v->size() || s.top_k < 1) throw bad("top_k must be a whole number >= 1");
-    }
-    if (auto v = field("sampling")) s.sampling = parse_sampling(*v);
-    if (auto v = field("seek")) s.seek = parse_seek(*v);
-  } catch (const UsageError& e) {
-    throw bad(e.what());
-  } catch (const std::logic_error&) {
-    throw bad("top_k must be a whole number >= 1");
-  }
-  if (auto v = field("logits")) {
-    if (*v != "1" && *v != "true" && *v != "0" && *v != "false")
-      throw bad("logits must be 1, true, 0 or false");
-    s.logits = *v == "1" || *v == "true";
-  }
-  if (auto v = field("frames")) {
-    const std::string t = std::to_string(model->config().frames);
-    if (*v != t) throw bad("frames=" + *v + ": the server runs T=" + t);
-  }
-  return s;
-}
-
-Result Server::Impl::run(const std::string& file, const Settings& s) {
-  const Classifier& m = *model;
-  Result r = worker->run([&m, &file, s, this]() {
-    if (s.sampling == model_options.sampling && s.seek == model_options.seek)
-      return m.prepare(file);
-    ClipReader reader(m.config().frames, m.config().image_size, s.sampling, s.seek,
-                      torch::Device(m.device_name()));
-    return reader.read(file);
-  });
-  if (s.top_k != model_options.top_k) {
-    torch::Tensor row = torch::tensor(r.logits).softmax(0);
-    auto [values, indices] = row.topk(std::min<int64_t>(s.top_k, row.size(0)));
-    r.top_k.clear();
-    for (int64_t i = 0; i < values.size(0); ++i) {
-      const int64_t k = indices[i].item<int64_t>();
-      r.top_k.push_back({k, m.labels()[k], values[i].item<double>()});
-    }
-  }
-  return r;
-}
-
-void Server::Impl::classify(const httplib::Request& req, httplib::Response& res,
-                            const httplib::ContentReader& reader) {
-  check_key(req);
-  const std::string type = req.get_header_value("Content-Type");
-  auto is = [&](const char* t) { return type.rfind(t, 0) == 0; };
-  std::optional<TempFile> upload;
-  std::string file, input = "upload";
-  UploadForm form;
-  if (is("multipart/form-data")) {
-    upload.emplace(options.temp_dir.empty() ? default_temp_dir() : options.temp_dir);
-    form = read_multipart_body(reader, res, options.max_upload_bytes, *upload);
-    if (!form.filename.empty()) input = form.filename;
-  } else if (is("application/json")) {
-    Json body = Json::parse(read_small_body(reader, res, 65536), nullptr, false);
-    if (!body.is_object() || !body.contains("path") || !body["path"].is_string())
-      throw HttpError(400, "bad_json", "the JSON body must be an object with a string \"path\"");
-    input = body["path"].get<std::string>();
-    file = allowed_path(input);
-  } else if (type.empty() || is("video/") || is("application/octet-stream")) {
-    upload.emplace(options.temp_dir.empty() ? default_temp_dir() : options.temp_dir);
-    read_raw_body(reader, res, options.max_upload_bytes, *upload);
-  } else {
-    throw HttpError(415, "unsupported_media_type",
-                    "Content-Type " + type +
-                        " is not taken: send video/*, application/octet-stream, "
-                        "multipart/form-data or application/json");
-  }
+Classifier& Server::Impl::loaded() const {
   if (!ready) throw HttpError(503, "loading", "the model is still loading");
-  if (upload) {
-    file = upload->path();
-    if (upload->size() == 0) throw HttpError(400, "empty", "the uploaded video is empty");
-  }
-  const Settings s = settings([&](const char* key) -> std::optional<std::string> {
-    if (req.has_param(key)) return req.get_param_value(key);
-    if (auto f = form.fields.find(key); f != form.fields.end()) return f->second;
-    return std::nullopt;
+  return *model;
+}
+
+void Server::Impl::refuse_oversized(const httplib::Request& req, httplib::Response& res) const {
+  if (stated_length(req) <= options.max_upload_bytes + kLingerBytes) return;
+  res.set_header("Connection", "close");
+  throw too_large(options.max_upload_bytes);
+}
+
+Received Server::Impl::receive_video(const httplib::Request& req, const httplib::Response& res,
+                                     const httplib::ContentReader& reader) const {
+  ReceiveLimits limits{options.max_upload_bytes,
+                       options.temp_dir.empty() ? default_temp_dir() : options.temp_dir,
+                       options.allow_dir};
+  return receive(req, res, reader, limits);
+}
+
+ClipReader Server::Impl::reader_for(const Fields& f) const {
+  const StamConfig& c = model->config();
+  if (auto frames = f.whole("frames", 1); frames && *frames != c.frames)
+    throw HttpError(400, "bad_parameter",
+                    "frames=" + std::to_string(*frames) +
+                        ": this server's model runs T=" + std::to_string(c.frames));
+  const auto sampling = f.text("sampling");
+  const auto seek = f.text("seek");
+  return ClipReader(
+      c.frames, c.image_size, sampling ? parse_sampling(*sampling) : model_options.sampling,
+      seek ? parse_seek(*seek) : model_options.seek, torch::Device(model->device_name()));
+}
+
+Json Server::Impl::classify(const Received& in, const Fields& f) {
+  const auto k = f.whole("top_k", 1);
+  const ClipReader reader = reader_for(f);
+  Result r = worker->run([reader, file = in.file] { return reader.read(file); });
+  if (k) r.top_k = model->top_k(torch::tensor(r.logits), *k);
+  r.input = in.input;
+  rename_in(r.warnings, in);
+  return to_json(r, f.flag("logits"));
+}
+
+Json Server::Impl::embed(const Received& in, const Fields& f) {
+  const bool per_frame = f.flag("per_frame");
+  const ClipReader reader = reader_for(f);
+  Embedding e;
+  worker->run_exclusive(
+      [&] { e = stam::embed(*model, reader.read(in.file), in.input, per_frame); });
+  rename_in(e.warnings, in);
+  return embedding_json(e, embedding_shape(model->config(), per_frame));
+}
+
+Json Server::Impl::timeline(const Received& in, const Fields& f) {
+  const auto k = f.whole("top_k", 1);
+  WindowRequest w{f.positive("window_seconds"), std::nullopt, f.positive("stride_seconds"),
+                  f.positive("fps")};
+  const WindowPlan plan = resolve_window(w, model->config().frames);
+  if (plan.frames != model->config().frames)
+    throw HttpError(
+        400, "bad_parameter",
+        "window_seconds x fps = " + std::to_string(plan.frames) +
+            " frames: this server's model runs T=" + std::to_string(model->config().frames));
+  Timeline t;
+  worker->run_exclusive([&] { t = run_timeline(*model, in.file, plan); });
+  if (k)
+    for (auto& window : t.windows) window.top_k = model->top_k(torch::tensor(window.logits), *k);
+  t.input = in.input;
+  rename_in(t.warnings, in);
+  return timeline_json(t, f.flag("logits"));
+}
+
+void Server::Impl::video_route(const char* path, Answer answer, std::vector<std::string> fields) {
+  http.Post(path, [this, answer, fields](const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& reader) {
+    check_key(req, options.api_key);
+    loaded();
+    refuse_oversized(req, res);
+    const Received in = receive_video(req, res, reader);
+    const Fields f(req, in.form, fields);
+    try {
+      send_json(res, 200, (this->*answer)(in, f));
+    } catch (const Error& e) {
+      throw http_error(e, in);
+    }
   });
-  try {
-    Result r = run(file, s);
-    r.input = input;
-    for (auto& w : r.warnings) w = replace_all(w, file, input);
-    send_json(res, 200, to_json(r, s.logits));
-  } catch (const InputError& e) {
-    throw HttpError(400, "undecodable", replace_all(e.what(), file, input));
-  }
 }
 
 void Server::Impl::routes() {
@@ -215,34 +219,40 @@ void Server::Impl::routes() {
     send_json(res, ready ? 200 : 503, j);
   });
   http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-    check_key(req);
+    check_key(req, options.api_key);
     res.set_content(metrics.render(ready ? worker->depth() : 0), "text/plain; version=0.0.4");
   });
   http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    check_key(req);
-    if (!ready) throw HttpError(503, "loading", "the model is still loading");
+    check_key(req, options.api_key);
+    const Classifier& m = loaded();
     Json j;
     j["weights"] = model_options.weights;
-    j["frames"] = model->config().frames;
-    j["classes"] = model->labels().size();
-    j["precision"] = to_string(model->precision());
-    j["device"] = model->device_name();
+    j["frames"] = m.config().frames;
+    j["classes"] = m.labels().size();
+    j["top_k"] = model_options.top_k;
+    j["precision"] = to_string(m.precision());
+    j["device"] = m.device_name();
     send_json(res, 200, j);
   });
-  http.Post("/v1/classify",
-            [this](const httplib::Request& req, httplib::Response& res,
-                   const httplib::ContentReader& reader) { classify(req, res, reader); });
+  video_route("/v1/classify", &Impl::classify, {"top_k", "frames", "sampling", "seek", "logits"});
+  video_route("/v1/embed", &Impl::embed, {"frames", "sampling", "seek", "per_frame"});
+  video_route("/v1/timeline", &Impl::timeline,
+              {"top_k", "window_seconds", "stride_seconds", "fps", "logits"});
   auto wrong_method = [](const httplib::Request& req, httplib::Response& res) {
-    send_error(res, HttpError(405, "method_not_allowed", req.method + " is not taken here"));
+    send_error(res,
+               HttpError(405, "method_not_allowed", req.method + " is not taken at " + req.path));
   };
-  for (const char* p : {"/health", "/metrics", "/v1/models"}) {
-    http.Post(p, wrong_method);
+  for (const char* p : kRoutes) {
+    const bool post = std::string(p).rfind("/v1/", 0) == 0 && std::string(p) != "/v1/models";
+    if (post) http.Get(p, wrong_method);
+    if (!post) http.Post(p, wrong_method);
     http.Put(p, wrong_method);
     http.Delete(p, wrong_method);
+    http.Patch(p, wrong_method);
   }
-  http.Get("/v1/classify", wrong_method);
-  http.Put("/v1/classify", wrong_method);
-  http.Delete("/v1/classify", wrong_method);
+}
+
+void Server::Impl::errors() {
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         try {
@@ -254,29 +264,50 @@ void Server::Impl::routes() {
           send_error(res, HttpError(500, "internal", e.what()));
         }
       });
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         if (res.status == 404)
           send_error(res, HttpError(404, "not_found", req.path + " is not an endpoint"));
         else if (res.status == 413)
-          send_error(res, HttpError(413, "too_large", "the body is over the server's limit"));
+          send_error(res, too_large(options.max_upload_bytes));
         else
           send_error(res, HttpError(res.status, "bad_request", "the request was refused"));
         return httplib::Server::HandlerResponse::Handled;
       }));
+  // A client that asks first (Expect: 100-continue) learns of a body over the limit before
+  // sending it.
+  http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (stated_length(req) <= options.max_upload_bytes) return 100;
+    send_error(res, too_large(options.max_upload_bytes));
+    return 413;
+  });
+  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    request_start = Clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const bool known = req.path == "/health" || req.path == "/metrics" ||
-                       req.path == "/v1/models" || req.path == "/v1/classify";
-    metrics.request(known ? req.path : "other", res.status, 0);
+    std::string route = "other";
+    for (const char* p : kRoutes)
+      if (req.path == p) route = p;
+    std::optional<double> seconds;
+    if (request_start)
+      seconds = std::chrono::duration<double>(Clock::now() - *request_start).count();
+    request_start.reset();
+    metrics.request(route, res.status, seconds);
   });
 }
 
 Server::Server(ModelOptions model, ServeOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->model_options = std::move(model);
-  impl_->options = std::move(options);
-  impl_->http.set_payload_max_length(impl_->options.max_upload_bytes + 1);
-  impl_->routes();
+  Impl& m = *impl_;
+  m.model_options = std::move(model);
+  m.options = std::move(options);
+  // A body past the limit by more than what is drained is refused before it is read.
+  m.http.set_payload_max_length(m.options.max_upload_bytes + kLingerBytes);
+  const size_t threads = m.options.queue + kSpareThreads;
+  m.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  m.routes();
+  m.errors();
 }
 
 Server::~Server() {

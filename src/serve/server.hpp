@@ -18,9 +18,9 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: a free port, see Server::port()
   size_t max_upload_bytes = size_t{512} << 20;
-  size_t queue = 16;
+  size_t queue = 16;  // requests in progress at most; the HTTP threads are a few more
   size_t max_batch = 4;
-  int decode_workers = 2;
+  int decode_workers = 2;                // 0: as batch chooses (batch/decoding.hpp)
   std::string api_key;                   // "": no key asked
   std::string allow_dir;                 // "": JSON path requests are refused
   std::string temp_dir;                  // "": $TMPDIR or /tmp

@@ -16,12 +16,6 @@ namespace {
 
 constexpr size_t kMaxFieldBytes = 4096;
 
-HttpError too_large(size_t max_bytes) {
-  return HttpError(413, "too_large",
-                   "the body is over the server's limit of " + std::to_string(max_bytes) +
-                       " bytes (--max-upload-mb)");
-}
-
 // Why a reader stopped: the limit (ours, or httplib's own check of Content-Length), the disk, or
 // a body that ended early or did not parse.
 [[noreturn]] void fail_read(const httplib::Response& res, bool over, bool disk_full,
@@ -31,7 +25,30 @@ HttpError too_large(size_t max_bytes) {
   throw HttpError(400, "bad_body", what);
 }
 
+// Counts a body's bytes against its limit: past it, the rest is drained (kLingerBytes at most).
+class Budget {
+ public:
+  explicit Budget(size_t max_bytes) : max_(max_bytes) {}
+  // Takes `n` more bytes: true while they are within the limit; past it false, and `keep_reading`
+  // says whether to go on draining.
+  bool take(size_t n, bool& keep_reading) {
+    used_ += n;
+    keep_reading = used_ <= max_ + kLingerBytes;
+    return used_ <= max_;
+  }
+  bool over() const { return used_ > max_; }
+
+ private:
+  size_t max_, used_ = 0;
+};
+
 }  // namespace
+
+HttpError too_large(size_t max_bytes) {
+  return HttpError(413, "too_large",
+                   "the body is over the server's limit of " + std::to_string(max_bytes) +
+                       " bytes (--max-upload-mb)");
+}
 
 std::string default_temp_dir() {
   const char* dir = std::getenv("TMPDIR");
@@ -67,20 +84,23 @@ bool TempFile::write(const char* data, size_t size) {
 
 void read_raw_body(const httplib::ContentReader& reader, const httplib::Response& res,
                    size_t max_bytes, TempFile& file) {
-  bool over = false, disk_full = false;
+  Budget budget(max_bytes);
+  bool disk_full = false;
   const bool ok = reader([&](const char* data, size_t size) {
-    if (file.size() + size > max_bytes) return !(over = true);
+    bool keep_reading = true;
+    if (!budget.take(size, keep_reading)) return keep_reading;
     return !(disk_full = !file.write(data, size));
   });
-  if (!ok || over) fail_read(res, over, disk_full, max_bytes, "the body ended before its length");
+  if (!ok || budget.over())
+    fail_read(res, budget.over(), disk_full, max_bytes, "the body ended before its length");
 }
 
 UploadForm read_multipart_body(const httplib::ContentReader& reader, const httplib::Response& res,
                                size_t max_bytes, TempFile& file) {
   UploadForm form;
-  bool over = false, disk_full = false, in_file = false;
+  Budget budget(max_bytes);
+  bool disk_full = false, in_file = false;
   std::string* field = nullptr;
-  size_t total = 0;
   const bool ok = reader(
       [&](const httplib::MultipartFormData& part) {
         in_file = part.name == "file" && !form.has_file;
@@ -93,14 +113,15 @@ UploadForm read_multipart_body(const httplib::ContentReader& reader, const httpl
         return true;
       },
       [&](const char* data, size_t size) {
-        if ((total += size) > max_bytes) return !(over = true);
+        bool keep_reading = true;
+        if (!budget.take(size, keep_reading)) return keep_reading;
         if (in_file) return !(disk_full = !file.write(data, size));
         if (field->size() + size > kMaxFieldBytes) return false;
         field->append(data, size);
         return true;
       });
-  if (!ok || over)
-    fail_read(res, over, disk_full, max_bytes,
+  if (!ok || budget.over())
+    fail_read(res, budget.over(), disk_full, max_bytes,
               "the multipart/form-data body is malformed, cut off or has a field over " +
                   std::to_string(kMaxFieldBytes) + " bytes");
   if (!form.has_file)

@@ -11,6 +11,15 @@ namespace stam::serve {
 // The name every upload's temp file starts with, so that a stray one is recognisable.
 inline constexpr const char* kUploadPrefix = "stam-upload-";
 
+// A body over the limit is still read, and thrown away, for this many bytes more, so that a client
+// still sending it gets its 413 instead of a reset connection; past that the connection closes.
+// (Clients that send `Expect: 100-continue`, as curl does, get the 413 before sending.)
+inline constexpr size_t kLingerBytes = size_t{16} << 20;
+
+class HttpError;
+// The 413 for a body over `max_bytes`.
+HttpError too_large(size_t max_bytes);
+
 // $TMPDIR, or /tmp when it is unset or empty.
 std::string default_temp_dir();
 
@@ -42,8 +51,9 @@ struct UploadForm {
   std::string filename;
 };
 
-// Streams a raw body into `file`, stopping once it passes `max_bytes`. Throws HttpError: 413 over
-// the limit, 400 when the body ended early, 507 when the disk refused it.
+// Streams a raw body into `file`, stopping once it passes `max_bytes` (and draining up to
+// kLingerBytes more). Throws HttpError: 413 over the limit, 400 when the body ended early, 507 when
+// the disk refused it.
 void read_raw_body(const httplib::ContentReader& reader, const httplib::Response& res,
                    size_t max_bytes, TempFile& file);
 // Streams a multipart/form-data body: the field `file` into `file`, the other fields (a few KiB

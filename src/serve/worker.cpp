@@ -31,27 +31,42 @@ Worker::~Worker() {
   model_thread_.join();
 }
 
+Worker::Slot::Slot(Worker& w) : w_(w) {
+  std::lock_guard lock(w_.mutex_);
+  if (w_.admitted_ >= w_.options_.queue)
+    throw HttpError(503, "queue_full",
+                    "the server has " + std::to_string(w_.options_.queue) +
+                        " requests in progress already (--queue); try again shortly");
+  ++w_.admitted_;
+}
+
+Worker::Slot::~Slot() {
+  std::lock_guard lock(w_.mutex_);
+  --w_.admitted_;
+}
+
 Result Worker::run(std::function<Clip()> decode) {
+  Slot slot(*this);
   std::future<Result> result;
   {
     std::lock_guard lock(mutex_);
-    if (admitted_ >= options_.queue)
-      throw HttpError(503, "queue_full",
-                      "the server has " + std::to_string(options_.queue) +
-                          " requests in progress already (--queue); try again shortly");
-    ++admitted_;
     jobs_.push_back({std::move(decode), {}});
     result = jobs_.back().result.get_future();
   }
   jobs_cv_.notify_one();
-  struct Release {  // the slot is free again however the request ends
-    Worker& w;
-    ~Release() {
-      std::lock_guard lock(w.mutex_);
-      --w.admitted_;
-    }
-  } release{*this};
   return result.get();
+}
+
+void Worker::run_exclusive(std::function<void()> task) {
+  Slot slot(*this);
+  std::future<void> done;
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back({std::move(task), {}});
+    done = tasks_.back().done.get_future();
+  }
+  ready_cv_.notify_one();
+  done.get();
 }
 
 size_t Worker::depth() const {
@@ -83,22 +98,34 @@ void Worker::decode_loop() {
   }
 }
 
-std::vector<Worker::Ready> Worker::take_ready() {
+bool Worker::take_work(std::vector<Ready>& batch, std::optional<Task>& task) {
   std::unique_lock lock(mutex_);
-  ready_cv_.wait(lock, [&] { return decoders_done_ || !ready_.empty(); });
-  std::vector<Ready> batch;
+  ready_cv_.wait(lock, [&] { return decoders_done_ || !ready_.empty() || !tasks_.empty(); });
   while (!ready_.empty() && batch.size() < options_.max_batch) {
     batch.push_back(std::move(ready_.front()));
     ready_.pop_front();
   }
-  return batch;
+  if (!tasks_.empty()) {
+    task.emplace(std::move(tasks_.front()));
+    tasks_.pop_front();
+  }
+  return !batch.empty() || task;
 }
 
+// One batch and one task a turn, so that neither kind waits behind a stream of the other.
 void Worker::model_loop() {
   for (;;) {
-    std::vector<Ready> batch = take_ready();
-    if (batch.empty()) return;
-    forward(batch);
+    std::vector<Ready> batch;
+    std::optional<Task> task;
+    if (!take_work(batch, task)) return;
+    if (!batch.empty()) forward(batch);
+    if (!task) continue;
+    try {
+      task->run();
+      task->done.set_value();
+    } catch (...) {
+      task->done.set_exception(std::current_exception());
+    }
   }
 }
 
