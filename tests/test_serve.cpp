@@ -620,3 +620,27 @@ TEST(ServeCli, SigtermFinishesTheRequestInProgressThenExits0) {
   httplib::Client after("127.0.0.1", port);
   EXPECT_FALSE(after.Get("/health"));
 }
+
+// scripts/load_test.py: every answer checked against its own video; a wrong expectation is
+// reported as mixed and fails the run.
+TEST_F(Serve, LoadTestScriptChecksEachAnswerAgainstItsVideo) {
+  TempDir dir;
+  const std::string arm = video_path(kArm), other = video_path(kShort);
+  const std::string script = "python3 " +
+                             shell_quote(stam::test::source_path("scripts/load_test.py")) +
+                             " --url http://127.0.0.1:" + std::to_string(running_->port) +
+                             " --clients 3 --requests 2 --json ";
+  const auto ok = run_command(script + shell_quote(arm) + " " + shell_quote(other));
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  const Json summary = Json::parse(ok.out);
+  EXPECT_EQ(summary["ok"], 6);
+  EXPECT_TRUE(summary["errors"].empty());
+  EXPECT_GT(summary["throughput_per_s"].get<double>(), 0.0);
+
+  const std::string wrong = dir.file("wrong.json");
+  stam::test::write_file(wrong, classify_record(other).dump() + "\n");
+  const auto mixed =
+      run_command(script + "--expect " + shell_quote(arm + "=" + wrong) + " " + shell_quote(arm));
+  EXPECT_EQ(mixed.exit_code, 1) << mixed.out << mixed.err;
+  EXPECT_EQ(Json::parse(mixed.out)["errors"]["mixed"], 6);
+}
