@@ -175,6 +175,7 @@ TEST_F(StreamClips, FileWindowsEqualTimelines) {
     for (size_t i = 0; i < got.size(); ++i) {
       EXPECT_EQ(got[i].frame_indices, t.windows[i].frame_indices) << clip << " window " << i;
       EXPECT_DOUBLE_EQ(got[i].t_start_s, t.windows[i].start_s);
+      EXPECT_DOUBLE_EQ(got[i].t_end_s, t.windows[i].end_s);  // the last ones end with the file
       EXPECT_LE(
           stam::test::relative_error(as_doubles(got[i].logits), as_doubles(t.windows[i].logits)),
           1e-5)

@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -238,6 +239,20 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
   ScoreSmoother scores(classifier.labels(), options.top_k, options.average, options.threshold);
   Clock::time_point last_arrival;  // with encode chunk 1 a window runs as its last sample comes
   int64_t windows = 0;
+  // Once the source has ended, the windows end no later than its last frame, as timeline's do. A
+  // file's window is held until the next one comes or the file ends, so that the last one is
+  // known: a window followed by a sample ends within the file anyway.
+  bool source_ended = false;
+  const bool hold = !source.spec().live;
+  std::optional<std::pair<StreamWindow, Clock::time_point>> held;
+  auto write = [&](StreamWindow w, Clock::time_point arrival) {
+    if (source_ended) {
+      const StreamSummary so_far = reader.summary();
+      w.t_end_s = std::min(w.t_end_s, static_cast<double>(so_far.frames) / so_far.source_fps);
+    }
+    w.latency_ms = ms_since(arrival);
+    emit(w);
+  };
   WindowEncoderOptions encoding;
   encoding.encode_chunk = 1;
   WindowEncoder encoder(
@@ -251,9 +266,10 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
         if (renderer) renderer->labels(w.top_k);
         w.logits = e.logit_values();
         w.dropped_frames = reader.dropped();
-        w.latency_ms = ms_since(last_arrival);
         ++windows;
-        emit(w);
+        if (!hold) return write(std::move(w), last_arrival);
+        if (held) write(std::move(held->first), held->second);
+        held.emplace(std::move(w), last_arrival);
       },
       encoding);
   {
@@ -266,7 +282,9 @@ StreamSummary run_stream(Classifier& classifier, Source& source, const WindowPla
     }
     thread.join();
   }
+  source_ended = true;
   encoder.finish();  // what the source gave before it ended, failed or was stopped
+  if (held) write(std::move(held->first), held->second);
   if (reader.error()) std::rethrow_exception(reader.error());
   StreamSummary summary = reader.summary();
   summary.windows = windows;
