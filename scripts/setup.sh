@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages stam needs and builds it into build/.
 #   scripts/setup.sh                    (as root, or with sudo installed)
-#   STAM_DEV_DEPS=1 scripts/setup.sh    also what scripts/test.sh, sanitize.sh and fuzz.sh need
+#   STAM_DEV_DEPS=1 scripts/setup.sh    also what scripts/test.sh, sanitize.sh, fuzz.sh and
+#                                       test_slurm.sh need
 # libgtest-dev builds the test suite, which build/ includes; python3 (standard library only)
 # runs scripts/merge_outputs.sh and the CSV round-trip test.
 # STAM_DEV_DEPS=1 adds clang-14, its sanitizer and libFuzzer runtimes and llvm-14
 # (llvm-symbolizer, for readable sanitizer reports), which build build-asan/ for
-# scripts/sanitize.sh and scripts/fuzz.sh, and python3-numpy, which reads back in the tests what
-# `stam embed` writes.
+# scripts/sanitize.sh and scripts/fuzz.sh, python3-numpy, which reads back in the tests what
+# `stam embed` writes, and slurm-wlm and munge, the one-node cluster of scripts/test_slurm.sh.
 # Set STAM_FIXTURE_DEPS=1 to also install what scripts/*.py need to regenerate test fixtures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,7 +17,7 @@ packages=(build-essential cmake libtorch-dev libopencv-dev libcli11-dev libspdlo
           nlohmann-json3-dev libcpp-httplib-dev libdnnl-dev libopenblas0-openmp ffmpeg ca-certificates curl python3
           pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
 if [ "${STAM_DEV_DEPS:-0}" = 1 ]; then
-  packages+=(clang-14 libclang-rt-14-dev llvm-14 python3-numpy)
+  packages+=(clang-14 libclang-rt-14-dev llvm-14 python3-numpy slurm-wlm munge)
 fi
 if [ "${STAM_FIXTURE_DEPS:-0}" = 1 ]; then
   packages+=(python3-torch python3-numpy python3-pil python3-av)

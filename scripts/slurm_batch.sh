@@ -22,10 +22,12 @@
 #SBATCH --mem=8G
 #SBATCH --time=04:00:00
 #SBATCH --requeue
-#SBATCH --signal=B:TERM@120
+#SBATCH --signal=B:USR1@120
 #SBATCH --output=stam-batch-%A_%a.log
-# --signal: SIGTERM to this script 2 minutes before the time limit; it is passed on to stam,
-# which finishes the videos in progress, flushes and exits 130.
+# --signal: SIGUSR1 to this script 2 minutes before the time limit; it passes SIGTERM on to
+# stam, which finishes the videos in progress, flushes and exits 130. scancel, preemption and
+# the time limit itself send SIGTERM to every process of the job, stam included: this script
+# does not pass that one on (a second signal makes stam quit at once, without finishing).
 set -euo pipefail
 
 if [[ $# -lt 2 || -z "${SLURM_ARRAY_TASK_ID:-}" ]]; then
@@ -60,10 +62,21 @@ fi
 mkdir -p "$out_dir"
 
 # Threads: stam splits the allocated cores between decoders and the model by itself (it reads
-# the CPU affinity Slurm sets); pass -j / --threads to override.
-"$stam" batch "$@" --shard "$k/$n" --resume --output "$out_dir/shard-$k-of-$n.jsonl" &
+# the CPU affinity Slurm sets); pass -j / --threads to override. Where Slurm binds no CPUs
+# (TaskPlugin=task/none) the affinity is the whole node: the model then gets --threads
+# SLURM_CPUS_PER_TASK, unless -t / --threads is given.
+threads=()
+if [[ -n "${SLURM_CPUS_PER_TASK:-}" ]] && (($(nproc) > SLURM_CPUS_PER_TASK)); then
+  threads=(--threads "$SLURM_CPUS_PER_TASK")
+  for arg in "$@"; do
+    [[ "$arg" == -t* || "$arg" == --threads* ]] && threads=()
+  done
+fi
+"$stam" batch "$@" "${threads[@]}" --shard "$k/$n" --resume \
+  --output "$out_dir/shard-$k-of-$n.jsonl" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null || true' TERM INT
+trap 'kill -TERM "$pid" 2>/dev/null || true' USR1
+trap ':' TERM INT # stam has its own; keep waiting for its exit status
 rc=0
 wait "$pid" || rc=$?
 # A trapped signal interrupts `wait`; wait again for stam's own exit status.
