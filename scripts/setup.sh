@@ -14,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(build-essential cmake libtorch-dev libopencv-dev libcli11-dev libspdlog-dev libgtest-dev
-          nlohmann-json3-dev libcpp-httplib-dev libdnnl-dev libopenblas0-openmp ffmpeg ca-certificates curl python3
-          pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
+          nlohmann-json3-dev libcpp-httplib-dev libdnnl-dev libopenblas0-openmp ffmpeg
+          ca-certificates curl python3 pkg-config
+          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
 if [ "${STAM_DEV_DEPS:-0}" = 1 ]; then
   packages+=(clang-14 libclang-rt-14-dev llvm-14 python3-numpy slurm-wlm munge)
 fi

@@ -226,7 +226,8 @@ TEST(SetupScript, DeveloperPackagesAreOptIn) {
   tools.fake("id", "echo 0");
   tools.fake("apt-get", "echo \"$@\" >>" + shell_quote(tools.log()));
   tools.fake("cmake", "true");
-  const char* const dev[] = {"clang-14", "libclang-rt-14-dev", "llvm-14", "python3-numpy"};
+  const char* const dev[] = {"clang-14",      "libclang-rt-14-dev", "llvm-14",
+                             "python3-numpy", "slurm-wlm",          "munge"};
 
   auto r = tools.run(shell_quote(source_path("scripts/setup.sh")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
