@@ -424,6 +424,8 @@ TEST(ServeLimits, OverTheUploadLimitIs413) {
     const std::string answer = send_raw(s.port, asked);
     EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
     EXPECT_TRUE(stam::test::contains(answer, "\"too_large\"")) << answer;
+    EXPECT_TRUE(stam::test::contains(answer, "Connection: close")) << answer;
+    EXPECT_TRUE(stam::test::contains(answer, "Content-Length: ")) << answer;  // where it ends
   }
   const std::string fits =
       send_raw(s.port, head + "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", "\r\n\r\n");

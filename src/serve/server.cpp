@@ -85,10 +85,9 @@ struct Server::Impl {
   void routes();
   void errors();
   Classifier& loaded() const;
-  // A stated length past what would be drained is refused before anything is read, and the
-  // connection closes after the answer.
-  void refuse_oversized(const httplib::Request& req, httplib::Response& res) const;
-  Received receive_video(const httplib::Request& req, const httplib::Response& res,
+  // A stated length past what would be drained is refused before anything is read.
+  void refuse_oversized(const httplib::Request& req) const;
+  Received receive_video(const httplib::Request& req, httplib::Response& res,
                          const httplib::ContentReader& reader) const;
   // The request's clip reader: the model's, or one with its sampling and seek.
   ClipReader reader_for(const Fields& f) const;
@@ -129,18 +128,25 @@ Classifier& Server::Impl::loaded() const {
   return *model;
 }
 
-void Server::Impl::refuse_oversized(const httplib::Request& req, httplib::Response& res) const {
-  if (stated_length(req) <= options.max_upload_bytes + kLingerBytes) return;
-  res.set_header("Connection", "close");
-  throw too_large(options.max_upload_bytes);
+void Server::Impl::refuse_oversized(const httplib::Request& req) const {
+  if (stated_length(req) > options.max_upload_bytes + kLingerBytes)
+    throw too_large(options.max_upload_bytes);
 }
 
-Received Server::Impl::receive_video(const httplib::Request& req, const httplib::Response& res,
+Received Server::Impl::receive_video(const httplib::Request& req, httplib::Response& res,
                                      const httplib::ContentReader& reader) const {
   ReceiveLimits limits{options.max_upload_bytes,
                        options.temp_dir.empty() ? default_temp_dir() : options.temp_dir,
                        options.allow_dir};
-  return receive(req, res, reader, limits);
+  try {
+    refuse_oversized(req);
+    return receive(req, res, reader, limits);
+  } catch (const HttpError&) {
+    // What is left of the body is not read: the client is told the connection ends (curl then
+    // stops sending), and the rest cannot be taken for a next request.
+    res.set_header("Connection", "close");
+    throw;
+  }
 }
 
 ClipReader Server::Impl::reader_for(const Fields& f) const {
@@ -200,7 +206,6 @@ void Server::Impl::video_route(const char* path, Answer answer, std::vector<std:
                                          const httplib::ContentReader& reader) {
     check_key(req, options.api_key);
     loaded();
-    refuse_oversized(req, res);
     const Received in = receive_video(req, res, reader);
     const Fields f(req, in.form, fields);
     try {
@@ -279,7 +284,11 @@ void Server::Impl::errors() {
   // sending it.
   http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (stated_length(req) <= options.max_upload_bytes) return 100;
+    res.set_header("Connection", "close");  // the body is not coming: curl stops sending
     send_error(res, too_large(options.max_upload_bytes));
+    // httplib writes this answer without its length; without one a client cannot tell where
+    // it ends.
+    res.set_header("Content-Length", std::to_string(res.body.size()));
     return 413;
   });
   http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
