@@ -646,3 +646,14 @@ TEST_F(Serve, LoadTestScriptChecksEachAnswerAgainstItsVideo) {
   EXPECT_EQ(mixed.exit_code, 1) << mixed.out << mixed.err;
   EXPECT_EQ(Json::parse(mixed.out)["errors"]["mixed"], 6);
 }
+
+TEST(ServeCli, AModelThatCannotLoadOrAnAddressThatCannotBeBoundExits) {
+  auto missing =
+      run_command(stam_cmd("serve --port 0 -w /nonexistent/stam.pth --labels " +
+                           shell_quote(stam::test::source_path("models/kinetics400_labels.txt"))));
+  EXPECT_EQ(missing.exit_code, 4) << missing.err;
+  EXPECT_TRUE(stam::test::contains(missing.err, "/nonexistent/stam.pth")) << missing.err;
+  auto host = run_command(stam_cmd("serve --port 0 --host 256.1.1.1 " + tiny_flags()));
+  EXPECT_EQ(host.exit_code, 2) << host.err;
+  EXPECT_TRUE(stam::test::contains(host.err, "cannot listen on 256.1.1.1")) << host.err;
+}

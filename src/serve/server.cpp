@@ -114,12 +114,7 @@ void Server::Impl::load() {
                  model->labels().size(), model->device_name());
   } catch (...) {
     std::lock_guard lock(mutex);
-    error = std::current_exception();
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      spdlog::error("{}", e.what());
-    }
+    error = std::current_exception();  // load_error(): stam serve reports it and exits
   }
 }
 
