@@ -94,5 +94,5 @@ print("| --- | --- | --- | --- |")
 for name, s in (("stam serve", serve), ("stam classify processes", classify), ("model forwards", forward)):
     print(f"| {name} | {s:.1f} | {n / s:.3f} | {s / forward:.2f}x |")
 print(f"serve: latency p50 {load['latency_p50_s']:.2f} s, p99 {load['latency_p99_s']:.2f} s, "
-      f"errors {load["errors"] or "none"}; peak RSS {rss / 1024:.0f} MiB")
+      f"errors {load['errors'] or 'none'}; peak RSS {rss / 1024:.0f} MiB")
 PY

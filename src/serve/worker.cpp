@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "device.hpp"
 #include "serve/http_error.hpp"
 
 namespace stam::serve {
@@ -74,7 +75,10 @@ size_t Worker::depth() const {
   return admitted_;
 }
 
+// As batch's decode workers: at the lowest priority, and each decode holding a DecodeLease, so
+// that it takes a core the model gives up between blocks instead of stalling its threads.
 void Worker::decode_loop() {
+  lower_thread_priority();
   for (;;) {
     Job job;
     {
@@ -85,7 +89,10 @@ void Worker::decode_loop() {
       jobs_.pop_front();
     }
     try {
-      Clip clip = job.decode();
+      Clip clip = [&] {
+        DecodeLease lease;
+        return job.decode();
+      }();
       metrics_.frames_decoded(static_cast<int64_t>(clip.frame_indices.size()));
       {
         std::lock_guard lock(mutex_);
