@@ -101,7 +101,7 @@ size_t uploads_left(const std::string& dir) {
 
 // Waits (bounded) until `dir` holds no upload; true when it got there.
 bool uploads_gone(const std::string& dir) {
-  for (int i = 0; i < 100 && uploads_left(dir) > 0; ++i)
+  for (int i = 0; i < 200 && uploads_left(dir) > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   return uploads_left(dir) == 0;
 }
@@ -382,7 +382,7 @@ TEST_F(Serve, AnUploadCutOffLeavesNothingBehind) {
   const std::string part = head + std::string(20000, 'v');
   ASSERT_EQ(::send(fd, part.data(), part.size(), 0), static_cast<ssize_t>(part.size()));
   // The upload is on disk while it arrives.
-  for (int i = 0; i < 100 && uploads_left(temp_dir()) == 0; ++i)
+  for (int i = 0; i < 500 && uploads_left(temp_dir()) == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(uploads_left(temp_dir()), 1u);
   ::close(fd);
@@ -576,10 +576,11 @@ TEST(ServeConcurrency, ConcurrentRequestsAreBatchedAndNeverMixed) {
 // The binary: SIGTERM while a request's body is still arriving; that request is answered, then
 // the server exits 0.
 TEST(ServeCli, SigtermFinishesTheRequestInProgressThenExits0) {
-  TempDir dir;
+  TempDir dir, uploads;
   const std::string err = dir.file("err.txt"), pid_file = dir.file("pid");
   auto server = std::async(std::launch::async, [&] {
-    return run_command(stam_cmd("serve --port 0 " + tiny_flags() + " 2>" + shell_quote(err) +
+    return run_command("TMPDIR=" + shell_quote(uploads.path().string()) + " " +
+                       stam_cmd("serve --port 0 " + tiny_flags() + " 2>" + shell_quote(err) +
                                 " & echo $! > " + shell_quote(pid_file) + "; wait $!"));
   });
   int port = 0;
@@ -603,6 +604,10 @@ TEST(ServeCli, SigtermFinishesTheRequestInProgressThenExits0) {
       [&](size_t offset, size_t length, httplib::DataSink& sink) {
         if (!signalled && offset >= video.size() / 2) {
           signalled = true;
+          // Sent bytes may wait in the socket's buffers: the signal goes once the server is
+          // reading this body into its upload file, which is what "in progress" means.
+          for (int i = 0; i < 200 && uploads_left(uploads.path().string()) == 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
           ::kill(pid, SIGTERM);
           std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
