@@ -50,18 +50,7 @@ void Metrics::forward(size_t batch) {
   std::lock_guard lock(mutex_);
   observe(kBatchBounds, batch_buckets_, static_cast<double>(batch));
   ++forwards_;
-  if (batch > 1) ++batched_forwards_;
   batch_clips_ += static_cast<int64_t>(batch);
-}
-
-int64_t Metrics::forwards() const {
-  std::lock_guard lock(mutex_);
-  return forwards_;
-}
-
-int64_t Metrics::batched_forwards() const {
-  std::lock_guard lock(mutex_);
-  return batched_forwards_;
 }
 
 std::string Metrics::render(size_t queue_depth) const {

@@ -21,10 +21,6 @@ class Metrics {
   // Everything, with `queue_depth` (requests admitted and not yet answered) as a gauge.
   std::string render(size_t queue_depth) const;
 
-  int64_t forwards() const;
-  // Forwards over more than one clip.
-  int64_t batched_forwards() const;
-
  private:
   static constexpr std::array<double, 10> kLatencyBounds{0.01, 0.025, 0.05, 0.1, 0.25,
                                                          0.5,  1,     2.5,  5,   10};
@@ -36,7 +32,7 @@ class Metrics {
   int64_t latency_count_ = 0;
   double latency_sum_ = 0;
   std::array<int64_t, kBatchBounds.size()> batch_buckets_{};
-  int64_t forwards_ = 0, batched_forwards_ = 0, batch_clips_ = 0, frames_ = 0;
+  int64_t forwards_ = 0, batch_clips_ = 0, frames_ = 0;
 };
 
 }  // namespace stam::serve

@@ -3,10 +3,13 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "batch/decoding.hpp"
 #include "embed.hpp"
@@ -345,10 +348,6 @@ void Server::stop() {
 std::exception_ptr Server::load_error() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->error;
-}
-
-bool Server::loaded() const {
-  return impl_->ready;
 }
 
 }  // namespace stam::serve

@@ -1,14 +1,11 @@
 #pragma once
 // stam serve's library half: an HTTP server (cpp-httplib) that labels uploaded videos with one
 // model, loaded once in the background while the listener already answers /health.
-#include <atomic>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "stam/stam.hpp"
 
@@ -41,7 +38,6 @@ class Server {
   void stop();
   // The model's load failure, once it failed (null while loading or after it loaded).
   std::exception_ptr load_error() const;
-  bool loaded() const;
 
  private:
   struct Impl;
