@@ -56,15 +56,20 @@ echo "== 1. stam serve, $clients clients x $requests requests" >&2
 "$stam" serve --port 0 -w "$weights" --labels "$labels" --queue "$n" "${extra[@]}" \
   2>"$work/serve.log" &
 server=$!
+# Succeeds once the server at port $1 answers /health with 200 (the model is loaded).
+healthy() {
+  python3 -c "import sys, urllib.request
+try: sys.exit(urllib.request.urlopen('http://127.0.0.1:$1/health').status != 200)
+except Exception: sys.exit(1)"
+}
 port=""
+up=0
 for _ in $(seq 600); do
   port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/serve.log" | head -1)
-  [ -n "$port" ] && curl_ok=$(python3 -c "import urllib.request,sys
-try: print(urllib.request.urlopen('http://127.0.0.1:$port/health').status)
-except Exception: print(0)") && [ "$curl_ok" = 200 ] && break
+  if [ -n "$port" ] && healthy "$port"; then up=1; break; fi
   sleep 0.2
 done
-[ "${curl_ok:-0}" = 200 ] || { cat "$work/serve.log" >&2; exit 1; }
+[ "$up" = 1 ] || { cat "$work/serve.log" >&2; exit 1; }
 python3 "$here/scripts/load_test.py" --url "http://127.0.0.1:$port" --clients "$clients" \
   --requests "$requests" --json "$video" >"$work/load.json"
 serve_s=$(python3 -c "import json; print(json.load(open('$work/load.json'))['wall_s'])")
