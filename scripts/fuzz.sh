@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(checkpoint labels batch_output)
+[ ${#targets[@]} -gt 0 ] || targets=(checkpoint labels batch_output npy)
 
 CXX="${CXX:-clang++-14}" cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSTAM_FUZZ=ON \
   >/dev/null

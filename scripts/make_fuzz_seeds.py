@@ -8,6 +8,8 @@ stam (the batch outputs come from a real `stam batch` run over tests/data/videos
 
   fuzz/corpus/checkpoint/    small torch.save files, zip and legacy, pickle protocols 2 to 5
   fuzz/corpus/labels/        label files (the shipped Kinetics list cut short, CRLF, blank line)
+  fuzz/corpus/npy/           .npy arrays written by numpy: frames, other dtypes and ranks,
+                             format versions 1.0 and 2.0, Fortran order
   fuzz/corpus/batch_output/  JSONL and CSV written by `stam batch`, complete and torn, each
                              behind the byte that makes fuzz/batch_output_fuzz.cpp read it with
                              that format and --top-k
@@ -104,12 +106,36 @@ def batch_outputs(stam):
                 write("batch_output", name + "_torn", selector(csv, top_k) + data[:-17])
 
 
+def npy_arrays():
+    import io
+
+    import numpy as np
+    rng = np.random.default_rng(3)
+    arrays = {
+        "frames_u1.npy": rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8),
+        "gray_u1.npy": rng.integers(0, 256, (3, 5), dtype=np.uint8),
+        "f4.npy": rng.standard_normal((2, 3)).astype("<f4"),
+        "f8_big_endian.npy": rng.standard_normal(4).astype(">f8"),
+        "scalar_i8.npy": np.array(7, dtype=np.int64),
+        "empty_u1.npy": np.zeros((0, 2, 2, 3), dtype=np.uint8),
+        "fortran_u1.npy": np.asfortranarray(rng.integers(0, 256, (2, 3, 3), dtype=np.uint8)),
+    }
+    for name, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        write("npy", name, buf.getvalue())
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arrays["frames_u1.npy"], version=(2, 0))
+    write("npy", "frames_v2.npy", buf.getvalue())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stam", default=os.path.join(ROOT, "build", "stam"))
     args = parser.parse_args()
     checkpoints()
     labels()
+    npy_arrays()
     batch_outputs(os.path.abspath(args.stam))
     for kind in sorted(os.listdir(CORPUS)):
         d = os.path.join(CORPUS, kind)

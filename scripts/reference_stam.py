@@ -15,7 +15,6 @@ import math
 import os
 from argparse import Namespace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -166,6 +165,7 @@ def uniform_indices(n, t):
 
 
 def video_tensor(frames, indices, crop):
+    import numpy as np  # here, not at the top: gpu_check.sh imports this file without numpy
     from PIL import Image
     resize = int(crop / 0.875)
     out = []
@@ -183,6 +183,8 @@ MICRO = dict(image=8, patch=4, dim=32, depth=1, heads=1, hidden=64, frames=4, t_
 
 
 def main():
+    import numpy as np
+
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures"))

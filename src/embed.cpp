@@ -13,6 +13,7 @@
 
 #include "output.hpp"
 #include "stam/error.hpp"
+#include "util/npy.hpp"
 
 namespace fs = std::filesystem;
 
@@ -126,29 +127,8 @@ std::string paths_file(const std::string& npy) {
 
 void write_npy(const std::string& path, const std::vector<int64_t>& shape,
                const std::vector<float>& data) {
-  std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
-  if (shape.size() > 1) dims.erase(dims.size() - 2);  // "(N,)" keeps its comma, "(N, D)" not
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
-  // Magic (6) + version (2) + header length (2) + header, padded with spaces and ended with a
-  // newline to a multiple of 64 bytes.
-  const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
-  header.append(total - 10 - header.size() - 1, ' ');
-  header += '\n';
   std::ofstream out = open_output(path);
-  const auto len = static_cast<uint16_t>(header.size());
-  const char preamble[] = {'\x93',
-                           'N',
-                           'U',
-                           'M',
-                           'P',
-                           'Y',
-                           1,
-                           0,
-                           static_cast<char>(len & 0xff),
-                           static_cast<char>(len >> 8)};
-  out.write(preamble, sizeof preamble);
-  out << header;
+  out << npy_header("<f4", shape);
   static_assert(sizeof(float) == 4, "npy '<f4' needs 32-bit floats");
   out.write(reinterpret_cast<const char*>(data.data()),
             static_cast<std::streamsize>(data.size() * sizeof(float)));

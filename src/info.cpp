@@ -3,7 +3,9 @@
 
 #include <torch/cuda.h>
 #include <torch/version.h>
+#if STAM_VIDEO
 #include <opencv2/core/version.hpp>
+#endif
 
 #include <map>
 #include <sstream>
@@ -115,7 +117,11 @@ nlohmann::ordered_json system_info() {
           {"device", device.str()},
           {"threads", at::get_num_threads()},
           {"libtorch", TORCH_VERSION},
+#if STAM_VIDEO
           {"opencv", CV_VERSION},
+#else
+          {"opencv", "none (STAM_VIDEO=OFF)"},
+#endif
           {"gemm_backend", linear_backend(device, torch::kFloat)},
           {"blas", gemm_backend().describe()}};
 }

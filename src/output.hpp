@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "util/text.hpp"
 
 namespace stam {

@@ -7,6 +7,16 @@
 
 namespace stam {
 
+Seek parse_seek(const std::string& name) {
+  if (name == "exact") return Seek::kExact;
+  if (name == "keyframe") return Seek::kKeyframe;
+  throw UsageError("--seek: unknown value '" + name + "' (expected 'exact' or 'keyframe')");
+}
+
+std::string to_string(Seek seek) {
+  return seek == Seek::kKeyframe ? "keyframe" : "exact";
+}
+
 Sampling parse_sampling(const std::string& name) {
   if (name == "uniform") return Sampling::kUniform;
   if (name == "reference") return Sampling::kReference;

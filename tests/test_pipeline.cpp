@@ -12,7 +12,7 @@
 #include "cpu.hpp"
 #include "device.hpp"
 #include "model/precision.hpp"
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "stam/error.hpp"
 #include "test_util.hpp"
 

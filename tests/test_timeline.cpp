@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "stam/error.hpp"
+#include "decode/decode.hpp"
+#include "pipeline/video_clip.hpp"
 #include "test_util.hpp"
 #include "timeline/timeline.hpp"
 
@@ -226,7 +228,8 @@ TEST_F(LongVideo, EveryWindowEqualsClassifyingItsFramesAlone) {
     }
     stam::Clip clip;
     clip.input = path_;
-    clip.pixels = c.preprocess(stam::read_frames_at(path_, w.frame_indices).images);
+    clip.pixels = stam::preprocess_frames(stam::read_frames_at(path_, w.frame_indices).images,
+                                         c.config().image_size, c.device());
     const stam::Result alone = c.infer({clip}).front();
     const double err = stam::test::relative_error(as_doubles(w.logits), as_doubles(alone.logits));
     worst = std::max(worst, err);

@@ -23,10 +23,6 @@
 
 #include "stam/error.hpp"
 
-namespace cv {
-class Mat;
-}
-
 namespace stam {
 
 class Checkpoint;
@@ -145,16 +141,13 @@ class ClipReader {
              torch::Device device);
 
   // Decode, sample and preprocess one input; each frame is resized and cropped as soon as it is
-  // decoded. Throws InputError.
+  // decoded. An input named *.npy is an array of decoded frames, (N, H, W, 3) uint8 RGB: frames
+  // already S x S are used as they are, others are resized and cropped; N other than T is
+  // sampled as a video of N frames would be. A build without video (STAM_VIDEO=OFF) reads only
+  // such arrays, of frames already S x S. Throws InputError.
   Clip read(const std::string& input) const;
-  // Decoded RGB frames -> the model's input: (N, S, S, 3) uint8, resized and cropped as the
-  // reference does, pinned for CUDA.
-  torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
 
  private:
-  // Frames already resized and cropped -> the model's input tensor.
-  torch::Tensor stack(const std::vector<cv::Mat>& crops) const;
-
   int64_t frames_, image_size_;
   Sampling sampling_;
   Seek seek_;
@@ -174,9 +167,7 @@ class Classifier {
 
   // Decode, sample and preprocess one input (ClipReader::read). Thread-safe. Throws InputError.
   Clip prepare(const std::string& input) const;
-  // Decoded RGB frames -> the model's input (ClipReader::preprocess). Thread-safe.
-  torch::Tensor preprocess(const std::vector<cv::Mat>& rgb) const;
-  // Preprocessed frames ((n, S, S, 3) each, from preprocess() or clips) as one input for
+  // Preprocessed frames ((n, S, S, 3) uint8 each, from clips) as one input for
   // encode_frames(), in pinned memory allocated in the model's GPU context when it is a GPU.
   torch::Tensor join_frames(const std::vector<torch::Tensor>& parts) const;
   // Runs clips (same T) through the model as one batch.
@@ -187,7 +178,7 @@ class Classifier {
   // The model's stages one at a time, for callers that reuse frame embeddings (timeline) or
   // export them (embed). Frame embeddings stay in the model's dtype, clip embeddings are fp32
   // (the final norm's), both on the model's device; call synchronize() before reading a clock.
-  // (N, S, S, 3) uint8 from preprocess() -> (N, D) spatial CLS embeddings, one per frame.
+  // (N, S, S, 3) uint8 preprocessed frames -> (N, D) spatial CLS embeddings, one per frame.
   torch::Tensor encode_frames(const torch::Tensor& pixels);
   // (B, T, D) frame embeddings -> (B, D) temporal CLS embeddings (after the final norm).
   torch::Tensor encode_clips(const torch::Tensor& frame_embeddings);
@@ -203,6 +194,7 @@ class Classifier {
 
   const StamConfig& config() const;
   const std::vector<std::string>& labels() const;
+  torch::Device device() const;
   std::string device_name() const;
   Precision precision() const;  // `auto` resolved
   double load_ms() const;

@@ -32,8 +32,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "decode/decode.hpp"
 #include "output.hpp"
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 
 namespace spdlog {
 class logger;

@@ -2,7 +2,9 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
+#if STAM_VIDEO
 #include <opencv2/core/version.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -13,9 +15,8 @@
 
 #include "bench/bench.hpp"
 #include "cpu.hpp"
-#include "decode/decode.hpp"
 #include "model/linear.hpp"
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "stam/error.hpp"
 
 namespace stam {
@@ -89,7 +90,11 @@ SystemInfo probe_system(const Stam& model, const torch::Device& device, c10::Sca
   s.cpu_features = cpu_info().features;
   s.threads = at::get_num_threads();
   s.libtorch = TORCH_VERSION;
+#if STAM_VIDEO
   s.opencv = CV_VERSION;
+#else
+  s.opencv = "none (STAM_VIDEO=OFF)";
+#endif
   s.device = device.str();
   s.precision = to_string(precision.precision);
   s.precision_reason = precision.reason;
@@ -226,7 +231,9 @@ BenchReport run_bench(const BenchOptions& o, const std::function<void(const Benc
   if (o.iters < 1 || o.warmup < 0 || o.batch < 1 || o.frames.empty())
     throw UsageError("bench needs --iters >= 1, --warmup >= 0, --batch >= 1 and frame counts");
   check_precision(resolve_device(o.device), o.precision);
-  if (!o.video.empty()) read_frames(o.video, 1, Sampling::kUniform);  // fail before the work
+  if (!o.video.empty())  // one frame read, to fail before the work
+    ClipReader(1, StamConfig{}.image_size, Sampling::kUniform, Seek::kExact, torch::kCPU)
+        .read(o.video);
 
   // The model with its weights (random without --weights), in the precision chosen for it.
   ModelOptions options;

@@ -6,7 +6,7 @@
 #include "batch/batch.hpp"
 #include "commands.hpp"
 #include "decode/decode.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 
 namespace stam::cli {
 

@@ -6,6 +6,9 @@
 #include "bench/bench.hpp"
 #include "commands.hpp"
 #include "options.hpp"
+#if STAM_VIDEO
+#include "video_options.hpp"
+#endif
 #include "output.hpp"
 #include "print.hpp"
 
@@ -22,7 +25,9 @@ struct BenchArgs {
 };
 
 int run_bench_command(BenchArgs& a) {
+#if STAM_VIDEO
   check_plot_path(a.plot);  // refused before the benchmark, not after it
+#endif
   a.opts.frames = parse_frame_list(a.frames);
   a.opts.precision = parse_precision(a.precision);
   const BenchReport report = run_bench(a.opts, [](const BenchRow& row) {
@@ -31,7 +36,9 @@ int run_bench_command(BenchArgs& a) {
   });
   print(a.format, {[&] { return bench_json(report); }, [&] { return bench_text(report); },
                    [&] { return bench_csv(report); }});
+#if STAM_VIDEO
   if (!a.plot.empty()) write_bench_plot(report, a.plot);  // after the figures, which it cannot lose
+#endif
   return 0;
 }
 
@@ -63,9 +70,11 @@ Command add_bench(CLI::App& app) {
   add_precision_option(sub, a->precision);
   add_threads_option(sub, a->opts.threads);
   add_format_option(sub, a->format, {"text", "json", "csv"}, "text | json | csv");
+#if STAM_VIDEO  // figures are drawn with OpenCV
   add_plot_option(sub, a->plot,
                   "also draw latency and videos/s against frames, with STAM's published "
                   "top-1, to FILE.svg or FILE.png");
+#endif
   sub->footer(exit_code_help(
       {Exit::kOk, Exit::kInternal, Exit::kUsage, Exit::kInput, Exit::kModel, Exit::kDevice}));
   return {sub, [a] { return run_bench_command(*a); }};

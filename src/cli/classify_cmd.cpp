@@ -5,10 +5,12 @@
 #include <optional>
 
 #include "commands.hpp"
+#if STAM_VIDEO
 #include "decode/decode.hpp"
+#endif
 #include "options.hpp"
 #include "output.hpp"
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "print.hpp"
 
 namespace stam::cli {
@@ -36,7 +38,9 @@ void print_text(const Result& r, bool logits, std::optional<double> load_ms) {
 // error object. The exit code is the worst of the inputs'.
 int run_classify(const ClassifyArgs& a) {
   const ModelOptions options = finish_model_options(a.model);
+#if STAM_VIDEO
   decode_timeout_s();    // a bad $STAM_DECODE_TIMEOUT is a usage error before any work
+#endif
   bool printed = false;  // a text result is out: the next one gets a blank line first
   return classify_each(options, a.inputs, [&](const Outcome& o, const Classifier* classifier) {
     if (a.format == "json") {

@@ -7,7 +7,7 @@
 #include "commands.hpp"
 #include "decode/decode.hpp"
 #include "embed.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 #include "output.hpp"
 
 namespace stam::cli {

@@ -11,7 +11,7 @@
 #include "decode/decode.hpp"
 #include "eval.hpp"
 #include "model/load.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 #include "print.hpp"
 #include "util/text.hpp"
 

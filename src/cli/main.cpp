@@ -2,7 +2,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#if STAM_VIDEO
 #include <opencv2/core/utils/logger.hpp>
+#endif
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -27,17 +29,21 @@ namespace {
 // FFmpeg prints its own complaints about damaged streams; stam reports what matters in its own
 // words, so FFmpeg is quiet unless -v (errors) or -vv (warnings). OpenCV reads this variable when
 // it first opens a video, and a value the user set wins.
+#if STAM_VIDEO
 void setup_ffmpeg_logging(int verbosity) {
   const char* level = verbosity >= 2 ? "24" : verbosity == 1 ? "16" : "-8";
   ::setenv("OPENCV_FFMPEG_LOGLEVEL", level, /*overwrite=*/0);
 }
+#endif
 
 void setup_logging(int verbosity, bool quiet) {
+#if STAM_VIDEO
   setup_ffmpeg_logging(quiet ? 0 : verbosity);
   // OpenCV's own warnings (an image it cannot open, which stam reports as an error naming the
   // folder) only with -vv.
   cv::utils::logging::setLogLevel(!quiet && verbosity >= 2 ? cv::utils::logging::LOG_LEVEL_WARNING
                                                            : cv::utils::logging::LOG_LEVEL_ERROR);
+#endif
   auto logger = spdlog::stderr_color_mt("stam");
   logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_default_logger(logger);

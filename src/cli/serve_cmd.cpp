@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 #include "serve/server.hpp"
 
 namespace stam::cli {

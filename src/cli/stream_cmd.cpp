@@ -4,7 +4,7 @@
 #include "batch/batch.hpp"
 #include "commands.hpp"
 #include "decode/decode.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 #include "output.hpp"
 #include "print.hpp"
 #include "stream/stream.hpp"

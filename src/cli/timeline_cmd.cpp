@@ -4,7 +4,7 @@
 
 #include "commands.hpp"
 #include "decode/decode.hpp"
-#include "options.hpp"
+#include "video_options.hpp"
 #include "print.hpp"
 #include "timeline/timeline.hpp"
 

@@ -11,6 +11,7 @@
 
 #include "decode/detail.hpp"
 #include "stam/error.hpp"
+#include "util/files.hpp"
 #include "util/text.hpp"
 
 namespace stam {
@@ -76,18 +77,8 @@ void check_input(const std::string& path) {
   if (is_frames_folder(path)) {
     list_images(path);
   } else {
-    check_video_file(path);
+    check_readable_file(path);
   }
-}
-
-Seek parse_seek(const std::string& name) {
-  if (name == "exact") return Seek::kExact;
-  if (name == "keyframe") return Seek::kKeyframe;
-  throw UsageError("--seek: unknown value '" + name + "' (expected 'exact' or 'keyframe')");
-}
-
-std::string to_string(Seek seek) {
-  return seek == Seek::kKeyframe ? "keyframe" : "exact";
 }
 
 VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, Seek seek,

@@ -76,10 +76,6 @@ void fill_images(VideoFrames& out, const std::vector<int64_t>& indices,
 
 // ---- video files (video_file.cpp) ----
 
-// Rejects what is not a readable, non-empty regular file, with a message naming the path.
-// Non-regular files (FIFOs, devices) are refused because opening them can block forever.
-void check_video_file(const std::string& path);
-
 // Throws the InputError for a decode that `watchdog` found making no progress.
 [[noreturn]] void throw_stalled(const std::string& path, const Watchdog& watchdog);
 

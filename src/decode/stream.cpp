@@ -13,6 +13,7 @@
 #include "decode/detail.hpp"
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
+#include "util/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,7 +31,7 @@ int64_t feed_samples(int64_t k, int64_t pos, const StreamInfo& info, double rate
 }
 
 StreamInfo stream_video(const std::string& path, double rate, const SampleSink& sink) {
-  check_video_file(path);
+  check_readable_file(path);
   Watchdog watchdog(decode_timeout_s());
   cv::VideoCapture cap = open_video(path, watchdog);
   StreamInfo info;

@@ -29,6 +29,7 @@
 #include "decode/detail.hpp"
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
+#include "util/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -69,18 +70,6 @@ double decode_timeout_s() {
                      std::string(env) + "'");
   }
   return s;
-}
-
-void check_video_file(const std::string& path) {
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) throw InputError(quoted(path) + ": no such file or directory");
-  if (!fs::is_regular_file(st)) throw InputError(quoted(path) + ": not a regular file or folder");
-  const auto size = fs::file_size(path, ec);
-  if (ec) throw InputError(quoted(path) + ": cannot read file size: " + ec.message());
-  if (size == 0) throw InputError(quoted(path) + ": file is empty");
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) throw InputError(quoted(path) + ": cannot open file for reading");
 }
 
 [[noreturn]] void throw_stalled(const std::string& path, const Watchdog& watchdog) {
@@ -336,7 +325,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture& cap
 
 VideoFrames read_video(const std::string& path, const Chooser& choose, Seek seek,
                        FrameKeeper& keep) {
-  check_video_file(path);
+  check_readable_file(path);
   Watchdog watchdog(decode_timeout_s());
   cv::VideoCapture cap = open_video(path, watchdog);
   const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));

@@ -2,17 +2,20 @@
 
 #include <cmath>
 
+#if STAM_ONEDNN
 #include "onednn.hpp"
+#endif
 
 namespace stam {
 
 namespace {
 
-using dnnl::memory;
-
 double scale_for(int64_t head_dim) {
   return 1.0 / std::sqrt(static_cast<double>(head_dim));
 }
+
+#if STAM_ONEDNN
+using dnnl::memory;
 
 // Three oneDNN primitives, run one item at a time over all its heads: the scores of one item
 // (heads x L x L, fp32) are the only memory allocated, whatever the batch, with (in bf16) one
@@ -80,6 +83,7 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
   }
   stream.wait();
 }
+#endif  // STAM_ONEDNN
 
 }  // namespace
 
@@ -96,11 +100,12 @@ torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) 
 }
 
 void self_attention_out(torch::Tensor& out, const torch::Tensor& qkv, int64_t heads) {
+#if STAM_ONEDNN
   if (qkv.device().is_cpu() && onednn::data_type(qkv.scalar_type()) &&
       out.scalar_type() == qkv.scalar_type() && out.is_contiguous())
-    self_attention_onednn(out, qkv, heads);
-  else
-    out.copy_(self_attention_reference(qkv, heads));
+    return self_attention_onednn(out, qkv, heads);
+#endif
+  out.copy_(self_attention_reference(qkv, heads));
 }
 
 torch::Tensor self_attention(const torch::Tensor& qkv, int64_t heads) {

@@ -2,17 +2,22 @@
 
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/gelu.h>
+#if STAM_ONEDNN
 #include <dnnl_version.h>
+#endif
 
 #include <chrono>
 
 #include "device.hpp"
+#if STAM_ONEDNN
 #include "onednn.hpp"
+#endif
 
 namespace stam {
 
 namespace {
 
+#if STAM_ONEDNN
 using dnnl::memory;
 using Tag = dnnl::memory::format_tag;
 
@@ -48,6 +53,7 @@ void onednn_linear(const torch::Tensor& x2d, const torch::Tensor& w, const torch
                                   {DNNL_ARG_DST, onednn::wrap(dst_md, dst)}});
   onednn::stream().wait();
 }
+#endif  // STAM_ONEDNN; without it every product composes LibTorch's operators
 
 std::vector<int64_t> out_shape(const torch::Tensor& x, int64_t out) {
   auto s = x.sizes().vec();
@@ -61,12 +67,12 @@ void linear_out(torch::Tensor& dst, const torch::Tensor& x, const torch::Tensor&
                 const torch::Tensor& bias, Activation act) {
   auto flat = dst.view({-1, weight.size(0)});
   const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
-  if (!use_onednn(x, weight) || dst.scalar_type() != x.scalar_type()) {
-    at::addmm_out(flat, bias, x2d, weight.t());
-    if (act == Activation::kGelu) at::gelu_(flat);
-    return;
-  }
-  onednn_linear(x2d, weight, bias, flat, act, /*accumulate=*/false);
+#if STAM_ONEDNN
+  if (use_onednn(x, weight) && dst.scalar_type() == x.scalar_type())
+    return onednn_linear(x2d, weight, bias, flat, act, /*accumulate=*/false);
+#endif
+  at::addmm_out(flat, bias, x2d, weight.t());
+  if (act == Activation::kGelu) at::gelu_(flat);
 }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -80,14 +86,19 @@ void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::T
                  const torch::Tensor& bias) {
   auto flat = residual.view({-1, weight.size(0)});
   const auto x2d = x.reshape({-1, weight.size(1)}).contiguous();
-  if (!use_onednn(x, weight) || residual.scalar_type() != x.scalar_type()) {
-    flat.addmm_(x2d, weight.t()).add_(bias);
-    return;
-  }
-  onednn_linear(x2d, weight, bias, flat, Activation::kNone, /*accumulate=*/true);
+#if STAM_ONEDNN
+  if (use_onednn(x, weight) && residual.scalar_type() == x.scalar_type())
+    return onednn_linear(x2d, weight, bias, flat, Activation::kNone, /*accumulate=*/true);
+#endif
+  flat.addmm_(x2d, weight.t()).add_(bias);
 }
 
 std::string linear_backend(const torch::Device& device, c10::ScalarType dtype) {
+#if !STAM_ONEDNN
+  (void)device;
+  (void)dtype;
+  return "LibTorch (addmm)";
+#else
   if (!device.is_cpu() || !onednn::data_type(dtype)) return "LibTorch (addmm)";
   const auto* v = dnnl_version();
   const memory::desc md({256, 256}, *onednn::data_type(dtype), Tag::ab);
@@ -95,6 +106,7 @@ std::string linear_backend(const torch::Device& device, c10::ScalarType dtype) {
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md, wmd, md), onednn::engine());
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
          std::to_string(v->patch) + " (" + pd.impl_info_str() + ")";
+#endif
 }
 
 GemmProbe::GemmProbe(int64_t m, int64_t k, int64_t n, const torch::Device& device,

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "decode/decode.hpp"
+#include "pipeline/video_clip.hpp"
 #include "render/overlay.hpp"
 #include "stam/error.hpp"
 #include "stream/queue.hpp"
@@ -179,7 +180,7 @@ class Reader {
   // preprocessed once for them.
   void take(int64_t pos, Clock::time_point arrival, const std::function<const cv::Mat&()>& frame) {
     if (sample_position(k_, fps_, rate_) != pos) return;
-    const torch::Tensor pixels = c_.preprocess({frame()});
+    const torch::Tensor pixels = preprocess_frames({frame()}, c_.config().image_size, c_.device());
     for (; sample_position(k_, fps_, rate_) == pos; ++k_) {
       if (queue_.push({k_, pos, pixels, arrival}, source_.spec().live) == 0) continue;
       if (dropped_++ == 0)

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "stream/source.hpp"
 #include "timeline/timeline.hpp"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 
 namespace stam {
 

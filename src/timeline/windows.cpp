@@ -6,6 +6,8 @@
 #include <chrono>
 #include <utility>
 
+#include "pipeline/video_clip.hpp"
+
 namespace stam {
 
 namespace {
@@ -23,7 +25,7 @@ WindowEncoder::WindowEncoder(Classifier& classifier, const WindowPlan& plan, Win
     : c_(classifier), plan_(plan), sink_(std::move(sink)), options_(options) {}
 
 void WindowEncoder::add(int64_t k, int64_t pos, const cv::Mat& rgb) {
-  add(k, pos, [&] { return c_.preprocess({rgb}); });
+  add(k, pos, [&] { return preprocess_frames({rgb}, c_.config().image_size, c_.device()); });
 }
 
 void WindowEncoder::add(int64_t k, int64_t pos, const std::function<torch::Tensor()>& pixels) {

@@ -12,7 +12,7 @@
 #include <functional>
 #include <vector>
 
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"
 #include "timeline/timeline.hpp"
 
 namespace stam {

@@ -1,1 +1,1 @@
-#include "pipeline.hpp"
+#include "pipeline/pipeline.hpp"

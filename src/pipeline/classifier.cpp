@@ -1,11 +1,9 @@
-#include "pipeline.hpp"
+// Classifier: the one door to the model (load, encode, classify, top-k).
+#include "pipeline/pipeline.hpp"
 
 #include <ATen/Parallel.h>
-#include <c10/core/DeviceGuard.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
-
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,10 +11,8 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "cpu.hpp"
-#include "decode/decode.hpp"
 #include "labels.hpp"
 #include "model/linear.hpp"
-#include "preprocess.hpp"
 #include "stam/error.hpp"
 #include "util/text.hpp"
 
@@ -41,126 +37,7 @@ std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
   return out;
 }
 
-// An empty host tensor of uint8 frames bound for `device`: pinned, when it is a GPU, for
-// asynchronous uploads. Pinned memory belongs to the current GPU's context; on a thread of our
-// own that is GPU 0, which would get a context (hundreds of MB) of its own in a run on another
-// GPU, so the model's GPU is made current for the allocation.
-torch::Tensor frames_buffer(at::IntArrayRef sizes, torch::Device device) {
-  c10::OptionalDeviceGuard guard;
-  if (device.is_cuda()) guard.reset_device(device);
-  return torch::empty(sizes,
-                      torch::TensorOptions().dtype(torch::kByte).pinned_memory(device.is_cuda()));
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------- clip reader
-
-ClipReader::ClipReader(int64_t frames, int64_t image_size, Sampling sampling, Seek seek,
-                       torch::Device device)
-    : frames_(frames), image_size_(image_size), sampling_(sampling), seek_(seek), device_(device) {}
-
-Clip ClipReader::read(const std::string& input) const {
-  Clip clip;
-  clip.input = input;
-  auto t0 = Clock::now();
-  const int size = static_cast<int>(image_size_);
-  VideoFrames frames = read_frames(input, frames_, sampling_, seek_, [size](const cv::Mat& rgb) {
-    return preprocess_frame(rgb, size);
-  });
-  clip.timings.decode_ms = ms_since(t0) - frames.transform_ms;
-  for (const auto& w : frames.warnings) spdlog::warn("{}: {}", path_line(input), w);
-  spdlog::debug("{}: decoded {} frames in {:.1f} ms ({}; {} frames{}, {}x{})", input,
-                frames.images.size(), clip.timings.decode_ms,
-                is_frames_folder(input) ? "frames folder"
-                : frames.seeked         ? "read on, seeking across long gaps"
-                                        : "read sequentially",
-                frames.frame_count, frames.fps > 0 ? fmt::format(" at {:.3g} fps", frames.fps) : "",
-                frames.width, frames.height);
-  spdlog::trace("{}: frame indices {}", input, fmt::join(frames.indices, " "));
-
-  t0 = Clock::now();
-  clip.pixels = stack(frames.images);
-  clip.timings.preprocess_ms = frames.transform_ms + ms_since(t0);
-  clip.frame_indices = std::move(frames.indices);
-  clip.frame_count = frames.frame_count;
-  clip.fps = frames.fps;
-  clip.warnings = std::move(frames.warnings);
-  frames.images.clear();
-  frames.images.shrink_to_fit();
-  // The decoder's buffers are free now; hand their pages back rather than carry them through
-  // the model's run (glibc keeps freed memory for reuse, see configure_cpu_runtime()).
-  malloc_trim(0);
-  return clip;
-}
-
-torch::Tensor ClipReader::preprocess(const std::vector<cv::Mat>& rgb) const {
-  std::vector<cv::Mat> crops;
-  for (const auto& image : rgb) crops.push_back(preprocess_frame(image, int(image_size_)));
-  return stack(crops);
-}
-
-torch::Tensor ClipReader::stack(const std::vector<cv::Mat>& crops) const {
-  const int64_t s = image_size_, n = static_cast<int64_t>(crops.size());
-  torch::Tensor pixels = frames_buffer({n, s, s, 3}, device_);
-  for (int64_t i = 0; i < n; ++i) {
-    cv::Mat dst(static_cast<int>(s), static_cast<int>(s), CV_8UC3, pixels[i].data_ptr());
-    crops[static_cast<size_t>(i)].copyTo(dst);
-  }
-  return pixels;
-}
-
-std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
-                                                 std::vector<std::string> inputs) {
-  const size_t count = inputs.size();
-  return std::make_unique<Prefetcher<Clip>>(count, [reader, inputs = std::move(inputs)](size_t i) {
-    lower_thread_priority();  // the prefetch thread's own; the same on every call
-    DecodeLease lease;
-    return reader.read(inputs[i]);
-  });
-}
-
-CheckedInputs check_inputs(const std::vector<std::string>& inputs) {
-  CheckedInputs checked;
-  for (const auto& input : inputs) {
-    try {
-      check_input(input);
-      checked.problems.emplace_back();
-      checked.readable.push_back(input);
-    } catch (const InputError& e) {
-      spdlog::error("{}", e.what());
-      checked.problems.emplace_back(e.what());
-    }
-  }
-  return checked;
-}
-
-int classify_each(const ModelOptions& options, const std::vector<std::string>& inputs,
-                  const OutcomeSink& done) {
-  const CheckedInputs checked = check_inputs(inputs);
-  const std::vector<std::string>& problems = checked.problems;
-  std::unique_ptr<Prefetcher<Clip>> clips;
-  std::unique_ptr<Classifier> classifier;
-  if (!checked.readable.empty())
-    classifier = std::make_unique<Classifier>(options, [&](const ClipReader& reader) {
-      clips = prefetch_clips(reader, checked.readable);
-    });
-  int worst = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    Outcome outcome{inputs[i], std::nullopt, problems[i], 0};
-    try {
-      if (!problems[i].empty()) throw InputError(problems[i]);
-      outcome.result = std::move(classifier->infer({clips->next()}).front());
-    } catch (const Error& e) {
-      if (problems[i].empty()) spdlog::error("{}", e.what());  // else reported already
-      outcome.error = e.what();
-      outcome.exit_code = static_cast<int>(e.code());
-      worst = std::max(worst, outcome.exit_code);
-    }
-    done(outcome, classifier.get());
-  }
-  return worst;
-}
 
 // ---------------------------------------------------------------- classifier
 
@@ -210,10 +87,6 @@ Classifier::~Classifier() = default;
 
 Clip Classifier::prepare(const std::string& input) const {
   return impl_->reader->read(input);
-}
-
-torch::Tensor Classifier::preprocess(const std::vector<cv::Mat>& rgb) const {
-  return impl_->reader->preprocess(rgb);
 }
 
 torch::Tensor Classifier::join_frames(const std::vector<torch::Tensor>& parts) const {
@@ -336,6 +209,9 @@ const StamConfig& Classifier::config() const {
 }
 const std::vector<std::string>& Classifier::labels() const {
   return impl_->labels;
+}
+torch::Device Classifier::device() const {
+  return impl_->device;
 }
 std::string Classifier::device_name() const {
   return impl_->device.str();

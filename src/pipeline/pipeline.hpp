@@ -1,7 +1,9 @@
 #pragma once
 // From an input path to labelled scores: decode -> sample -> preprocess -> model -> top-k. The
 // Classifier and ClipReader that do it are declared in the public stam/stam.hpp; this adds what
-// the library's own callers need beside them.
+// the library's own callers need beside them. The folder's files: classifier.cpp (the model's
+// door), clip_reader.cpp (an input to a clip: .npy frames here, videos through video_clip.cpp,
+// built with STAM_VIDEO), inputs.cpp (many inputs, one model).
 #include <torch/types.h>
 
 #include <cstdint>
@@ -13,7 +15,6 @@
 
 #include "stam/stam.hpp"
 
-#include "decode/decode.hpp"
 #include "device.hpp"
 #include "model/files.hpp"
 #include "model/load.hpp"
@@ -24,12 +25,24 @@
 
 namespace stam {
 
+// An empty host tensor of uint8 frames bound for `device`: pinned when it is a GPU, for
+// asynchronous uploads, in that GPU's context.
+torch::Tensor frames_buffer(at::IntArrayRef sizes, torch::Device device);
+
+// The checks before any model loads (check_inputs): a .npy array of frames must be a readable
+// file; anything else goes to the video reader's check_input, or is refused by a build without
+// video. Throws InputError.
+void check_clip_input(const std::string& input);
+
+// Whether `input` is read as a .npy array of frames rather than a video.
+bool is_frames_array(const std::string& input);
+
 // Reads `inputs` in order on a background thread, one ahead of the caller (see Prefetcher): the
 // caller runs the model on one clip while the next is decoded.
 std::unique_ptr<Prefetcher<Clip>> prefetch_clips(const ClipReader& reader,
                                                  std::vector<std::string> inputs);
 
-// `inputs` checked without decoding (check_input), before any model loads, so a typo costs no
+// `inputs` checked without decoding (check_clip_input), before any model loads, so a typo costs no
 // load. Each problem is logged as it is found.
 struct CheckedInputs {
   std::vector<std::string> problems;  // one per input: why it cannot be labelled, "" if it may be
