@@ -1,1 +1,1 @@
-#include "pipeline/pipeline.hpp"
+#include "pipeline.hpp"
