@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <numeric>
 
 #include "pipeline/pipeline.hpp"
 #include "stam/error.hpp"
@@ -60,12 +59,7 @@ Clip read_frames_array(const std::string& input, int64_t t, int64_t size, Sampli
     throw InputError(quoted(input) + ": reference sampling needs the frame rate, which a .npy "
                      "array does not state (give exactly " + std::to_string(t) +
                      " frames, or use --sampling uniform)");
-  if (n == t) {
-    clip.frame_indices.resize(static_cast<size_t>(t));
-    std::iota(clip.frame_indices.begin(), clip.frame_indices.end(), 0);
-  } else {
-    clip.frame_indices = uniform_indices(n, t);
-  }
+  clip.frame_indices = uniform_indices(n, t);  // 0 .. T-1 when the array holds T frames
   if (n < t)
     clip.warnings.push_back("the array holds " + std::to_string(n) + " frames, fewer than the " +
                             std::to_string(t) + " samples: some are used more than once");
