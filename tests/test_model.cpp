@@ -43,6 +43,15 @@ torch::Tensor pattern_frames(int64_t t, int64_t size) {
   return v.to(torch::kFloat) / 255.0;
 }
 
+// Equal to the bit with oneDNN's products; within 1e-5 of the largest logit with LibTorch's.
+void expect_equal_with_onednn(const torch::Tensor& a, const torch::Tensor& b) {
+#if STAM_ONEDNN
+  EXPECT_TRUE(torch::equal(a, b)) << (a - b).abs().max().item<float>();
+#else
+  EXPECT_LT(((a - b).abs().max() / b.abs().max()).item<double>(), 1e-5);
+#endif
+}
+
 stam::Stam load(const std::string& name, int64_t frames = 0) {
   auto ckpt = stam::Checkpoint::open(fixture_path(name));
   auto cfg = stam::StamConfig::from_checkpoint(ckpt);
@@ -192,7 +201,9 @@ TEST(Model, FullSizeStam16) {
 }
 
 // The model's thread count changes while clips decode beside it, so the logits must not depend
-// on it: oneDNN splits ViT-B's products by rows and columns, never along the sum.
+// on it: oneDNN splits ViT-B's products by rows and columns, never along the sum. A build without
+// oneDNN (the GPU core) decodes nothing beside the model, and its CPU products are LibTorch's
+// addmm, whose BLAS may split the sum: there the logits agree to rounding, not to the bit.
 TEST(Model, FullSizeLogitsDoNotDependOnTheThreadCount) {
   torch::NoGradGuard no_grad;
   stam::StamConfig cfg;
@@ -207,7 +218,7 @@ TEST(Model, FullSizeLogitsDoNotDependOnTheThreadCount) {
   at::set_num_threads(2);
   const auto two = model->forward(x);
   at::set_num_threads(threads);
-  EXPECT_TRUE(torch::equal(one, two)) << (one - two).abs().max().item<float>();
+  expect_equal_with_onednn(one, two);
 }
 
 // Between blocks the model leaves a core to each clip being decoded, and takes it back after.
@@ -227,7 +238,7 @@ TEST(Model, LeavesACoreToEachClipBeingDecoded) {
   }
   model->forward(x);
   EXPECT_EQ(at::get_num_threads(), cores);
-  EXPECT_TRUE(torch::equal(alone, beside));
+  expect_equal_with_onednn(alone, beside);
 }
 
 TEST(Model, BrokenCheckpointsNameTheKeyAndShapes) {

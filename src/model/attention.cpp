@@ -1,5 +1,7 @@
 #include "model/attention.hpp"
 
+#include <torch/version.h>
+
 #include <cmath>
 
 #if STAM_ONEDNN
@@ -90,20 +92,40 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
 torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) {
   const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
   auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
-  // q is scaled before the product, not the scores after it: in fp16 (CUDA) the product is
-  // stored in fp16, and unscaled scores past 65504 became infinite, then NaN in the softmax. For
-  // head dim 64 the scale is 1/8, a power of two: in fp32 the scores are the same bits either way.
-  auto scores =
-      torch::matmul(t[0] * scale_for(d / heads), t[1].transpose(-2, -1)).to(torch::kFloat);
-  auto probs = scores.softmax(-1).to(qkv.scalar_type());
+  // The scores and the softmax are fp32 whatever qkv's dtype: a bf16 score near 50 is rounded
+  // by up to 0.125, which the exponential turns into 13% in its probability. q is scaled before
+  // the product, not the scores after it, so that q.k past fp32's range but within it once
+  // scaled stays finite. For head dim 64 the scale is 1/8, a power of two: the scores are the
+  // same bits either way.
+  const auto q = t[0].to(torch::kFloat) * scale_for(d / heads);
+  const auto probs =
+      torch::matmul(q, t[1].to(torch::kFloat).transpose(-2, -1)).softmax(-1).to(qkv.scalar_type());
   return torch::matmul(probs, t[2]).transpose(1, 2).reshape({b, l, d});
 }
+
+#if TORCH_VERSION_MAJOR >= 2
+namespace {
+// LibTorch 2's fused attention (flash or memory-efficient kernels on CUDA): the scores never
+// reach memory, and the softmax runs in fp32 inside the kernel. Its default scale is ours.
+torch::Tensor self_attention_fused(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
+  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
+  return at::scaled_dot_product_attention(t[0], t[1], t[2]).transpose(1, 2).reshape({b, l, d});
+}
+}  // namespace
+#endif
 
 void self_attention_out(torch::Tensor& out, const torch::Tensor& qkv, int64_t heads) {
 #if STAM_ONEDNN
   if (qkv.device().is_cpu() && onednn::data_type(qkv.scalar_type()) &&
       out.scalar_type() == qkv.scalar_type() && out.is_contiguous())
     return self_attention_onednn(out, qkv, heads);
+#endif
+#if TORCH_VERSION_MAJOR >= 2
+  if (qkv.is_cuda()) {
+    out.copy_(self_attention_fused(qkv, heads));
+    return;
+  }
 #endif
   out.copy_(self_attention_reference(qkv, heads));
 }
