@@ -37,10 +37,6 @@ VideoFrames read_any(const std::string& path, const Chooser& choose, Seek seek,
 
 }  // namespace
 
-std::string quoted(const std::string& path) {
-  return "'" + path_line(path) + "'";
-}
-
 cv::Mat bgr_to_rgb(const cv::Mat& bgr) {
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
@@ -94,7 +90,7 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, S
       return s;
     }
     if (!(fps > 0)) {
-      throw InputError(quoted(path) +
+      throw InputError(quoted_path(path) +
                        ": reference sampling needs the frame rate, which the file "
                        "does not state");
     }
@@ -118,7 +114,7 @@ VideoFrames read_frames(const std::string& path, int64_t t, Sampling sampling, S
 VideoFrames read_frames_at(const std::string& path, const std::vector<int64_t>& indices) {
   if (indices.empty()) throw UsageError("read_frames_at: no frame positions given");
   for (int64_t i : indices) {
-    if (i < 0) throw InputError(quoted(path) + ": negative frame position requested");
+    if (i < 0) throw InputError(quoted_path(path) + ": negative frame position requested");
   }
   bool clamped = false;
   auto choose = [&](int64_t n, double) {

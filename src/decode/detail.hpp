@@ -27,10 +27,6 @@ struct Selection {
 // Called with the frame count and the stream's frame rate.
 using Chooser = std::function<Selection(int64_t n, double fps)>;
 
-// A path in a message, as records write names (control characters and stray bytes as \xHH):
-// a name with a newline or an escape sequence cannot break a log line or drive the terminal.
-std::string quoted(const std::string& path);
-
 // A decoded frame (BGR, as OpenCV gives it) as the RGB the caller gets.
 cv::Mat bgr_to_rgb(const cv::Mat& bgr);
 

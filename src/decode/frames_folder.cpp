@@ -47,9 +47,9 @@ std::vector<fs::path> list_images(const std::string& dir) {
   int64_t videos = 0;  // for the error about a folder without images
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
-  if (ec) throw InputError(quoted(dir) + ": cannot list folder: " + ec.message());
+  if (ec) throw InputError(quoted_path(dir) + ": cannot list folder: " + ec.message());
   for (; it != end; it.increment(ec)) {
-    if (ec) throw InputError(quoted(dir) + ": cannot list folder: " + ec.message());
+    if (ec) throw InputError(quoted_path(dir) + ": cannot list folder: " + ec.message());
     std::error_code fec;
     // Dot-files are no frames: AppleDouble "._frame_001.jpg" copies that macOS leaves on other
     // file systems, for one.
@@ -70,7 +70,7 @@ std::vector<fs::path> list_images(const std::string& dir) {
                     : "; it holds " + std::to_string(videos) +
                           " video file(s), and a folder is read as the frames of one video: name "
                           "the videos themselves, or label each with `stam batch`";
-    throw InputError(quoted(dir) +
+    throw InputError(quoted_path(dir) +
                      ": folder has no image files (jpg, jpeg, png, bmp, webp, tif, tiff)" + hint);
   }
   return files;
@@ -81,9 +81,10 @@ cv::Mat read_folder_image(const fs::path& path, const std::string& dir,
   const std::string file = path.string();
   cv::Mat bgr = cv::imread(file, cv::IMREAD_COLOR);
   if (bgr.empty())
-    throw InputError(quoted(file) + ": cannot read image (frame of folder " + quoted(dir) + ")");
+    throw InputError(quoted_path(file) + ": cannot read image (frame of folder " +
+                     quoted_path(dir) + ")");
   if (jpeg_cut_short(path))
-    warnings.push_back(quoted(file) +
+    warnings.push_back(quoted_path(file) +
                        ": the JPEG data ends early (the file is cut short); its missing part "
                        "was decoded as grey");
   return bgr;

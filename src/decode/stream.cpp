@@ -14,6 +14,7 @@
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
 #include "util/files.hpp"
+#include "util/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -36,7 +37,8 @@ StreamInfo stream_video(const std::string& path, double rate, const SampleSink& 
   cv::VideoCapture cap = open_video(path, watchdog);
   StreamInfo info;
   info.fps = stream_fps(cap);
-  if (info.fps <= 0) throw InputError(quoted(path) + ": the file does not state its frame rate");
+  if (info.fps <= 0)
+    throw InputError(quoted_path(path) + ": the file does not state its frame rate");
   const int64_t header = header_frame_count(cap);
   const int angle = static_cast<int>(cap.get(cv::CAP_PROP_ORIENTATION_META));
   std::vector<int64_t> stamps_us;  // each frame's timestamp, to notice a variable rate
@@ -52,13 +54,14 @@ StreamInfo stream_video(const std::string& path, double rate, const SampleSink& 
     auto frame = [&] {
       cv::Mat bgr;
       if (!cap.retrieve(bgr) || bgr.empty() || bgr.type() != CV_8UC3)
-        throw InputError(quoted(path) + ": frame " + std::to_string(pos) + " failed to decode");
+        throw InputError(quoted_path(path) + ": frame " + std::to_string(pos) +
+                         " failed to decode");
       return bgr_to_rgb(bgr);
     };
     k = feed_samples(k, pos, info, rate, frame, sink);
   }
   if (watchdog.expired()) throw_stalled(path, watchdog);
-  if (info.frame_count == 0) throw InputError(quoted(path) + ": no decodable video frames");
+  if (info.frame_count == 0) throw InputError(quoted_path(path) + ": no decodable video frames");
   info.samples = k;
   if (header > 0 && header != info.frame_count)
     info.warnings.push_back(header_count_warning(header, info.frame_count));

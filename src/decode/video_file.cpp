@@ -30,6 +30,7 @@
 #include "indexed_reader.hpp"
 #include "stam/error.hpp"
 #include "util/files.hpp"
+#include "util/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -75,7 +76,7 @@ double decode_timeout_s() {
 [[noreturn]] void throw_stalled(const std::string& path, const Watchdog& watchdog) {
   std::ostringstream limit;
   limit << watchdog.limit_s();
-  throw InputError(quoted(path) + ": decoding made no progress for " + limit.str() +
+  throw InputError(quoted_path(path) + ": decoding made no progress for " + limit.str() +
                    " s and was stopped (the limit is $STAM_DECODE_TIMEOUT seconds, default 60)");
 }
 
@@ -88,13 +89,13 @@ cv::VideoCapture open_video(const std::string& path, Watchdog& watchdog) {
   try {
     cap.open(path, cv::CAP_FFMPEG, params);
   } catch (const cv::Exception& e) {
-    throw InputError(quoted(path) + ": cannot open as a video: " + e.what());
+    throw InputError(quoted_path(path) + ": cannot open as a video: " + e.what());
   }
   if (!cap.isOpened()) {
     if (watchdog.expired()) throw_stalled(path, watchdog);
     if (has_no_video_stream(path))
-      throw InputError(quoted(path) + ": has no video stream (an audio file?)");
-    throw InputError(quoted(path) + ": not a video file FFmpeg can open");
+      throw InputError(quoted_path(path) + ": has no video stream (an audio file?)");
+    throw InputError(quoted_path(path) + ": not a video file FFmpeg can open");
   }
   watchdog.progress();
   // Frames come out upright as a player shows them (rotation metadata of phone videos).
@@ -276,7 +277,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture& cap
   if (n == 0) {
     // No usable header count (some AVI/MKV/WebM files): decode once to count.
     n = sequential_pass(path, cap, {}, true, watchdog, keep).grabbed;
-    if (n == 0) throw InputError(quoted(path) + ": no decodable video frames");
+    if (n == 0) throw InputError(quoted_path(path) + ": no decodable video frames");
     count_known = true;
     cap = open_video(path, watchdog);
   }
@@ -294,7 +295,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture& cap
     lost = r.lost;
     const bool count_wrong = !count_known && r.reached_end && r.grabbed != n;
     if (count_wrong && pass == 0) {
-      if (r.grabbed == 0) throw InputError(quoted(path) + ": no decodable video frames");
+      if (r.grabbed == 0) throw InputError(quoted_path(path) + ": no decodable video frames");
       out.warnings.push_back(header_count_warning(n, r.grabbed));
       n = r.grabbed;
       count_known = true;
@@ -314,7 +315,7 @@ VideoFrames read_video_sequential(const std::string& path, cv::VideoCapture& cap
     }
     break;
   }
-  if (frames.empty()) throw InputError(quoted(path) + ": no decodable video frames");
+  if (frames.empty()) throw InputError(quoted_path(path) + ": no decodable video frames");
   if (lost > 0) out.warnings.push_back(lost_packets_warning(lost));
   out.frame_count = std::max<int64_t>(n, 1);
   fill_images(out, sel.indices, frames, keep);

@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <optional>
 
 #include "checkpoint/checkpoint.hpp"
@@ -14,17 +13,12 @@
 #include "labels.hpp"
 #include "model/linear.hpp"
 #include "stam/error.hpp"
+#include "util/clock.hpp"
 #include "util/text.hpp"
 
 namespace stam {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 std::vector<Prediction> top_predictions(const torch::Tensor& probs, int64_t k,
                                         const std::vector<std::string>& labels) {

@@ -4,11 +4,11 @@
 #include <c10/core/DeviceGuard.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <cstring>
 
 #include "pipeline/pipeline.hpp"
 #include "stam/error.hpp"
+#include "util/clock.hpp"
 #include "util/files.hpp"
 #include "util/npy.hpp"
 #include "util/text.hpp"
@@ -20,16 +20,6 @@
 namespace stam {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-std::string quoted(const std::string& path) {
-  return "'" + path_line(path) + "'";
-}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s;
@@ -51,14 +41,15 @@ Clip read_frames_array(const std::string& input, int64_t t, int64_t size, Sampli
   const auto& shape = a.shape;
   if (npy_item_size(a.descr) != 1 || a.descr.substr(1) != "u1" || a.fortran_order ||
       shape.size() != 4 || shape[3] != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
-    throw InputError(quoted(input) + ": holds a " + (a.fortran_order ? "Fortran-order " : "") +
+    throw InputError(quoted_path(input) + ": holds a " + (a.fortran_order ? "Fortran-order " : "") +
                      a.descr + " array of shape " + shape_text(shape) +
                      "; frames are a C-order uint8 array (frames, height, width, 3) of RGB");
   const int64_t n = shape[0], h = shape[1], w = shape[2];
   if (sampling == Sampling::kReference && n != t)
-    throw InputError(quoted(input) + ": reference sampling needs the frame rate, which a .npy "
-                     "array does not state (give exactly " + std::to_string(t) +
-                     " frames, or use --sampling uniform)");
+    throw InputError(quoted_path(input) +
+                     ": reference sampling needs the frame rate, which a .npy "
+                     "array does not state (give exactly " +
+                     std::to_string(t) + " frames, or use --sampling uniform)");
   clip.frame_indices = uniform_indices(n, t);  // 0 .. T-1 when the array holds T frames
   if (n < t)
     clip.warnings.push_back("the array holds " + std::to_string(n) + " frames, fewer than the " +
@@ -75,12 +66,12 @@ Clip read_frames_array(const std::string& input, int64_t t, int64_t size, Sampli
 #if STAM_VIDEO
     std::vector<cv::Mat> rgb;
     for (int64_t idx : clip.frame_indices)
-      rgb.emplace_back(static_cast<int>(h), static_cast<int>(w), CV_8UC3,
-                       const_cast<unsigned char*>(a.data.data()) +
-                           static_cast<size_t>(idx) * frame_bytes);
+      rgb.emplace_back(
+          static_cast<int>(h), static_cast<int>(w), CV_8UC3,
+          const_cast<unsigned char*>(a.data.data()) + static_cast<size_t>(idx) * frame_bytes);
     clip.pixels = preprocess_frames(rgb, size, device);
 #else
-    throw InputError(quoted(input) + ": frames of " + std::to_string(w) + "x" +
+    throw InputError(quoted_path(input) + ": frames of " + std::to_string(w) + "x" +
                      std::to_string(h) + " need resizing, which this build without video " +
                      "support (STAM_VIDEO=OFF) does not do: give them resized and cropped to " +
                      std::to_string(size) + "x" + std::to_string(size));
@@ -94,7 +85,7 @@ Clip read_frames_array(const std::string& input, int64_t t, int64_t size, Sampli
 
 #if !STAM_VIDEO
 [[noreturn]] void no_video(const std::string& input) {
-  throw InputError(quoted(input) +
+  throw InputError(quoted_path(input) +
                    ": this stam is built without video support (STAM_VIDEO=OFF); it reads "
                    "frames from .npy arrays of (frames, height, width, 3) uint8 RGB");
 }

@@ -5,22 +5,15 @@
 
 #include <malloc.h>
 
-#include <chrono>
-
 #include "decode/decode.hpp"
 #include "pipeline/pipeline.hpp"
 #include "preprocess.hpp"
+#include "util/clock.hpp"
 #include "util/text.hpp"
 
 namespace stam {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // Frames already resized and cropped -> the model's input tensor.
 torch::Tensor stack(const std::vector<cv::Mat>& crops, int64_t s, torch::Device device) {

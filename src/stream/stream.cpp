@@ -20,17 +20,12 @@
 #include "stream/queue.hpp"
 #include "stream/scores.hpp"
 #include "timeline/windows.hpp"
+#include "util/clock.hpp"
 #include "util/text.hpp"
 
 namespace stam::stream {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // --render: the source's frames, each with the labels of the latest window run so far, to a
 // video file opened at the first frame's size. The labels come from the model thread, the frames

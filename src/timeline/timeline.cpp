@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <utility>
 
@@ -12,16 +11,11 @@
 #include "output.hpp"
 #include "stam/error.hpp"
 #include "timeline/windows.hpp"
+#include "util/clock.hpp"
 
 namespace stam {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // A number as the user may have typed it: 0.3, 100000, 1e+300.
 std::string number(double v) {

@@ -3,22 +3,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <utility>
 
 #include "pipeline/video_clip.hpp"
+#include "util/clock.hpp"
 
 namespace stam {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-}  // namespace
 
 WindowEncoder::WindowEncoder(Classifier& classifier, const WindowPlan& plan, WindowSink sink,
                              WindowEncoderOptions options)

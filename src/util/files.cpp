@@ -11,7 +11,7 @@ namespace fs = std::filesystem;
 namespace stam {
 
 void check_readable_file(const std::string& path) {
-  const std::string name = "'" + path_line(path) + "'";
+  const std::string name = quoted_path(path);
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) throw InputError(name + ": no such file or directory");

@@ -52,9 +52,8 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw InputError(quoted_path() + ": not a NumPy .npy header NumPy writes (" + what + ")");
+    throw InputError(quoted_path(path_) + ": not a NumPy .npy header NumPy writes (" + what + ")");
   }
-  std::string quoted_path() const { return "'" + path_line(path_) + "'"; }
 
   void skip_space() {
     while (at_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[at_]))) ++at_;
@@ -123,7 +122,8 @@ std::string npy_header(const std::string& descr, const std::vector<int64_t>& sha
   std::string dims;
   for (int64_t d : shape) dims += std::to_string(d) + ", ";
   if (shape.size() > 1) dims.erase(dims.size() - 2);  // "(N,)" keeps its comma, "(N, D)" not
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+  std::string dict =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
   // Magic (6) + version (2) + length (2) + dict, padded with spaces and ended with a newline to
   // a multiple of 64 bytes.
   const size_t total = (10 + dict.size() + 1 + 63) / 64 * 64;
@@ -145,7 +145,7 @@ int npy_item_size(const std::string& descr) {
 }
 
 NpyArray read_npy(const std::string& path) {
-  const std::string name = "'" + path_line(path) + "'";
+  const std::string name = quoted_path(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(name + ": cannot open");
   in.seekg(0, std::ios::end);

@@ -70,6 +70,10 @@ std::string path_line(const std::string& path) {
   return escaped(path, true, true);
 }
 
+std::string quoted_path(const std::string& path) {
+  return "'" + path_line(path) + "'";
+}
+
 std::string valid_utf8_text(const std::string& text) {
   return escaped(text, false, false);
 }

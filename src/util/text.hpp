@@ -33,6 +33,9 @@ std::string path_text(const std::string& path);
 // path_text() for a text file of one name a line: characters a reader may take for a line break
 // (control characters such as a newline, U+0085, U+2028, U+2029) as \xHH bytes too.
 std::string path_line(const std::string& path);
+// A path in a message: path_line() in single quotes, so that a name with a newline or an escape
+// sequence can neither break a log line nor drive the terminal.
+std::string quoted_path(const std::string& path);
 // `text` with only its invalid UTF-8 bytes as \xHH: for text that may already hold path_text()
 // escapes (a record read back), whose backslashes must stay as they are.
 std::string valid_utf8_text(const std::string& text);
