@@ -23,13 +23,14 @@
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
-using namespace stam;
-using namespace stam::batch;
 using stam::test::lines_of;
 using stam::test::read_file;
 using stam::test::TempDir;
 using stam::test::write_file;
 
+// In stam::batch rather than beside a using-directive: a unity build (CI's) puts the next test
+// file in this one's translation unit, where the directive would reach it too.
+namespace stam::batch {
 namespace {
 
 std::string rel(const TempDir& d, const std::string& p) {
@@ -1008,3 +1009,5 @@ TEST(BatchSignals, AfterAStopTheHandlerOutlivesTheGuard) {
   sigaction(SIGTERM, &before, nullptr);
   sigaction(SIGINT, &before_int, nullptr);
 }
+
+}  // namespace stam::batch

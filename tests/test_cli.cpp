@@ -20,13 +20,10 @@ using stam::test::contains;
 using stam::test::fixture_path;
 using stam::test::run_command;
 using stam::test::shell_quote;
+using stam::test::stam_cmd;
 using stam::test::video_path;
 
 namespace {
-
-std::string stam_cmd(const std::string& args) {
-  return shell_quote(stam::test::stam_binary()) + " " + args;
-}
 
 std::string tiny() {
   return "--weights " + shell_quote(fixture_path("tiny_stam.pth"));

@@ -31,6 +31,7 @@ using stam::serve::Server;
 using stam::test::read_file;
 using stam::test::run_command;
 using stam::test::shell_quote;
+using stam::test::stam_cmd;
 using stam::test::TempDir;
 using stam::test::video_path;
 
@@ -46,10 +47,6 @@ std::string tiny_flags(bool labels = true) {
               ? " --labels " + shell_quote(stam::test::source_path("models/kinetics400_labels.txt"))
               : "") +
          " --device cpu --precision fp32";
-}
-
-std::string stam_cmd(const std::string& args) {
-  return shell_quote(stam::test::stam_binary()) + " " + args;
 }
 
 // `stam classify FILE --format json --logits` (plus `extra`), parsed.

@@ -25,26 +25,20 @@
 #include "test_util.hpp"
 #include "timeline/timeline.hpp"
 
+using stam::test::as_doubles;
 using stam::test::fixture_path;
 using stam::test::run_command;
 using stam::test::shell_quote;
+using stam::test::stam_cmd;
 using stam::test::tiny_model_options;
 using stam::test::video_path;
 using Json = nlohmann::json;
 
 namespace {
 
-std::string stam_cmd(const std::string& args) {
-  return shell_quote(stam::test::stam_binary()) + " " + args;
-}
-
-std::string tiny_flags() {
+std::string stream_model_flags() {
   return "-w " + shell_quote(fixture_path("tiny_stam.pth")) + " --labels " +
          shell_quote(stam::test::source_path("models/kinetics400_labels.txt")) + " --device cpu";
-}
-
-std::vector<double> as_doubles(const std::vector<float>& v) {
-  return {v.begin(), v.end()};
 }
 
 std::vector<Json> jsonl(const std::string& text) {
@@ -258,7 +252,7 @@ TEST_F(StreamClips, ASlowModelDropsSamplesAndLatencyStaysBounded) {
 }
 
 TEST_F(StreamClips, CliFileGivesTimelinesWindowsAsJsonLines) {
-  const std::string args = " " + tiny_flags() + " --fps 4 --stride-seconds 1 ";
+  const std::string args = " " + stream_model_flags() + " --fps 4 --stride-seconds 1 ";
   const auto t = run_command(
       stam_cmd("timeline " + shell_quote(file("clip.mp4")) + args + "--format json --logits"));
   ASSERT_EQ(t.exit_code, 0) << t.err;
@@ -286,8 +280,9 @@ TEST_F(StreamClips, CliFileGivesTimelinesWindowsAsJsonLines) {
 }
 
 TEST_F(StreamClips, CliAverageAndThreshold) {
-  const std::string base = stam_cmd("stream " + shell_quote(file("clip.mp4")) + " " + tiny_flags() +
-                                    " --fps 4 --format jsonl --logits -k 400");
+  const std::string base =
+      stam_cmd("stream " + shell_quote(file("clip.mp4")) + " " + stream_model_flags() +
+               " --fps 4 --format jsonl --logits -k 400");
   const auto r = run_command(base + " --average 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = jsonl(r.out);
@@ -308,16 +303,17 @@ TEST_F(StreamClips, CliAverageAndThreshold) {
     for (const auto& p : w["top_k"]) EXPECT_GE(p["score"].get<double>(), 0.5);
   }
   const auto text = run_command(stam_cmd("stream " + shell_quote(file("clip.mp4")) + " " +
-                                         tiny_flags() + " --fps 4 --threshold 1"));
+                                         stream_model_flags() + " --fps 4 --threshold 1"));
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_TRUE(stam::test::contains(text.out, "no label above the threshold")) << text.out;
 }
 
 TEST_F(StreamClips, LiveTcpSourceThatStopsEndsCleanly) {
   const int port = free_port();
-  const auto r = run_command(served("clip.ts", port,
-                                    stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) +
-                                             " " + tiny_flags() + " --fps 4 --format jsonl")));
+  const auto r =
+      run_command(served("clip.ts", port,
+                         stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " +
+                                  stream_model_flags() + " --fps 4 --format jsonl")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = jsonl(r.out);
   ASSERT_GE(lines.size(), 2u) << r.out;  // 4 s at 4 fps: 16 samples, windows of 8 every 4
@@ -326,9 +322,10 @@ TEST_F(StreamClips, LiveTcpSourceThatStopsEndsCleanly) {
 }
 
 TEST_F(StreamClips, StandardInput) {
-  const auto r = run_command("ffmpeg -nostdin -loglevel error -re -i " +
-                             shell_quote(file("clip.ts")) + " -c copy -f mpegts - | " +
-                             stam_cmd("stream - " + tiny_flags() + " --fps 4 --format jsonl"));
+  const auto r =
+      run_command("ffmpeg -nostdin -loglevel error -re -i " + shell_quote(file("clip.ts")) +
+                  " -c copy -f mpegts - | " +
+                  stam_cmd("stream - " + stream_model_flags() + " --fps 4 --format jsonl"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = jsonl(r.out);
   ASSERT_GE(lines.size(), 2u) << r.out;
@@ -340,7 +337,7 @@ TEST_F(StreamClips, SigintAndSigtermFlushAndExitZero) {
     const int port = free_port();
     const std::string out = file("signal_" + signal + ".jsonl");
     const std::string client =
-        stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " + tiny_flags() +
+        stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " + stream_model_flags() +
                  " --fps 4 --stride-seconds 0.5 --format jsonl") +
         " > " + shell_quote(out);
     const auto r =
@@ -359,7 +356,7 @@ TEST(StreamCli, ReconnectRetriesUntilSigterm) {
   const std::string err = dir.file("err.txt");
   const int port = free_port();  // nothing listens there
   const std::string cmd = stam_cmd("stream tcp://127.0.0.1:" + std::to_string(port) + " " +
-                                   tiny_flags() + " --reconnect --timeout-seconds 1") +
+                                   stream_model_flags() + " --reconnect --timeout-seconds 1") +
                           " 2> " + shell_quote(err);
   const auto r = run_command(signal_when(cmd, err, "retrying in 1 s", "TERM"));
   EXPECT_EQ(r.exit_code, 0) << stam::test::read_file(err);
@@ -372,8 +369,8 @@ TEST(StreamCli, BadSourcesAreInputErrorsNamingThem) {
   const int port = free_port();
   for (const std::string& source : {"tcp://127.0.0.1:" + std::to_string(port),
                                     std::string("/no/such/video.mp4"), std::string("bogus://x")}) {
-    const auto r = run_command(
-        stam_cmd("stream " + shell_quote(source) + " " + tiny_flags() + " --timeout-seconds 2"));
+    const auto r = run_command(stam_cmd("stream " + shell_quote(source) + " " +
+                                        stream_model_flags() + " --timeout-seconds 2"));
     EXPECT_EQ(r.exit_code, 3) << source << ": " << r.err;
     EXPECT_TRUE(stam::test::contains(r.err, source)) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;

@@ -12,22 +12,19 @@
 #include <set>
 #include <sstream>
 
-#include "stam/error.hpp"
 #include "decode/decode.hpp"
 #include "pipeline/video_clip.hpp"
+#include "stam/error.hpp"
 #include "test_util.hpp"
 #include "timeline/timeline.hpp"
 
+using stam::test::as_doubles;
 using stam::test::fixture_path;
 using stam::test::shell_quote;
 using stam::test::tiny_model_options;
 using stam::test::video_path;
 
 namespace {
-
-std::vector<double> as_doubles(const std::vector<float>& v) {
-  return {v.begin(), v.end()};
-}
 
 // The four test videos, scaled to one size and rate, one after another: about 20 s at 25 fps,
 // MPEG-4 in MP4. Made once for the suite.
@@ -229,7 +226,7 @@ TEST_F(LongVideo, EveryWindowEqualsClassifyingItsFramesAlone) {
     stam::Clip clip;
     clip.input = path_;
     clip.pixels = stam::preprocess_frames(stam::read_frames_at(path_, w.frame_indices).images,
-                                         c.config().image_size, c.device());
+                                          c.config().image_size, c.device());
     const stam::Result alone = c.infer({clip}).front();
     const double err = stam::test::relative_error(as_doubles(w.logits), as_doubles(alone.logits));
     worst = std::max(worst, err);
@@ -377,17 +374,17 @@ TEST(Timeline, AMissingVideoIsAnInputErrorNamingIt) {
 
 namespace {
 
-std::string tiny_flags() {
+std::string timeline_model_flags() {
   return " --weights " + shell_quote(fixture_path("tiny_stam.pth")) + " --device cpu";
 }
 
 }  // namespace
 
 TEST(TimelineCli, JsonHasWindowsAndSegments) {
-  const auto r =
-      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
-                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
-                              " --fps 2 --stride-seconds 1 -k 3 --format json -q");
+  const auto r = stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
+                                         shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
+                                         timeline_model_flags() +
+                                         " --fps 2 --stride-seconds 1 -k 3 --format json -q");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["input"], video_path("mpeg4_320x240_25fps.avi"));
@@ -446,7 +443,7 @@ TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {
     ASSERT_EQ(f.exit_code, 0) << f.err;
   }
   const std::string run = shell_quote(stam::test::stam_binary()) + " timeline " +
-                          shell_quote(rotated) + tiny_flags() + " --fps 2 -q";
+                          shell_quote(rotated) + timeline_model_flags() + " --fps 2 -q";
   const std::string said = "frames were rotated by 90 degrees as the file's rotation metadata asks";
   const auto json = stam::test::run_command(run + " --format json");
   ASSERT_EQ(json.exit_code, 0) << json.err;
@@ -458,18 +455,18 @@ TEST(TimelineCli, DecodeWarningsTravelWithTheTimeline) {
 }
 
 TEST(TimelineCli, CsvHasAHeaderAndARowPerWindow) {
-  const auto r =
-      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
-                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
-                              " --window-frames 8 --window-seconds 4 --fps 1 --format csv -q");
+  const auto r = stam::test::run_command(
+      shell_quote(stam::test::stam_binary()) + " timeline " +
+      shell_quote(video_path("mpeg4_320x240_25fps.avi")) + timeline_model_flags() +
+      " --window-frames 8 --window-seconds 4 --fps 1 --format csv -q");
   EXPECT_EQ(r.exit_code, 2) << "4 s at 1 fps is not a window of 8 frames";
   EXPECT_NE(r.err.find("is a window of 4 frames, not --window-frames 8; give two of the three"),
             std::string::npos)
       << r.err;
-  const auto ok =
-      stam::test::run_command(shell_quote(stam::test::stam_binary()) + " timeline " +
-                              shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() +
-                              " --window-seconds 4 --stride-seconds 1 -k 2 --format csv -q");
+  const auto ok = stam::test::run_command(
+      shell_quote(stam::test::stam_binary()) + " timeline " +
+      shell_quote(video_path("mpeg4_320x240_25fps.avi")) + timeline_model_flags() +
+      " --window-seconds 4 --stride-seconds 1 -k 2 --format csv -q");
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(ok.out.substr(0, ok.out.find('\n')), "start_s,end_s,label_1,score_1,label_2,score_2");
   // 6.56 s at 2 fps (8 frames over 4 s): 14 samples, windows at 0, 2, 4, 6.
@@ -495,16 +492,17 @@ TEST(TimelineCli, CsvHasAsManyLabelColumnsAsTheModelHasClasses) {
 
 TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
   const std::string stam = shell_quote(stam::test::stam_binary()) + " timeline ";
-  const auto missing = stam::test::run_command(stam + "/nonexistent.mp4" + tiny_flags());
+  const auto missing = stam::test::run_command(stam + "/nonexistent.mp4" + timeline_model_flags());
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_NE(missing.err.find("/nonexistent.mp4"), std::string::npos) << missing.err;
-  const auto zero_fps = stam::test::run_command(
-      stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() + " --fps 0");
+  const auto zero_fps =
+      stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
+                              timeline_model_flags() + " --fps 0");
   EXPECT_EQ(zero_fps.exit_code, 2);
   EXPECT_NE(zero_fps.err.find("--fps"), std::string::npos) << zero_fps.err;
   const auto contradiction =
       stam::test::run_command(stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) +
-                              tiny_flags() + " --frames 8 --window-frames 4");
+                              timeline_model_flags() + " --frames 8 --window-frames 4");
   EXPECT_EQ(contradiction.exit_code, 2);
   // --logits has a place in JSON only: refused, not silently ignored, before the model loads.
   for (const std::string format : {"text", "csv"}) {
@@ -519,7 +517,7 @@ TEST(TimelineCli, BadInputsGiveDocumentedExitCodes) {
   // Clip sampling options do not apply to a timeline: refused, not silently ignored.
   for (const char* flag : {" --seek keyframe", " --sampling reference"}) {
     const auto r = stam::test::run_command(
-        stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + tiny_flags() + flag);
+        stam + shell_quote(video_path("mpeg4_320x240_25fps.avi")) + timeline_model_flags() + flag);
     EXPECT_EQ(r.exit_code, 2) << flag;
     EXPECT_NE(r.err.find(std::string(flag).substr(1, std::string(flag).find(' ', 1) - 1) +
                          " does not apply to timeline"),

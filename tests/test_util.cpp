@@ -38,6 +38,9 @@ ModelOptions tiny_model_options() {
 std::string stam_binary() {
   return STAM_BINARY;
 }
+std::string stam_cmd(const std::string& args) {
+  return shell_quote(stam_binary()) + " " + args;
+}
 
 TempDir::TempDir() {
   std::random_device rd;
@@ -65,6 +68,10 @@ double relative_error(const std::vector<double>& got, const std::vector<double>&
     scale = std::max(scale, std::abs(want[i]));
   }
   return diff / scale;
+}
+
+std::vector<double> as_doubles(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
 }
 
 std::string sci(double v) {

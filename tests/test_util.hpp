@@ -14,6 +14,8 @@ std::string source_path(const std::string& rel);    // <repo>/rel
 std::string video_path(const std::string& name);    // <repo>/tests/data/videos/name
 std::string fixture_path(const std::string& name);  // <repo>/tests/fixtures/name
 std::string stam_binary();
+// The CLI under test with `args` (already quoted for /bin/sh), as a command line.
+std::string stam_cmd(const std::string& args);
 // tiny_stam.pth (T = 8, 400 classes) with models/kinetics400_labels.txt, on the CPU.
 ModelOptions tiny_model_options();
 
@@ -51,6 +53,9 @@ bool contains(const std::string& hay, const std::string& needle);
 
 // max |got - want| / max |want|: the parity measure the issues set (e.g. <= 1e-5).
 double relative_error(const std::vector<double>& got, const std::vector<double>& want);
+
+// The floats as doubles, for relative_error().
+std::vector<double> as_doubles(const std::vector<float>& v);
 
 // `v` in scientific notation with 4 significant digits, for RecordProperty.
 std::string sci(double v);
