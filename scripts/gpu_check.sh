@@ -86,7 +86,7 @@ fi
 if [ $cpu = 1 ]; then fixtures=(--tiny); else fixtures=(); fi
 "$python" scripts/gpu_fixtures.py "$work" "${fixtures[@]}"
 labels=models/kinetics400_labels.txt
-"$stam" info --format json >"$out/info.json"
+"$stam" info "$work/model.pth" --format json >"$out/info.json"
 classify() {  # DEVICE PRECISION -> logits JSON on stdout; the exit code is stam's
   "$stam" -q classify "$work/frames.npy" -w "$work/model.pth" --labels "$labels" --device "$1" \
     --precision "$2" --format json --logits
