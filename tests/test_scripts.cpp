@@ -203,9 +203,10 @@ class FakeTools {
   }
   std::string bin() const { return dir_.file("bin"); }
   std::string log() const { return dir_.file("log"); }  // where fakes write what they were asked
-  // `command` (through env, so it may start with another command that runs the script).
+  // `command` (through env, so it may start with another command that runs the script), without
+  // the STAM_UNITY=1 that CI exports: each test gives the scripts' switches it checks.
   stam::test::CommandResult run(const std::string& command, const std::string& env = "") const {
-    return run_command("env PATH=" + shell_quote(path_) + " " + env + " " + command);
+    return run_command("env -u STAM_UNITY PATH=" + shell_quote(path_) + " " + env + " " + command);
   }
   static constexpr auto kEveryoneRuns =
       std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
@@ -267,6 +268,13 @@ TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
       << asked;
   EXPECT_TRUE(contains(asked, "ctest --test-dir build --output-on-failure --no-tests=error "))
       << asked;
+
+  std::filesystem::remove(tools.log());
+  ASSERT_EQ(tools.run(shell_quote(source_path("scripts/test.sh")), "STAM_UNITY=1").exit_code, 0);
+  EXPECT_TRUE(
+      contains(read_file(tools.log()),
+               "-DSTAM_BUILD_TESTS=ON -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16\n"))
+      << read_file(tools.log());
 }
 
 namespace {
