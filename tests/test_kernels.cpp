@@ -170,10 +170,9 @@ TEST(Cpu, VerboseNamesOpenBlasKernelsAndWhoChoseThem) {
   const std::string frames = dir.file("grey.npy");
   stam::test::write_file(
       frames, stam::npy_header("|u1", {8, 224, 224, 3}) + std::string(8 * 224 * 224 * 3, '\x80'));
-  const std::string run = stam::test::shell_quote(stam::test::stam_binary()) + " classify " +
-                          stam::test::shell_quote(frames) + " -w " +
-                          stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) +
-                          " -v";
+  const std::string run = stam::test::stam_cmd(
+      "classify " + stam::test::shell_quote(frames) + " -w " +
+      stam::test::shell_quote(stam::test::fixture_path("tiny_stam.pth")) + " -v");
   auto unset = stam::test::run_command("env -u OPENBLAS_CORETYPE " + run);
   ASSERT_EQ(unset.exit_code, 0) << unset.err;
   EXPECT_NE(unset.err.find("kernels (chosen by OpenBLAS from the CPU model)"), std::string::npos)

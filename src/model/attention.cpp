@@ -16,6 +16,12 @@ double scale_for(int64_t head_dim) {
   return 1.0 / std::sqrt(static_cast<double>(head_dim));
 }
 
+// (B, L, 3*D) -> (3, B, heads, L, D/heads): q, k and v, each split into heads, as views.
+torch::Tensor split_heads(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
+  return qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});
+}
+
 #if STAM_ONEDNN
 using dnnl::memory;
 
@@ -91,7 +97,7 @@ void self_attention_onednn(torch::Tensor& out, const torch::Tensor& qkv_in, int6
 
 torch::Tensor self_attention_reference(const torch::Tensor& qkv, int64_t heads) {
   const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
-  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
+  const auto t = split_heads(qkv, heads);
   // The scores and the softmax are fp32 whatever qkv's dtype: a bf16 score near 50 is rounded
   // by up to 0.125, which the exponential turns into 13% in its probability. q is scaled before
   // the product, not the scores after it, so that q.k past fp32's range but within it once
@@ -109,7 +115,7 @@ namespace {
 // reach memory, and the softmax runs in fp32 inside the kernel. Its default scale is ours.
 torch::Tensor self_attention_fused(const torch::Tensor& qkv, int64_t heads) {
   const int64_t b = qkv.size(0), l = qkv.size(1), d = qkv.size(2) / 3;
-  auto t = qkv.view({b, l, 3, heads, d / heads}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, hd)
+  const auto t = split_heads(qkv, heads);
   return at::scaled_dot_product_attention(t[0], t[1], t[2]).transpose(1, 2).reshape({b, l, d});
 }
 }  // namespace
