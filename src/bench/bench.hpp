@@ -36,10 +36,11 @@ struct SystemInfo {
   std::string precision_reason;  // "requested", or what --precision auto measured
   std::string gemm_backend;      // what the model's products run on
   std::string blas;              // LibTorch's own BLAS (OpenBLAS and its kernels)
-  std::string gemm_shape;        // the model's largest product, "3152x768 by 768x3072"
-  // Best rates of that product over the run (timed before the first round and again in every
-  // round, so that a slow spell at one moment does not lower the floor): on gemm_backend, and
-  // through the BLAS (fp32 on CPU only, else not timed).
+  std::string gemm_shape;        // the product that ran fastest, "1576x768 by 768x3072"
+  // Best rates over the run of the model's large products (qkv, fc1, fc2 over one pass of frames;
+  // timed before the first round and again in every round, so that a slow spell at one moment
+  // does not lower the floor): on gemm_backend, and through the BLAS (fp32 on CPU only, else not
+  // timed).
   double gemm_gflops = 0;
   std::optional<double> blas_gemm_gflops;
   double floor_gflops = 0;  // the faster of the two: what the floor is computed from

@@ -104,7 +104,7 @@ std::string bench_text(const BenchReport& r) {
     o << "with read: one forward with the video read beside it, as classify and batch read the "
          "next video\n";
   o << "GFLOP: per video; floor: the forward's GFLOP at " << format_number("%.0f", s.floor_gflops)
-    << " GFLOP/s, the faster measured rate of the model's largest product\n"
+    << " GFLOP/s, the best measured rate of the model's large products\n"
     << "model at " << format_number("%.0f", 100.0 * share_of_floor(r)) << "% of the floor over "
     << r.rows.size() << " frame count" << (r.rows.size() == 1 ? "" : "s") << "\n";
   return o.str();

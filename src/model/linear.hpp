@@ -27,7 +27,9 @@ void linear_add_(torch::Tensor& residual, const torch::Tensor& x, const torch::T
 std::string linear_backend(const torch::Device& device, c10::ScalarType dtype);
 
 // One m x k by k x n product through linear() (`blas`: through LibTorch's addmm instead) on
-// operands made once, to be timed call by call.
+// operands and an output made once, to be timed call by call. A fresh output per call would time
+// the allocator too: glibc hands a freed block above its trim threshold back to the OS, so every
+// call faulted the output's pages in again (half the product's rate on a 2-core Zen 5).
 class GemmProbe {
  public:
   GemmProbe(int64_t m, int64_t k, int64_t n, const torch::Device& device, c10::ScalarType dtype,
@@ -39,6 +41,7 @@ class GemmProbe {
 
  private:
   torch::Tensor a_, w_, b_;
+  mutable torch::Tensor y_;
   bool blas_;
 };
 
