@@ -1,5 +1,5 @@
 // The model's kernels against composed LibTorch operators: oneDNN products with fused
-// epilogues, oneDNN attention, and the CPU feature probe that picks BLAS kernels.
+// epilogues, oneDNN attention and LayerNorm, and the CPU feature probe that picks BLAS kernels.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -7,6 +7,7 @@
 
 #include "cpu.hpp"
 #include "model/attention.hpp"
+#include "model/layer_norm.hpp"
 #include "model/linear.hpp"
 #include "test_util.hpp"
 #include "util/npy.hpp"
@@ -82,6 +83,36 @@ TEST(Kernels, Bf16LinearIsCloseToFp32) {
                                 b.to(torch::kBFloat16), stam::Activation::kNone);
   EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
   EXPECT_LT(rel_err(got, want), 2e-2);
+}
+
+// A bf16 LayerNorm is LibTorch's fp32 one rounded once to bf16: within one bf16 step (2^-7
+// relative) of it, which statistics kept in bf16 would miss by far on these inputs.
+TEST(Kernels, Bf16LayerNormRoundsTheFp32ResultOnce) {
+  torch::NoGradGuard g;
+  torch::manual_seed(7);
+  // Tokens with a large common offset are where a bf16 mean or variance would go wrong.
+  const auto x = (torch::randn({2, 197, 768}) * 3 + 40).to(torch::kBFloat16);
+  const auto w = torch::randn({768}), b = torch::randn({768});
+  const auto want = torch::layer_norm(x.to(torch::kFloat), {768}, w, b, 1e-6);
+  const auto got = stam::layer_norm(x, w, b, 1e-6);
+  ASSERT_EQ(got.scalar_type(), torch::kBFloat16);
+  ASSERT_EQ(got.sizes(), x.sizes());
+  const auto step = want.abs() * std::ldexp(1.0, -7) + 1e-5;  // a bf16 step, + fp32's
+  const auto over = (got.to(torch::kFloat) - want).abs() - step;
+  EXPECT_LE(over.max().item<double>(), 0.0);
+}
+
+TEST(Kernels, LayerNormReadsStridedInputAndKeepsFp32) {
+  torch::NoGradGuard g;
+  torch::manual_seed(8);
+  const auto x = torch::randn({4, 9, 64}), w = torch::randn({64}), b = torch::randn({64});
+  EXPECT_TRUE(
+      torch::equal(stam::layer_norm(x, w, b, 1e-5), torch::layer_norm(x, {64}, w, b, 1e-5)));
+  const auto cls16 = x.to(torch::kBFloat16).select(1, 0);  // (4, 64), rows 9 x 64 apart
+  ASSERT_FALSE(cls16.is_contiguous());
+  const auto got16 = stam::layer_norm(cls16, w, b, 1e-5);
+  const auto want = torch::layer_norm(x.select(1, 0), {64}, w, b, 1e-5);
+  EXPECT_LT(rel_err(got16, want), 2e-2);
 }
 
 TEST(Kernels, AttentionMatchesComposedOperators) {

@@ -8,6 +8,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "device.hpp"
 #include "model/attention.hpp"
+#include "model/layer_norm.hpp"
 #include "model/linear.hpp"
 #include "stam/error.hpp"
 
@@ -48,7 +49,7 @@ torch::Tensor LayerNormImpl::normalize(const torch::Tensor& x) {
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-  return normalize(x).to(x.scalar_type());
+  return layer_norm(x, weight, bias, eps);
 }
 
 // ---------------------------------------------------------------- spatial encoder
