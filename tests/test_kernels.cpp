@@ -75,6 +75,31 @@ TEST(Kernels, OutVariantsWriteIntoTheGivenMemory) {
   EXPECT_LT(rel_err(out, stam::self_attention_reference(qkv, 4)), 1e-5);
 }
 
+// The packed weight is the weight: the same products, and a packed copy that follows the weight
+// when it is written in place or replaced.
+TEST(Kernels, PackedWeightFollowsTheWeight) {
+  torch::NoGradGuard g;
+  auto [x32, w32, b32] = make(40, 256, 96, 9);
+  const auto x = x32.to(torch::kBFloat16), b = b32.to(torch::kBFloat16);
+  auto w = w32.to(torch::kBFloat16);
+  stam::PackedWeight packed;
+  auto y = torch::empty({40, 96}, x.options()), plain = torch::empty_like(y);
+  const auto expect_same = [&](const char* when) {
+    stam::linear_out(y, x, w, b, stam::Activation::kGelu, &packed);
+    stam::linear_out(plain, x, w, b, stam::Activation::kGelu);
+    EXPECT_LT(rel_err(y, plain.to(torch::kFloat)), 1e-2) << when;
+  };
+  expect_same("first use");
+  w.mul_(-2);  // written in place: same memory, new version
+  expect_same("after an in-place write");
+  w = (w32 * 3).to(torch::kBFloat16);  // replaced
+  expect_same("after a replacement");
+  auto residual = torch::randn({40, 96}).to(torch::kBFloat16), want = residual.clone();
+  stam::linear_add_(residual, x, w, b, &packed);
+  stam::linear_add_(want, x, w, b);
+  EXPECT_LT(rel_err(residual, want.to(torch::kFloat)), 1e-2);
+}
+
 TEST(Kernels, Bf16LinearIsCloseToFp32) {
   torch::NoGradGuard g;
   auto [x, w, b] = make(64, 256, 128, 4);

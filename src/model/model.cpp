@@ -31,11 +31,11 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x, Activation act) {
 }
 
 void LinearImpl::forward_into(torch::Tensor& dst, const torch::Tensor& x, Activation act) {
-  linear_out(dst, x, weight, bias, act);
+  linear_out(dst, x, weight, bias, act, &packed);
 }
 
 void LinearImpl::add_to(torch::Tensor& residual, const torch::Tensor& x) {
-  linear_add_(residual, x, weight, bias);
+  linear_add_(residual, x, weight, bias, &packed);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {

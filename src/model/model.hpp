@@ -27,6 +27,7 @@ struct LinearImpl : torch::nn::Module {
   // residual += forward(x), in place: the sum is fused into the product where possible.
   void add_to(torch::Tensor& residual, const torch::Tensor& x);
   torch::Tensor weight, bias;
+  PackedWeight packed;  // weight in the product's own layout, for forward_into and add_to
 };
 TORCH_MODULE(Linear);
 
