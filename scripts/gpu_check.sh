@@ -55,8 +55,6 @@ log() { echo "== gpu_check [$(( $(date +%s) - t0 )) s] $*"; }
 # ---- build
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DSTAM_VIDEO=OFF -DSTAM_ONEDNN=OFF
             -DSTAM_BUILD_TESTS="$([ $tests = 1 ] && echo ON || echo OFF)")
-# STAM_UNITY=1 (CI): a unity build, which compiles LibTorch's headers once per 16 sources
-if [ "${STAM_UNITY:-0}" = 1 ]; then cmake_args+=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16); fi
 if "$python" -c 'import torch' 2>/dev/null; then
   prefix="$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
   if [ -d "$prefix/Torch" ]; then

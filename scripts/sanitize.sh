@@ -11,9 +11,7 @@
 # LibTorch that are not ours, each with its reason.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-unity=()  # STAM_UNITY=1 (CI): a unity build, which compiles LibTorch's headers once per 16 sources
-if [ "${STAM_UNITY:-0}" = 1 ]; then unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16); fi
-CXX="${CXX:-clang++-14}" cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSTAM_FUZZ=ON "${unity[@]}" \
+CXX="${CXX:-clang++-14}" cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSTAM_FUZZ=ON \
   >/dev/null
 cmake --build build-asan -j"${STAM_JOBS:-2}"
 export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0"

@@ -43,7 +43,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-unity=()  # STAM_UNITY=1 (CI): a unity build, which compiles LibTorch's headers once per 16 sources
-if [ "${STAM_UNITY:-0}" = 1 ]; then unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16); fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${unity[@]}"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release  # STAM_UNITY=1: a unity build (CMakeLists.txt)
 cmake --build build -j"${STAM_JOBS:-2}"

@@ -268,13 +268,6 @@ TEST(TestScript, BuildsTheTestsAndFailsWithoutAny) {
       << asked;
   EXPECT_TRUE(contains(asked, "ctest --test-dir build --output-on-failure --no-tests=error "))
       << asked;
-
-  std::filesystem::remove(tools.log());
-  ASSERT_EQ(tools.run(shell_quote(source_path("scripts/test.sh")), "STAM_UNITY=1").exit_code, 0);
-  EXPECT_TRUE(
-      contains(read_file(tools.log()),
-               "-DSTAM_BUILD_TESTS=ON -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16\n"))
-      << read_file(tools.log());
 }
 
 namespace {
