@@ -17,7 +17,8 @@ enum class Activation { kNone, kGelu };
 // layout its kernels otherwise copy the plain weight into on every call), for a caller that owns
 // the weight and calls the product with it again and again. Made on first use and again whenever
 // the weight is written, replaced or moved. Only bf16 products on oneDNN use it (about 8% of a
-// bf16 forward, for a second copy of the weights); elsewhere it stays empty.
+// bf16 forward, for a second copy of the weights); elsewhere it stays empty. One caller at a time,
+// as for the model that owns it.
 class PackedWeight {
  public:
   struct State;  // private to linear.cpp
