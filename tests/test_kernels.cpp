@@ -132,6 +132,19 @@ TEST(Kernels, Bf16LayerNormRoundsTheFp32ResultOnce) {
   EXPECT_LE(over.max().item<double>(), 0.0);
 }
 
+// Tokens of variance ~1e-8, where eps decides the result: each eps gets its own normalisation,
+// however close the two are.
+TEST(Kernels, Bf16LayerNormKeepsEachEps) {
+  torch::NoGradGuard g;
+  torch::manual_seed(9);
+  const auto x = (torch::randn({3, 64}) * 1e-4).to(torch::kBFloat16);
+  const auto w = torch::ones({64}), b = torch::zeros({64});
+  for (double eps : {1e-7, 1e-9}) {
+    const auto want = torch::layer_norm(x.to(torch::kFloat), {64}, w, b, eps);
+    EXPECT_LT(rel_err(stam::layer_norm(x, w, b, eps), want), 1e-2) << eps;
+  }
+}
+
 TEST(Kernels, LayerNormReadsStridedInputAndKeepsFp32) {
   torch::NoGradGuard g;
   torch::manual_seed(8);

@@ -1,6 +1,8 @@
 #include "model/layer_norm.hpp"
 
 #if STAM_ONEDNN
+#include <spdlog/fmt/fmt.h>
+
 #include "onednn.hpp"
 #endif
 
@@ -11,9 +13,13 @@ namespace {
 #if STAM_ONEDNN
 using dnnl::memory;
 
-bool onednn_normalizes(const torch::Tensor& x, const torch::Tensor& weight) {
-  return x.device().is_cpu() && x.scalar_type() == torch::kBFloat16 &&
-         weight.scalar_type() == torch::kFloat && x.dim() >= 1 && x.numel() > 0;
+// Parameters of any other shape or dtype go to LibTorch, which says what is wrong.
+bool onednn_normalizes(const torch::Tensor& x, const torch::Tensor& weight,
+                       const torch::Tensor& bias) {
+  return x.device().is_cpu() && x.scalar_type() == torch::kBFloat16 && x.dim() >= 1 &&
+         x.numel() > 0 && weight.scalar_type() == torch::kFloat &&
+         bias.scalar_type() == torch::kFloat && weight.numel() == x.size(-1) &&
+         bias.numel() == x.size(-1);
 }
 
 torch::Tensor onednn_layer_norm(const torch::Tensor& x, const torch::Tensor& weight,
@@ -23,8 +29,7 @@ torch::Tensor onednn_layer_norm(const torch::Tensor& x, const torch::Tensor& wei
   auto dst = torch::empty_like(src);
   const memory::desc data_md({rows, d}, memory::data_type::bf16, memory::format_tag::ab);
   const memory::desc param_md({d}, memory::data_type::f32, memory::format_tag::a);
-  const auto key =
-      "layer_norm " + std::to_string(rows) + "x" + std::to_string(d) + " eps" + std::to_string(eps);
+  const auto key = fmt::format("layer_norm {}x{} eps {}", rows, d, eps);  // eps to the bit
   auto& prim = onednn::cached(key, [&] {
     using flags = dnnl::normalization_flags;
     return dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(
@@ -48,7 +53,7 @@ torch::Tensor onednn_layer_norm(const torch::Tensor& x, const torch::Tensor& wei
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps) {
 #if STAM_ONEDNN
-  if (onednn_normalizes(x, weight)) return onednn_layer_norm(x, weight, bias, eps);
+  if (onednn_normalizes(x, weight, bias)) return onednn_layer_norm(x, weight, bias, eps);
 #endif
   const auto y = torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
   return y.to(x.scalar_type());
