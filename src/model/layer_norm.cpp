@@ -55,8 +55,12 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight,
 #if STAM_ONEDNN
   if (onednn_normalizes(x, weight, bias)) return onednn_layer_norm(x, weight, bias, eps);
 #endif
-  const auto y = torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
-  return y.to(x.scalar_type());
+  return layer_norm_in_param_dtype(x, weight, bias, eps).to(x.scalar_type());
+}
+
+torch::Tensor layer_norm_in_param_dtype(const torch::Tensor& x, const torch::Tensor& weight,
+                                        const torch::Tensor& bias, double eps) {
+  return torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
 }
 
 }  // namespace stam

@@ -14,4 +14,9 @@ namespace stam {
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps);
 
+// The same through LibTorch's layer_norm in the parameters' dtype, returned in it (x is
+// converted first when its dtype differs): for a result that must stay fp32.
+torch::Tensor layer_norm_in_param_dtype(const torch::Tensor& x, const torch::Tensor& weight,
+                                        const torch::Tensor& bias, double eps);
+
 }  // namespace stam

@@ -45,7 +45,7 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
 
 // Computes in the parameters' dtype (no copies when the input's agrees).
 torch::Tensor LayerNormImpl::normalize(const torch::Tensor& x) {
-  return torch::layer_norm(x.to(weight.scalar_type()), {weight.size(0)}, weight, bias, eps);
+  return layer_norm_in_param_dtype(x, weight, bias, eps);
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
