@@ -176,27 +176,42 @@ Running* Serve::running_ = nullptr;
 
 // Sends `bytes` to the server on a connection of its own and returns what it answers, up to
 // `until` (bounded by a 10 s receive timeout).
-std::string send_raw(int port, const std::string& bytes, const std::string& until = "}\n") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  timeval timeout{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "";
+// A connection to the server on `port` that speaks raw bytes: each say() sends and then reads
+// until `until` is in what came back (or 10 s pass), and returns that.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    timeval timeout{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   }
-  ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
-    answer.append(buf, static_cast<size_t>(n));
-    if (answer.find(until) != std::string::npos) break;
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  std::string say(const std::string& bytes, const std::string& until = "}\n") {
+    if (!connected_) return "";
+    ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    std::string answer;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd_, buf, sizeof buf, 0)) > 0;) {
+      answer.append(buf, static_cast<size_t>(n));
+      if (answer.find(until) != std::string::npos) break;
+    }
+    return answer;
   }
-  ::close(fd);
-  return answer;
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+std::string send_raw(int port, const std::string& bytes) {
+  return RawConnection(port).say(bytes);
 }
 
 }  // namespace
@@ -424,9 +439,16 @@ TEST(ServeLimits, OverTheUploadLimitIs413) {
     EXPECT_TRUE(stam::test::contains(answer, "Connection: close")) << answer;
     EXPECT_TRUE(stam::test::contains(answer, "Content-Length: ")) << answer;  // where it ends
   }
-  const std::string fits =
-      send_raw(s.port, head + "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", "\r\n\r\n");
-  EXPECT_EQ(fits.rfind("HTTP/1.1 100 Continue", 0), 0u) << fits;
+  // One that fits is asked for its body. The body is then sent and answered in full, so that the
+  // server is done with its upload before the check below (a client that hung up instead would
+  // leave the server removing the file at a moment of its own).
+  RawConnection fits(s.port);
+  const std::string go_on =
+      fits.say(head + "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", "\r\n\r\n");
+  EXPECT_EQ(go_on.rfind("HTTP/1.1 100 Continue", 0), 0u) << go_on;
+  const std::string answer = fits.say("hello");
+  EXPECT_NE(answer.find("HTTP/1.1 400"), std::string::npos) << answer;
+  EXPECT_TRUE(stam::test::contains(answer, "\"undecodable\"")) << answer;
   EXPECT_TRUE(uploads_gone(s.temp.path().string()));
 }
 
