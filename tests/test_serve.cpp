@@ -174,10 +174,9 @@ TempDir* Serve::allowed_ = nullptr;
 TempDir* Serve::outside_ = nullptr;
 Running* Serve::running_ = nullptr;
 
-// Sends `bytes` to the server on a connection of its own and returns what it answers, up to
-// `until` (bounded by a 10 s receive timeout).
-// A connection to the server on `port` that speaks raw bytes: each say() sends and then reads
-// until `until` is in what came back (or 10 s pass), and returns that.
+// A connection to the server on `port` that speaks raw bytes: send() only sends (true when all
+// of it went); say() sends and then reads until `until` is in what came back (or 10 s pass), and
+// returns that. The destructor hangs up.
 class RawConnection {
  public:
   explicit RawConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
@@ -193,9 +192,15 @@ class RawConnection {
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
 
+  bool connected() const { return connected_; }
+
+  bool send(const std::string& bytes) {
+    return connected_ && ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+                             static_cast<ssize_t>(bytes.size());
+  }
+
   std::string say(const std::string& bytes, const std::string& until = "}\n") {
-    if (!connected_) return "";
-    ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (!send(bytes)) return "";
     std::string answer;
     char buf[4096];
     for (ssize_t n; (n = ::recv(fd_, buf, sizeof buf, 0)) > 0;) {
@@ -210,6 +215,7 @@ class RawConnection {
   bool connected_ = false;
 };
 
+// Sends `bytes` on a connection of its own and returns the answer, up to the end of its JSON.
 std::string send_raw(int port, const std::string& bytes) {
   return RawConnection(port).say(bytes);
 }
@@ -382,22 +388,18 @@ TEST_F(Serve, HostileMultipartBodiesAre400NeverACrash) {
 }
 
 TEST_F(Serve, AnUploadCutOffLeavesNothingBehind) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(running_->port));
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const std::string head =
-      "POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
-      "Content-Length: 1000000\r\n\r\n";
-  const std::string part = head + std::string(20000, 'v');
-  ASSERT_EQ(::send(fd, part.data(), part.size(), 0), static_cast<ssize_t>(part.size()));
-  // The upload is on disk while it arrives.
-  for (int i = 0; i < 500 && uploads_left(temp_dir()) == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(uploads_left(temp_dir()), 1u);
-  ::close(fd);
+  {
+    RawConnection cut(running_->port);
+    ASSERT_TRUE(cut.connected());
+    const std::string head =
+        "POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
+        "Content-Length: 1000000\r\n\r\n";
+    ASSERT_TRUE(cut.send(head + std::string(20000, 'v')));
+    // The upload is on disk while it arrives.
+    for (int i = 0; i < 500 && uploads_left(temp_dir()) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(uploads_left(temp_dir()), 1u);
+  }  // hung up with most of the body unsent
   EXPECT_TRUE(uploads_gone(temp_dir()));
   auto h = client().Get("/health");
   ASSERT_TRUE(h && h->status == 200);
